@@ -1,0 +1,189 @@
+// Command nodeagent runs every step of a scenario that has to happen inside
+// a node — a VM or a sandbox — and prints one JSON object per step. The
+// harness outside the node only starts nodes, calls these steps and reboots.
+//
+//	nodeagent sandbox create --id ID --mode ephemeral|pinned [--pid N]
+//	nodeagent cni add|del --id ID --cni-bin-dir DIR[:DIR] [--plugins loopback] [--netns PATH]
+//	nodeagent pid reuse --pid N
+//	nodeagent pid status --pid N
+//	nodeagent link show|up|down [NAME]
+//	nodeagent probe [--addr IP|auto] [--timeout 2s]
+//	nodeagent boot
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pidreuse/pidreuse/harness/agent"
+	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/harness/sandbox"
+)
+
+// usageError is bad input: exit 2, like flag's own errors.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	out, err := run(ctx, os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nodeagent: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+	if out != nil {
+		enc := json.NewEncoder(os.Stdout)
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintf(os.Stderr, "nodeagent: write result: %v\n", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func run(ctx context.Context, args []string) (any, error) {
+	if len(args) == 0 {
+		return nil, usageError{"usage: nodeagent sandbox|cni|pid|link|probe|boot ... (see the package doc)"}
+	}
+	stateDir := os.Getenv("PIDREUSE_STATE_DIR")
+	if stateDir == "" {
+		stateDir = agent.DefaultStateDir
+	}
+	a := &agent.Agent{StateDir: stateDir}
+
+	cmd, rest := args[0], args[1:]
+	sub := ""
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		sub, rest = rest[0], rest[1:]
+	}
+	switch cmd + " " + sub {
+	case "sandbox create":
+		fs := newFlags("sandbox create")
+		id := fs.String("id", "", "sandbox id")
+		mode := fs.String("mode", "ephemeral", "ephemeral or pinned")
+		pid := fs.Int("pid", 0, "give the holder exactly this PID (0: any)")
+		if err := parse(fs, rest); err != nil {
+			return nil, err
+		}
+		return a.CreateSandbox(ctx, *id, agentapi.NetnsMode(*mode), *pid)
+	case "cni add", "cni del":
+		fs := newFlags("cni " + sub)
+		id := fs.String("id", "", "sandbox id")
+		binDir := fs.String("cni-bin-dir", "", "plugin dirs, colon-separated, searched in order")
+		plugins := fs.String("plugins", "loopback", "network list, comma-separated, in ADD order")
+		netns := fs.String("netns", "", "netns path (default: the one recorded at sandbox create)")
+		if err := parse(fs, rest); err != nil {
+			return nil, err
+		}
+		if *binDir == "" {
+			return nil, usageError{"cni: --cni-bin-dir is required"}
+		}
+		res, err := a.CNI(ctx, strings.ToUpper(sub), agent.CNIRequest{
+			ID: *id, NetnsPath: *netns, Plugins: strings.Split(*plugins, ","),
+			PluginDirs: pluginDirs(*binDir),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if res.Command == "ADD" && res.Error != "" {
+			// ADD must work for the scenario to mean anything.
+			return nil, fmt.Errorf("cni ADD %s: %s", res.ID, res.Error)
+		}
+		return res, nil
+	case "pid reuse", "pid status":
+		fs := newFlags("pid " + sub)
+		pid := fs.Int("pid", 0, "the PID")
+		if err := parse(fs, rest); err != nil {
+			return nil, err
+		}
+		if sub == "reuse" {
+			return a.ReusePID(ctx, *pid)
+		}
+		return agent.PIDStatus(*pid)
+	case "link show", "link up", "link down":
+		name := "lo"
+		if len(rest) > 0 {
+			name = rest[0]
+		}
+		if sub == "show" {
+			return agent.ShowLink(name)
+		}
+		return agent.SetLink(name, sub == "up")
+	case "probe ":
+		fs := newFlags("probe")
+		addr := fs.String("addr", "auto", "one of the node's own addresses, or auto")
+		timeout := fs.Duration("timeout", 2*time.Second, "connect timeout")
+		if err := parse(fs, rest); err != nil {
+			return nil, err
+		}
+		return agent.Probe(ctx, *addr, *timeout)
+	case "boot ":
+		return bootInfo()
+	case "hold ":
+		// A holder: a sandbox's infra process or a host process at a reused PID.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		agent.Hold(sig)
+		return nil, nil
+	case "init ":
+		// PID 1 of a sandbox node (see harness/sandbox).
+		return nil, sandbox.RunInit(ctx, rest)
+	case "serve ":
+		return nil, sandbox.Serve(ctx, os.Stdin, os.Stdout)
+	}
+	return nil, usageError{fmt.Sprintf("unknown step %q", strings.TrimSpace(cmd+" "+sub))}
+}
+
+// pluginDirs appends the agent's own directory, where our fault injector
+// (cni-failonce, type "failonce") lives next to it; the user's dirs come
+// first so their plugins win.
+func pluginDirs(spec string) []string {
+	dirs := filepath.SplitList(spec)
+	if self, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(self))
+	}
+	return dirs
+}
+
+func bootInfo() (agentapi.Boot, error) {
+	var b agentapi.Boot
+	var err error
+	if b.BootID, err = agent.BootID(); err != nil {
+		return b, err
+	}
+	if b.Hostname, err = os.Hostname(); err != nil {
+		return b, err
+	}
+	b.NetnsInode, err = agent.HostNetnsInode()
+	return b, err
+}
+
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}

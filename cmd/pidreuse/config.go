@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pidreuse/pidreuse/images/cniplugins"
+	"github.com/pidreuse/pidreuse/images/versions"
+)
+
+// runConfig is everything `run` and `bisect` take from the command line.
+type runConfig struct {
+	tier          string
+	scenario      string
+	pluginVersion string
+	cniBinDir     string
+	agentPath     string
+	workDir       string
+	json          bool
+	keep          string
+	runID         string
+}
+
+func parseRunFlags(name string, args []string) (runConfig, error) {
+	var c runConfig
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.tier, "tier", "sandbox", "where to run: sandbox (namespaces, seconds) or vm (libvirt, minutes)")
+	fs.StringVar(&c.scenario, "scenario", "all", "scenario name, comma-separated names, or all")
+	fs.StringVar(&c.pluginVersion, "plugin-version", versions.DefaultCNIPlugin, "CNI plugins to build and use: a tag ("+strings.Join(versions.CNIPlugins, ", ")+"), debian, or all")
+	fs.StringVar(&c.cniBinDir, "cni-bin-dir", "", "use the loopback plugin in this dir instead of a built version")
+	fs.StringVar(&c.agentPath, "agent", "", "nodeagent binary (default: next to this binary, or $PIDREUSE_NODEAGENT)")
+	fs.StringVar(&c.workDir, "work-dir", "", "where nodes keep their files (default: a new dir under $TMPDIR)")
+	fs.BoolVar(&c.json, "json", false, "print one JSON object per scenario instead of a table")
+	fs.StringVar(&c.keep, "keep", envOr("PIDREUSE_KEEP", "never"), "keep nodes for debugging: never, on-failure or always")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, usageErr{fmt.Sprintf("%s: %v", name, err)}
+	}
+	if fs.NArg() > 0 {
+		return c, usageErr{fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(0))}
+	}
+	switch c.keep {
+	case "never", "on-failure", "always":
+	default:
+		return c, usageErr{fmt.Sprintf("--keep %q: use never, on-failure or always", c.keep)}
+	}
+	c.runID = newRunID()
+	return c, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// newRunID names everything one run creates, so `pidreuse clean` can find
+// what a crashed run left.
+func newRunID() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return time.Now().UTC().Format("0102-150405") + "-" + hex.EncodeToString(b)
+}
+
+// findAgent locates nodeagent and checks failonce (our fault-injecting CNI
+// plugin) sits next to it, where the agent looks for it.
+func findAgent(flagPath string) (string, error) {
+	candidates := []string{flagPath, os.Getenv("PIDREUSE_NODEAGENT")}
+	if self, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(self), "nodeagent"))
+	}
+	for _, p := range candidates {
+		if p == "" {
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			if p == flagPath {
+				return "", fmt.Errorf("nodeagent %s is missing or not executable: run `make build`", p)
+			}
+			continue
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(filepath.Join(filepath.Dir(abs), "failonce")); err != nil {
+			return "", fmt.Errorf("the failonce CNI plugin is missing next to %s: run `make build`", abs)
+		}
+		return abs, nil
+	}
+	return "", errors.New("nodeagent not found next to pidreuse: run `make build` or pass --agent")
+}
+
+// pluginSet is one set of CNI plugins the matrix runs with.
+type pluginSet struct {
+	version string
+	dir     string
+}
+
+// resolvePlugins turns --cni-bin-dir / --plugin-version into plugin dirs,
+// building released versions that are not cached yet.
+func resolvePlugins(ctx context.Context, c runConfig, progress func(string)) ([]pluginSet, error) {
+	if c.cniBinDir != "" {
+		abs, err := filepath.Abs(c.cniBinDir)
+		if err != nil {
+			return nil, err
+		}
+		if err := cniplugins.CheckDir(abs); err != nil {
+			return nil, err
+		}
+		return []pluginSet{{version: "custom:" + abs, dir: abs}}, nil
+	}
+	wanted := []string{c.pluginVersion}
+	if c.pluginVersion == "all" {
+		wanted = append(append([]string{}, versions.CNIPlugins...), versions.DebianCNIPlugins)
+	}
+	root, err := cniplugins.CacheRoot()
+	if err != nil {
+		return nil, err
+	}
+	var out []pluginSet
+	for _, v := range wanted {
+		dir, err := cniplugins.Dir(ctx, root, v, progress)
+		if err != nil {
+			return nil, err
+		}
+		if err := cniplugins.CheckDir(dir); err != nil {
+			return nil, err
+		}
+		out = append(out, pluginSet{version: v, dir: dir})
+	}
+	return out, nil
+}

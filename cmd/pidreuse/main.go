@@ -1,0 +1,77 @@
+// Command pidreuse reproduces the CNI-DEL-after-reboot loopback bug on a
+// throw-away node and says whether the host's lo survived.
+//
+//	pidreuse run    --tier sandbox|vm --scenario NAME|all [--plugin-version V|all] [--cni-bin-dir DIR] [--json]
+//	pidreuse bisect --tier sandbox|vm --scenario NAME --cni-bin-dir DIR
+//	pidreuse plugins [--plugin-version V|all]
+//	pidreuse clean
+//
+// Exit codes: 0 every scenario matched its expectation (bisect: host lo
+// survived), 1 a mismatch (bisect: lo went down), 125 no verdict (bad
+// input, a node that would not start, a step that failed), 2 usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes, chosen for `git bisect run`.
+const (
+	exitGood      = 0
+	exitBad       = 1
+	exitUsage     = 2
+	exitNoVerdict = 125
+)
+
+// noVerdict marks an error that prevented a verdict.
+type noVerdict struct{ err error }
+
+func (e noVerdict) Error() string { return e.err.Error() }
+func (e noVerdict) Unwrap() error { return e.err }
+
+type usageErr struct{ msg string }
+
+func (e usageErr) Error() string { return e.msg }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	code, err := dispatch(ctx, os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pidreuse: %v\n", err)
+		var ue usageErr
+		switch {
+		case errors.As(err, &ue):
+			code = exitUsage
+		case code == exitGood:
+			// Any error that is not a verdict means no verdict.
+			code = exitNoVerdict
+		}
+	}
+	os.Exit(code)
+}
+
+func dispatch(ctx context.Context, args []string) (int, error) {
+	if len(args) == 0 {
+		return exitUsage, usageErr{"usage: pidreuse run|bisect|plugins|clean [flags] (pidreuse CMD -h for flags)"}
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], false)
+	case "bisect":
+		return cmdRun(ctx, args[1:], true)
+	case "plugins":
+		return cmdPlugins(ctx, args[1:])
+	case "clean":
+		return cmdClean(ctx, args[1:])
+	case "-h", "--help", "help":
+		fmt.Println("usage: pidreuse run|bisect|plugins|clean [flags]; pidreuse CMD -h for flags")
+		return exitGood, nil
+	}
+	return exitUsage, usageErr{fmt.Sprintf("unknown command %q: use run, bisect, plugins or clean", args[0])}
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pidreuse/pidreuse/harness/runner"
+	"github.com/pidreuse/pidreuse/harness/sandbox"
+	"github.com/pidreuse/pidreuse/scenarios"
+)
+
+func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
+	name := "run"
+	if bisect {
+		name = "bisect"
+	}
+	c, err := parseRunFlags(name, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitGood, nil
+	}
+	if err != nil {
+		return exitUsage, err
+	}
+	scs, err := scenarios.Select(c.scenario, c.tier)
+	if err != nil {
+		return exitNoVerdict, err
+	}
+	if bisect && len(scs) != 1 {
+		return exitNoVerdict, usageErr{"bisect: name exactly one --scenario (e.g. ephemeral-reused)"}
+	}
+	progress := func(msg string) { fmt.Fprintf(os.Stderr, "pidreuse: %s\n", msg) }
+
+	var results []runner.Result
+	switch c.tier {
+	case scenarios.TierSandbox:
+		results, err = runSandboxTier(ctx, c, scs, progress)
+	case scenarios.TierVM:
+		err = errors.New("the vm tier is not built yet: use --tier sandbox")
+	default:
+		err = fmt.Errorf("unknown tier %q: use sandbox or vm", c.tier)
+	}
+	if err != nil {
+		return exitNoVerdict, err
+	}
+	if c.json {
+		enc := json.NewEncoder(os.Stdout)
+		for _, r := range results {
+			if err := enc.Encode(jsonResult(r)); err != nil {
+				return exitNoVerdict, err
+			}
+		}
+	} else {
+		printTable(os.Stdout, results)
+	}
+	if bisect {
+		return bisectCode(results)
+	}
+	return runCode(results)
+}
+
+// runCode: 125 if any scenario had no verdict, else 1 on any mismatch.
+func runCode(results []runner.Result) (int, error) {
+	code := exitGood
+	for _, r := range results {
+		if r.Error != "" {
+			return exitNoVerdict, fmt.Errorf("%s: no verdict: %s", r.Scenario, r.Error)
+		}
+		if !r.Pass {
+			code = exitBad
+		}
+	}
+	return code, nil
+}
+
+// bisectCode judges the component, not the expectation: 0 when host lo
+// survived, 1 when it went down.
+func bisectCode(results []runner.Result) (int, error) {
+	for _, r := range results {
+		if r.Error != "" {
+			return exitNoVerdict, fmt.Errorf("%s: no verdict: %s", r.Scenario, r.Error)
+		}
+		if !r.LoUp {
+			return exitBad, nil
+		}
+	}
+	return exitGood, nil
+}
+
+func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progress func(string)) ([]runner.Result, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the sandbox tier needs root (it creates pid, net and mount namespaces): run it as root")
+	}
+	agentPath, err := findAgent(c.agentPath)
+	if err != nil {
+		return nil, err
+	}
+	sets, err := resolvePlugins(ctx, c, progress)
+	if err != nil {
+		return nil, err
+	}
+	workDir := c.workDir
+	if workDir == "" {
+		workDir = filepath.Join(os.TempDir(), "pidreuse-"+c.runID)
+	}
+	var results []runner.Result
+	for i, set := range sets {
+		node, err := sandbox.Start(ctx, sandbox.Options{
+			Name:      fmt.Sprintf("pidreuse-%s-sb%d", c.runID, i),
+			Dir:       filepath.Join(workDir, fmt.Sprintf("sb%d", i)),
+			AgentPath: agentPath,
+			Keep:      c.keep == "always",
+		})
+		if err != nil {
+			return nil, err
+		}
+		res := runner.Run(ctx, node, scs, runner.Options{Tier: c.tier, PluginDir: set.dir, PluginVersion: set.version})
+		failed := false
+		for _, r := range res {
+			failed = failed || !r.Pass
+		}
+		if failed && c.keep == "on-failure" {
+			node.Keep()
+			progress("kept " + node.Dir() + " for debugging")
+		}
+		if err := node.Close(context.Background()); err != nil {
+			progress(err.Error())
+		}
+		results = append(results, res...)
+		if ctx.Err() != nil {
+			return results, ctx.Err()
+		}
+	}
+	if c.workDir == "" && c.keep == "never" {
+		os.RemoveAll(workDir)
+	}
+	return results, nil
+}
+
+func printTable(w *os.File, results []runner.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tPLUGINS\tNETNS PATH\tPID REUSED\tDEL RESULT\tHOST LO\tEXPECTED\tVERDICT")
+	for _, r := range results {
+		del := "ok"
+		if r.DelError != "" {
+			del = "error: " + shorten(r.DelError, 60)
+		}
+		if r.Error != "" {
+			del = "-"
+		}
+		exp := "UP"
+		if !r.ExpectedLoUp {
+			exp = "DOWN"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\n", r.Scenario, r.PluginVersion, r.NetnsPath, r.PIDReused, del, r.LoState(), exp, r.Verdict())
+	}
+	tw.Flush()
+	for _, r := range results {
+		if r.Error != "" {
+			fmt.Fprintf(w, "%s (%s): no verdict: %s\n", r.Scenario, r.PluginVersion, r.Error)
+		}
+	}
+}
+
+func shorten(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// jsonResult is the --json shape: the runner's result plus the tier-level
+// fields a CI job greps for.
+func jsonResult(r runner.Result) map[string]any {
+	data, _ := json.Marshal(r)
+	var m map[string]any
+	_ = json.Unmarshal(data, &m)
+	m["verdict"] = r.Verdict()
+	m["generatedAt"] = time.Now().UTC().Format(time.RFC3339)
+	return m
+}

@@ -1,0 +1,70 @@
+// Package harness defines what a node is to the scenarios: a place where the
+// node agent runs, that can be rebooted, and whose diagnostics can be
+// collected. The sandbox (namespaces) and vm (libvirt) backends implement it.
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// ExecResult is what one command inside a node produced.
+type ExecResult struct {
+	Stdout   []byte
+	Stderr   []byte
+	ExitCode int
+}
+
+// Node is one machine a scenario runs on.
+type Node interface {
+	// Name identifies the node in logs and artifacts; it carries the run ID.
+	Name() string
+	// Exec runs argv inside the node (in its host namespaces) and waits for
+	// it. argv[0] "nodeagent" names the node agent wherever it is installed.
+	// A non-zero exit is not an error; failing to run the command is.
+	Exec(ctx context.Context, argv ...string) (ExecResult, error)
+	// Reboot restarts the node for real and returns once it answers again
+	// with a boot ID different from the one it had before.
+	Reboot(ctx context.Context) error
+	// CollectArtifacts writes the node's diagnostics (logs, console, agent
+	// state) under dir.
+	CollectArtifacts(ctx context.Context, dir string) error
+	// Close tears the node down and removes everything it created.
+	Close(ctx context.Context) error
+}
+
+// AgentError is a node agent step that exited non-zero.
+type AgentError struct {
+	Args     []string
+	ExitCode int
+	Stderr   string
+}
+
+func (e *AgentError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if msg == "" {
+		msg = "no output"
+	}
+	return fmt.Sprintf("nodeagent %s: exit %d: %s", strings.Join(e.Args, " "), e.ExitCode, msg)
+}
+
+// Agent runs one node agent step and decodes its JSON answer into out
+// (which may be nil).
+func Agent(ctx context.Context, n Node, out any, args ...string) error {
+	res, err := n.Exec(ctx, append([]string{"nodeagent"}, args...)...)
+	if err != nil {
+		return fmt.Errorf("%s: nodeagent %s: %w", n.Name(), strings.Join(args, " "), err)
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%s: %w", n.Name(), &AgentError{Args: args, ExitCode: res.ExitCode, Stderr: string(res.Stderr)})
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(res.Stdout, out); err != nil {
+		return fmt.Errorf("%s: nodeagent %s: decode %q: %w", n.Name(), strings.Join(args, " "), res.Stdout, err)
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/scenarios"
+)
+
+// HolderPIDBase keeps sandbox holder PIDs far above the PIDs a fresh boot
+// hands out (a TCG guest reaches ~400 at SSH time), so that no PID is
+// reused by luck: reuse happens only when a scenario forces it.
+const HolderPIDBase = 20000
+
+// Options configures a run on one node.
+type Options struct {
+	Tier string
+	// PluginDir is the CNI plugin dir as the node sees it.
+	PluginDir     string
+	PluginVersion string
+	// OnStep, if set, is called as each step starts (Ginkgo's By, progress).
+	OnStep func(scenario, step string)
+}
+
+// Trial is a scenario between its ADD and its verdict.
+type Trial struct {
+	sc    scenarios.Scenario
+	id    string
+	start time.Time
+	res   Result
+	sb    agentapi.Sandbox
+}
+
+// Runner drives scenarios on one node. Prepare every trial, Reboot once,
+// then Finish each: they share the boot cycle but each has its own
+// sandbox, PID and verdict.
+type Runner struct {
+	node   harness.Node
+	opts   Options
+	trials []*Trial
+}
+
+// New returns a runner for node.
+func New(node harness.Node, opts Options) *Runner {
+	return &Runner{node: node, opts: opts}
+}
+
+func (r *Runner) step(t *Trial, step, detail string) {
+	t.res.Timeline = append(t.res.Timeline, Event{At: time.Now().UTC(), Step: step, Detail: detail})
+	if r.opts.OnStep != nil {
+		r.opts.OnStep(t.sc.Name, step)
+	}
+}
+
+// Prepare creates the scenario's sandbox and runs CNI ADD, before the reboot.
+func (r *Runner) Prepare(ctx context.Context, sc scenarios.Scenario) (*Trial, error) {
+	t := &Trial{sc: sc, id: fmt.Sprintf("%s-%d", sc.Name, len(r.trials)), start: time.Now()}
+	t.res = Result{Scenario: sc.Name, Tier: r.opts.Tier, Node: r.node.Name(), PluginVersion: r.opts.PluginVersion,
+		NetnsMode: string(sc.Netns), ExpectedLoUp: sc.ExpectLoUp}
+	r.trials = append(r.trials, t)
+	if sc.DeleteBy != scenarios.LegacyEmulator {
+		return t, t.fail(fmt.Errorf("scenario %s: deleter %s is not driven by this runner", sc.Name, sc.DeleteBy))
+	}
+	pid := HolderPIDBase + 100*(len(r.trials)-1)
+	r.step(t, "sandbox create", fmt.Sprintf("%s netns, holder at PID %d", sc.Netns, pid))
+	if err := harness.Agent(ctx, r.node, &t.sb, "sandbox", "create", "--id", t.id, "--mode", string(sc.Netns), "--pid", strconv.Itoa(pid)); err != nil {
+		return t, t.fail(err)
+	}
+	t.res.NetnsPath, t.res.HolderPID, t.res.BootIDBefore = t.sb.NetnsPath, t.sb.HolderPID, t.sb.BootID
+	r.step(t, "CNI ADD", t.sb.NetnsPath)
+	var add agentapi.CNIResult
+	if err := harness.Agent(ctx, r.node, &add, r.cniArgs("add", t)...); err != nil {
+		return t, t.fail(err)
+	}
+	return t, nil
+}
+
+func (r *Runner) cniArgs(cmd string, t *Trial) []string {
+	return []string{"cni", cmd, "--id", t.id, "--cni-bin-dir", r.opts.PluginDir, "--plugins", joinComma(t.sc.Plugins)}
+}
+
+// Reboot reboots the node once for every prepared trial.
+func (r *Runner) Reboot(ctx context.Context) error {
+	for _, t := range r.trials {
+		if t.res.Error == "" {
+			r.step(t, "reboot", r.node.Name())
+		}
+	}
+	if err := r.node.Reboot(ctx); err != nil {
+		err = fmt.Errorf("reboot: %w", err)
+		for _, t := range r.trials {
+			_ = t.fail(err)
+		}
+		return err
+	}
+	return nil
+}
+
+// Trials are the prepared trials, in order.
+func (r *Runner) Trials() []*Trial { return r.trials }
+
+// Scenario is the trial's scenario.
+func (t *Trial) Scenario() scenarios.Scenario { return t.sc }
+
+func (t *Trial) fail(err error) error {
+	if t.res.Error == "" {
+		t.res.Error = err.Error()
+	}
+	return err
+}
+
+// Finish plays the rest of the timeline after the reboot and returns the
+// verdict: PID reuse, DEL (and its retry), the host lo, and — when lo went
+// down — the node's own address unreachable until lo is set up again.
+func (r *Runner) Finish(ctx context.Context, t *Trial) Result {
+	defer func() { t.res.DurationMs = time.Since(t.start).Milliseconds() }()
+	if t.res.Error != "" {
+		return t.res
+	}
+	if err := r.finish(ctx, t); err != nil {
+		_ = t.fail(err)
+	}
+	return t.res
+}
+
+func (r *Runner) finish(ctx context.Context, t *Trial) error {
+	var boot agentapi.Boot
+	if err := harness.Agent(ctx, r.node, &boot, "boot"); err != nil {
+		return err
+	}
+	t.res.BootIDAfter = boot.BootID
+	r.step(t, "new boot", "boot_id "+boot.BootID)
+	if boot.BootID == t.sb.BootID {
+		return fmt.Errorf("the node did not reboot: boot id %s unchanged", boot.BootID)
+	}
+	lo, err := r.lo(ctx)
+	if err != nil {
+		return err
+	}
+	if !lo.Up {
+		return errors.New("host lo is already DOWN before this scenario's DEL: cannot judge it")
+	}
+
+	pid := strconv.Itoa(t.sb.HolderPID)
+	var st agentapi.PIDStatus
+	if err := harness.Agent(ctx, r.node, &st, "pid", "status", "--pid", pid); err != nil {
+		return err
+	}
+	if st.Exists {
+		return fmt.Errorf("PID %d was taken by %q by chance before the scenario could control it", t.sb.HolderPID, st.Comm)
+	}
+	if t.sc.RetryDEL {
+		r.step(t, "CNI DEL (first try)", t.sb.NetnsPath+" names "+string(agentapi.TargetMissing))
+		var first agentapi.CNIResult
+		if err := harness.Agent(ctx, r.node, &first, r.cniArgs("del", t)...); err != nil {
+			return err
+		}
+		if first.Error == "" {
+			return errors.New("the first DEL succeeded, so no runtime would retry it: the scenario needs it to fail")
+		}
+		t.res.FirstDelError = first.Error
+	}
+	if t.sc.ReusePID {
+		r.step(t, "PID reuse", "a host process takes PID "+pid)
+		var reuse agentapi.PIDReuse
+		if err := harness.Agent(ctx, r.node, &reuse, "pid", "reuse", "--pid", pid); err != nil {
+			return err
+		}
+		t.res.PIDReused, t.res.PIDReuseAttempts = reuse.IsHostNetns, reuse.Attempts
+	}
+	step := "CNI DEL"
+	if t.sc.RetryDEL {
+		step = "CNI DEL (retry)"
+	}
+	var del agentapi.CNIResult
+	if err := harness.Agent(ctx, r.node, &del, r.cniArgs("del", t)...); err != nil {
+		return err
+	}
+	t.res.DelTarget, t.res.DelError = string(del.NetnsTarget), del.Error
+	r.step(t, step, fmt.Sprintf("%s named %s; error: %s", del.NetnsPath, del.NetnsTarget, orNone(del.Error)))
+
+	if lo, err = r.lo(ctx); err != nil {
+		return err
+	}
+	t.res.LoUp = lo.Up
+	t.res.Pass = lo.Up == t.sc.ExpectLoUp
+	r.step(t, "host lo "+upDown(lo.Up), lo.Flags)
+	if !lo.Up {
+		return r.restore(ctx, t)
+	}
+	return nil
+}
+
+// restore shows the symptom and the fix by hand: the node cannot reach its
+// own address while lo is down, and can again once lo is set up.
+func (r *Runner) restore(ctx context.Context, t *Trial) error {
+	var down agentapi.Probe
+	if err := harness.Agent(ctx, r.node, &down, "probe", "--addr", "auto", "--timeout", "1s"); err != nil {
+		return err
+	}
+	t.res.ProbeWhileDown = orNone(down.Error)
+	r.step(t, "probe own address", fmt.Sprintf("%s reachable=%v %s", down.Addr, down.OK, down.Error))
+	if down.OK {
+		return fmt.Errorf("host lo is DOWN but the node still reached %s: the probe cannot see the symptom", down.Addr)
+	}
+	if _, err := r.setLoUp(ctx); err != nil {
+		return err
+	}
+	var up agentapi.Probe
+	if err := harness.Agent(ctx, r.node, &up, "probe", "--addr", "auto", "--timeout", "5s"); err != nil {
+		return err
+	}
+	r.step(t, "ip link set lo up", fmt.Sprintf("%s reachable=%v %s", up.Addr, up.OK, up.Error))
+	if !up.OK {
+		return fmt.Errorf("lo is up again but the node still cannot reach %s: %s", up.Addr, up.Error)
+	}
+	t.res.Restored = true
+	return nil
+}
+
+func (r *Runner) lo(ctx context.Context) (agentapi.Link, error) {
+	var l agentapi.Link
+	err := harness.Agent(ctx, r.node, &l, "link", "show", "lo")
+	return l, err
+}
+
+func (r *Runner) setLoUp(ctx context.Context) (agentapi.Link, error) {
+	var l agentapi.Link
+	err := harness.Agent(ctx, r.node, &l, "link", "up", "lo")
+	return l, err
+}
+
+// Run plays scenarios on node with one shared reboot and returns a result
+// per scenario, in order.
+func Run(ctx context.Context, node harness.Node, scs []scenarios.Scenario, opts Options) []Result {
+	r := New(node, opts)
+	for _, sc := range scs {
+		_, _ = r.Prepare(ctx, sc)
+	}
+	_ = r.Reboot(ctx)
+	var out []Result
+	for _, t := range r.trials {
+		out = append(out, r.Finish(ctx, t))
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, p := range s {
+		if i > 0 {
+			out += ","
+		}
+		out += p
+	}
+	return out
+}

@@ -1,0 +1,86 @@
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+)
+
+// request and response are the sandbox node's tiny exec protocol, one JSON
+// line each way over the init's stdin and stdout: the sandbox's stand-in
+// for what sshd is to a VM.
+type request struct {
+	Argv      []string `json:"argv"`
+	TimeoutMs int64    `json:"timeoutMs,omitempty"`
+}
+
+type response struct {
+	Stdout   []byte `json:"stdout"`
+	Stderr   []byte `json:"stderr"`
+	ExitCode int    `json:"exitCode"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Serve runs one command per request line inside the node, in order, until
+// its input ends (the harness closed the node).
+func Serve(ctx context.Context, r io.Reader, w io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	enc := json.NewEncoder(w)
+	for sc.Scan() {
+		var req request
+		var resp response
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			resp.Error = fmt.Sprintf("bad request: %v", err)
+		} else {
+			resp = execute(ctx, self, req)
+		}
+		if err := enc.Encode(resp); err != nil {
+			return fmt.Errorf("serve: write response: %w", err)
+		}
+	}
+	return sc.Err()
+}
+
+func execute(ctx context.Context, self string, req request) response {
+	if len(req.Argv) == 0 {
+		return response{Error: "empty argv"}
+	}
+	argv := req.Argv
+	if argv[0] == "nodeagent" {
+		argv = append([]string{self}, argv[1:]...)
+	}
+	if req.TimeoutMs > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
+		defer cancel()
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	resp := response{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		resp.ExitCode = exit.ExitCode()
+		if resp.ExitCode < 0 {
+			resp.Error = fmt.Sprintf("%s: %v", req.Argv[0], err)
+		}
+	default:
+		resp.Error = fmt.Sprintf("%s: %v", req.Argv[0], err)
+	}
+	return resp
+}

@@ -1,0 +1,124 @@
+// Package cniplugins builds the CNI loopback plugin at pinned released
+// versions from the Go module proxy, and caches each build by version.
+package cniplugins
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pidreuse/pidreuse/images/versions"
+)
+
+// Plugins are the binaries built for each version: the loopback plugin is
+// the one the bug lives in.
+var Plugins = []string{"loopback"}
+
+// CacheRoot is where builds are kept: $XDG_CACHE_HOME/pidreuse/cni-plugins
+// (or ~/.cache/...), unless PIDREUSE_CACHE_DIR names another root.
+func CacheRoot() (string, error) {
+	if d := os.Getenv("PIDREUSE_CACHE_DIR"); d != "" {
+		return filepath.Join(d, "cni-plugins"), nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("cache dir: %w (set PIDREUSE_CACHE_DIR)", err)
+	}
+	return filepath.Join(d, "pidreuse", "cni-plugins"), nil
+}
+
+// Dir returns the plugin dir for version, building it first if it is not
+// cached. version "debian" is Debian's package, which is never built.
+func Dir(ctx context.Context, cacheRoot, version string, progress func(string)) (string, error) {
+	if version == versions.DebianCNIPlugins {
+		if _, err := os.Stat(filepath.Join(versions.DebianCNIPluginDir, "loopback")); err != nil {
+			return "", fmt.Errorf("Debian's CNI plugins are not installed (%v): run `make deps`", err)
+		}
+		return versions.DebianCNIPluginDir, nil
+	}
+	if !strings.HasPrefix(version, "v") {
+		return "", fmt.Errorf("CNI plugin version %q: want a tag like v1.6.2, or debian", version)
+	}
+	dir := filepath.Join(cacheRoot, version)
+	if complete(dir) {
+		return dir, nil
+	}
+	if progress != nil {
+		progress(fmt.Sprintf("building CNI plugins %s from the Go module proxy", version))
+	}
+	start := time.Now()
+	if err := build(ctx, cacheRoot, version); err != nil {
+		return "", err
+	}
+	if progress != nil {
+		progress(fmt.Sprintf("built CNI plugins %s in %s", version, time.Since(start).Round(time.Millisecond)))
+	}
+	return dir, nil
+}
+
+func complete(dir string) bool {
+	for _, p := range Plugins {
+		if st, err := os.Stat(filepath.Join(dir, p)); err != nil || st.Mode()&0o111 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// build installs into a temporary dir and renames it into place, so an
+// interrupted build never looks cached.
+func build(ctx context.Context, cacheRoot, version string) error {
+	if err := os.MkdirAll(cacheRoot, 0o755); err != nil {
+		return fmt.Errorf("build CNI plugins %s: %w", version, err)
+	}
+	tmp, err := os.MkdirTemp(cacheRoot, ".build-"+version+"-")
+	if err != nil {
+		return fmt.Errorf("build CNI plugins %s: %w", version, err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, p := range Plugins {
+		pkg := fmt.Sprintf("%s/plugins/main/%s@%s", versions.CNIPluginsModule, p, version)
+		ldflags := fmt.Sprintf("-X %s/pkg/utils/buildversion.BuildVersion=%s", versions.CNIPluginsModule, version)
+		cmd := exec.CommandContext(ctx, "go", "install", "-trimpath", "-ldflags", ldflags, pkg)
+		// Outside any module, with no toolchain switching: only the module
+		// proxy is reachable, never a toolchain download.
+		cmd.Dir = tmp
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOBIN="+tmp, "GOTOOLCHAIN=local", "GOFLAGS=")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("build CNI plugin %s: go install %s: %w\n%s", version, pkg, err, strings.TrimSpace(out.String()))
+		}
+	}
+	dir := filepath.Join(cacheRoot, version)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("build CNI plugins %s: %w", version, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("build CNI plugins %s: %w", version, err)
+	}
+	return nil
+}
+
+// CheckDir fails unless dir holds an executable loopback plugin for this
+// machine; a bad plugin dir must never reach a verdict.
+func CheckDir(dir string) error {
+	p := filepath.Join(dir, "loopback")
+	st, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("CNI plugin dir %s has no loopback plugin", dir)
+	}
+	if err != nil {
+		return fmt.Errorf("CNI plugin dir %s: %w", dir, err)
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("CNI plugin %s is not an executable file", p)
+	}
+	return checkELF(p)
+}

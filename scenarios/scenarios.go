@@ -1,0 +1,138 @@
+// Package scenarios is the reproduction written as data: how a sandbox's
+// netns is referenced, who issues CNI DEL, whether a host process takes the
+// holder's PID after the reboot, which CNI network list runs, and what the
+// host's lo must look like afterwards.
+package scenarios
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pidreuse/pidreuse/harness/agentapi"
+)
+
+// Deleter is who issues CNI DEL after the reboot.
+type Deleter string
+
+const (
+	// LegacyEmulator is the node agent playing a runtime that recorded the
+	// netns path at ADD and replays it at DEL (CRI-O before the fix).
+	LegacyEmulator Deleter = "legacy-emulator"
+	// CRIO is a real CRI-O driven by kubelet.
+	CRIO Deleter = "crio"
+)
+
+// Tier names where a scenario can run.
+const (
+	TierSandbox = "sandbox"
+	TierVM      = "vm"
+)
+
+// Scenario is one reproduction.
+type Scenario struct {
+	Name        string
+	Description string
+	// Netns is how the runtime references the sandbox netns.
+	Netns agentapi.NetnsMode
+	// DeleteBy issues the DEL after the reboot.
+	DeleteBy Deleter
+	// ReusePID makes a host process take the holder's old PID before DEL.
+	ReusePID bool
+	// RetryDEL runs a first DEL before the PID is reused, which fails, and
+	// retries it after, as a runtime retries a failed StopPodSandbox.
+	RetryDEL bool
+	// Plugins is the CNI network list in ADD order (DEL runs it reversed).
+	Plugins []string
+	// ExpectLoUp is the host lo state that means the scenario behaved as
+	// this matrix says: false for the ones that reproduce the bug.
+	ExpectLoUp bool
+	// Tiers lists where the scenario runs.
+	Tiers []string
+}
+
+// Reproduces says whether the scenario is expected to take host lo down.
+func (s Scenario) Reproduces() bool { return !s.ExpectLoUp }
+
+// RunsOn says whether the scenario runs on tier.
+func (s Scenario) RunsOn(tier string) bool {
+	for _, t := range s.Tiers {
+		if t == tier {
+			return true
+		}
+	}
+	return false
+}
+
+var legacyTiers = []string{TierSandbox, TierVM}
+
+// All returns the scenario matrix, in a stable order.
+func All() []Scenario {
+	return []Scenario{
+		{
+			Name:        "ephemeral-reused",
+			Description: "ADD with the holder's /proc/PID/ns/net; after the reboot a host process has PID; DEL enters the host netns and sets lo down",
+			Netns:       agentapi.Ephemeral, DeleteBy: LegacyEmulator, ReusePID: true,
+			Plugins: []string{"loopback"}, ExpectLoUp: false, Tiers: legacyTiers,
+		},
+		{
+			Name:        "ephemeral-not-reused",
+			Description: "as ephemeral-reused, but no process has PID at DEL time: the path is gone and DEL touches nothing (v0.8.x-v1.0.1 fail with `failed to Statfs`)",
+			Netns:       agentapi.Ephemeral, DeleteBy: LegacyEmulator, ReusePID: false,
+			Plugins: []string{"loopback"}, ExpectLoUp: true, Tiers: legacyTiers,
+		},
+		{
+			Name:        "pinned-reused",
+			Description: "netns bind-mounted at /run/netns/ID; the reboot wipes /run, so DEL names nothing even though a host process has the holder's PID",
+			Netns:       agentapi.Pinned, DeleteBy: LegacyEmulator, ReusePID: true,
+			Plugins: []string{"loopback"}, ExpectLoUp: true, Tiers: legacyTiers,
+		},
+		{
+			Name:        "del-retry",
+			Description: "the first DEL fails while PID is gone; a host process takes PID; the runtime's retry enters the host netns and sets lo down",
+			Netns:       agentapi.Ephemeral, DeleteBy: LegacyEmulator, ReusePID: true, RetryDEL: true,
+			// failonce sits before loopback so DEL (reversed) runs loopback
+			// first and then fails once, whatever the loopback version.
+			Plugins: []string{"failonce", "loopback"}, ExpectLoUp: false, Tiers: legacyTiers,
+		},
+	}
+}
+
+// Names lists every scenario name.
+func Names() []string {
+	var names []string
+	for _, s := range All() {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+// Select resolves "all" or a comma-separated list of names for a tier.
+func Select(spec, tier string) ([]Scenario, error) {
+	byName := map[string]Scenario{}
+	for _, s := range All() {
+		byName[s.Name] = s
+	}
+	var out []Scenario
+	if spec == "" || spec == "all" {
+		for _, s := range All() {
+			if s.RunsOn(tier) {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	}
+	for _, name := range strings.Split(spec, ",") {
+		s, ok := byName[strings.TrimSpace(name)]
+		if !ok {
+			names := Names()
+			sort.Strings(names)
+			return nil, fmt.Errorf("unknown scenario %q: choose one of %s, or all", name, strings.Join(names, ", "))
+		}
+		if !s.RunsOn(tier) {
+			return nil, fmt.Errorf("scenario %q does not run on the %s tier (tiers: %s)", s.Name, tier, strings.Join(s.Tiers, ", "))
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
