@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/pidreuse/pidreuse/harness/agentapi"
 )
@@ -20,35 +23,120 @@ const nsLastPIDFile = "/proc/sys/kernel/ns_last_pid"
 // our fork; on an idle node a few tries are enough.
 const maxPIDAttempts = 500
 
-// SpawnAtPID starts the command newCmd builds so that it gets exactly pid,
-// by writing pid-1 to ns_last_pid right before each fork. It returns the
-// started command and the number of forks it took.
-func SpawnAtPID(ctx context.Context, pid int, newCmd func() *exec.Cmd) (*exec.Cmd, int, error) {
+// SpawnAtPID starts argv (detached, in a new session, with cloneflags) so
+// that it gets exactly pid, by writing pid-1 to ns_last_pid right before
+// each fork. It returns the number of forks it took.
+//
+// Threads take PIDs too. A Go runtime thread created between the write and
+// the fork would hold pid for the life of its process, so nothing in that
+// window may block or allocate a thread: the sysctl file and /dev/null are
+// opened up front, the write is a raw pwrite (no scheduler hand-off), and
+// the fork is syscall.ForkExec, which does no more than a pipe and a clone
+// before the child exists (os.StartProcess would also probe pidfd support
+// with a fork of its own).
+func SpawnAtPID(ctx context.Context, pid int, argv []string, cloneflags uintptr) (int, error) {
 	if pid < 2 {
-		return nil, 0, fmt.Errorf("spawn at pid %d: pid must be 2 or more", pid)
+		return 0, fmt.Errorf("spawn at pid %d: pid must be 2 or more", pid)
 	}
+	sysctl, err := os.OpenFile(nsLastPIDFile, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("spawn at pid %d: open %s (needs root in the node's pid namespace): %w", pid, nsLastPIDFile, err)
+	}
+	defer sysctl.Close()
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("spawn at pid %d: %w", pid, err)
+	}
+	defer devnull.Close()
+	null := devnull.Fd()
+	attr := &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{null, null, null},
+		Sys:   &syscall.SysProcAttr{Setsid: true, Cloneflags: cloneflags},
+	}
+	last := []byte(strconv.Itoa(pid - 1))
+	// One P and no GC: the runtime then has no idle P to wake and no
+	// background work to start, which is what makes it create threads.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for attempt := 1; attempt <= maxPIDAttempts; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return nil, attempt - 1, fmt.Errorf("spawn at pid %d: %w", pid, err)
+			return attempt - 1, fmt.Errorf("spawn at pid %d: %w", pid, err)
 		}
-		if comm, ok := pidComm(pid); ok {
-			return nil, attempt - 1, fmt.Errorf("spawn at pid %d: pid is in use by %q", pid, comm)
+		if owner, ok := pidOwner(pid); ok {
+			if ownThread(pid) {
+				reexecForPID(pid)
+			}
+			return attempt - 1, fmt.Errorf("spawn at pid %d: pid is in use by %s", pid, owner)
 		}
-		if err := os.WriteFile(nsLastPIDFile, []byte(strconv.Itoa(pid-1)), 0); err != nil {
-			return nil, attempt - 1, fmt.Errorf("spawn at pid %d: write %s (needs root in the node's pid namespace): %w", pid, nsLastPIDFile, err)
+		_, _, errno := syscall.RawSyscall6(syscall.SYS_PWRITE64, sysctl.Fd(), uintptr(unsafe.Pointer(&last[0])), uintptr(len(last)), 0, 0, 0)
+		if errno != 0 {
+			return attempt - 1, fmt.Errorf("spawn at pid %d: write %s: %w", pid, nsLastPIDFile, errno)
 		}
-		cmd := newCmd()
-		if err := cmd.Start(); err != nil {
-			return nil, attempt, fmt.Errorf("spawn at pid %d: start %s: %w", pid, cmd.Path, err)
+		got, err := syscall.ForkExec(argv[0], argv, attr)
+		if err != nil {
+			return attempt, fmt.Errorf("spawn at pid %d: start %s: %w", pid, argv[0], err)
 		}
-		if cmd.Process.Pid == pid {
-			return cmd, attempt, nil
+		if got == pid {
+			return attempt, nil
 		}
 		// Someone else took the PID first: discard this process and retry.
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		_ = syscall.Kill(got, syscall.SIGKILL)
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(got, &ws, 0, nil)
 	}
-	return nil, maxPIDAttempts, fmt.Errorf("spawn at pid %d: still missed after %d attempts: the node is forking too fast", pid, maxPIDAttempts)
+	return maxPIDAttempts, fmt.Errorf("spawn at pid %d: still missed after %d attempts: the node is forking too fast", pid, maxPIDAttempts)
+}
+
+// ownThread says whether pid is a thread of this very process.
+func ownThread(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", pid))
+	return err == nil
+}
+
+// reexecEnv counts re-executions, so a step that keeps losing its PID to
+// its own threads ends with an error instead of looping.
+const reexecEnv = "PIDREUSE_SPAWN_REEXEC"
+
+// reexecForPID replaces this process with a fresh copy of itself, running
+// the same step: exec ends every other thread, which frees the PID one of
+// them took. It returns only if it may not (or cannot) re-execute.
+func reexecForPID(pid int) {
+	n, _ := strconv.Atoi(os.Getenv(reexecEnv))
+	if n >= 3 {
+		return
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return
+	}
+	env := append(os.Environ(), fmt.Sprintf("%s=%d", reexecEnv, n+1))
+	fmt.Fprintf(os.Stderr, "nodeagent: a thread of this process took pid %d; re-executing to free it\n", pid)
+	_ = syscall.Exec(self, os.Args, env)
+}
+
+// pidOwner describes the task that has pid: a process, or a thread of one
+// (threads take PIDs too, and /proc/<tid> exists for them).
+func pidOwner(pid int) (string, bool) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", false
+	}
+	var name, tgid string
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Name:"); ok {
+			name = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			tgid = strings.TrimSpace(v)
+		}
+	}
+	if tgid != strconv.Itoa(pid) {
+		return fmt.Sprintf("a thread of process %s (%q)", tgid, name), true
+	}
+	return fmt.Sprintf("process %q", name), true
 }
 
 func pidComm(pid int) (string, bool) {
@@ -59,12 +147,10 @@ func pidComm(pid int) (string, bool) {
 	return strings.TrimSpace(string(data)), true
 }
 
-// holdCommand builds a detached `nodeagent hold` that outlives the step
-// that started it; the node's init (or systemd) reaps it.
-func holdCommand(self string, role string) *exec.Cmd {
-	cmd := exec.Command(self, "hold", "--role", role)
-	cmd.SysProcAttr = detachedAttr()
-	return cmd
+// holdArgv is a `nodeagent hold`: a process that outlives the step that
+// started it and exits on SIGTERM; the node's init (or systemd) reaps it.
+func holdArgv(self, role string) []string {
+	return []string{self, "hold", "--role", role}
 }
 
 // ReusePID makes a host process (one in the node's own network namespace)
@@ -76,12 +162,11 @@ func (a *Agent) ReusePID(ctx context.Context, pid int) (agentapi.PIDReuse, error
 	if err != nil {
 		return res, fmt.Errorf("reuse pid %d: %w", pid, err)
 	}
-	cmd, attempts, err := SpawnAtPID(ctx, pid, func() *exec.Cmd { return holdCommand(self, "host-process") })
+	attempts, err := SpawnAtPID(ctx, pid, holdArgv(self, "host-process"), 0)
 	res.Attempts = attempts
 	if err != nil {
 		return res, fmt.Errorf("reuse pid: %w", err)
 	}
-	_ = cmd.Process.Release()
 	if res.NetnsInode, err = netnsInode(fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil {
 		return res, fmt.Errorf("reuse pid %d: %w", pid, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -34,23 +33,15 @@ func (a *Agent) CreateSandbox(ctx context.Context, id string, mode agentapi.Netn
 	if err != nil {
 		return sb, fmt.Errorf("create sandbox %s: %w", id, err)
 	}
-	newHolder := func() *exec.Cmd {
-		cmd := holdCommand(self, "sandbox-"+id)
-		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
-		return cmd
-	}
-	var cmd *exec.Cmd
 	if pid > 0 {
-		cmd, _, err = SpawnAtPID(ctx, pid, newHolder)
+		_, err = SpawnAtPID(ctx, pid, holdArgv(self, "sandbox-"+id), syscall.CLONE_NEWNET)
 	} else {
-		cmd = newHolder()
-		err = cmd.Start()
+		pid, err = spawn(holdArgv(self, "sandbox-"+id), syscall.CLONE_NEWNET)
 	}
 	if err != nil {
 		return sb, fmt.Errorf("create sandbox %s: start holder: %w", id, err)
 	}
-	sb.HolderPID = cmd.Process.Pid
-	_ = cmd.Process.Release()
+	sb.HolderPID = pid
 	ephemeral := fmt.Sprintf("/proc/%d/ns/net", sb.HolderPID)
 
 	if sb.NetnsInode, err = netnsInode(ephemeral); err != nil {

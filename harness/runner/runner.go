@@ -12,10 +12,17 @@ import (
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
-// HolderPIDBase keeps sandbox holder PIDs far above the PIDs a fresh boot
-// hands out (a TCG guest reaches ~400 at SSH time), so that no PID is
-// reused by luck: reuse happens only when a scenario forces it.
-const HolderPIDBase = 20000
+// Holder PIDs are forced far above the PIDs a fresh boot hands out (a TCG
+// guest reaches ~400 at SSH time), so no PID is reused by luck: reuse
+// happens only when a scenario forces it. They go *down* from the top by a
+// wide step because after a forced reuse at P the kernel hands out P+1,
+// P+2, … (every agent step and each of its threads takes one): a later
+// scenario's PID must not lie in that path. The top stays under the
+// default pid_max of 32768.
+const (
+	HolderPIDTop  = 30000
+	HolderPIDStep = 1000
+)
 
 // Options configures a run on one node.
 type Options struct {
@@ -66,7 +73,11 @@ func (r *Runner) Prepare(ctx context.Context, sc scenarios.Scenario) (*Trial, er
 	if sc.DeleteBy != scenarios.LegacyEmulator {
 		return t, t.fail(fmt.Errorf("scenario %s: deleter %s is not driven by this runner", sc.Name, sc.DeleteBy))
 	}
-	pid := HolderPIDBase + 100*(len(r.trials)-1)
+	n := len(r.trials) - 1
+	if n*HolderPIDStep >= HolderPIDTop-HolderPIDStep {
+		return t, t.fail(fmt.Errorf("too many scenarios on one node (%d)", n+1))
+	}
+	pid := HolderPIDTop - HolderPIDStep*n
 	r.step(t, "sandbox create", fmt.Sprintf("%s netns, holder at PID %d", sc.Netns, pid))
 	if err := harness.Agent(ctx, r.node, &t.sb, "sandbox", "create", "--id", t.id, "--mode", string(sc.Netns), "--pid", strconv.Itoa(pid)); err != nil {
 		return t, t.fail(err)
@@ -118,13 +129,12 @@ func (t *Trial) fail(err error) error {
 // verdict: PID reuse, DEL (and its retry), the host lo, and — when lo went
 // down — the node's own address unreachable until lo is set up again.
 func (r *Runner) Finish(ctx context.Context, t *Trial) Result {
-	defer func() { t.res.DurationMs = time.Since(t.start).Milliseconds() }()
-	if t.res.Error != "" {
-		return t.res
+	if t.res.Error == "" {
+		if err := r.finish(ctx, t); err != nil {
+			_ = t.fail(err)
+		}
 	}
-	if err := r.finish(ctx, t); err != nil {
-		_ = t.fail(err)
-	}
+	t.res.DurationMs = time.Since(t.start).Milliseconds()
 	return t.res
 }
 
@@ -196,11 +206,16 @@ func (r *Runner) finish(ctx context.Context, t *Trial) error {
 	return nil
 }
 
+// probeDownTimeout bounds the probe while lo is down. Delivery to the
+// node's own address takes microseconds when lo is up, so half a second
+// without an answer is the symptom, not a slow node.
+const probeDownTimeout = 500 * time.Millisecond
+
 // restore shows the symptom and the fix by hand: the node cannot reach its
 // own address while lo is down, and can again once lo is set up.
 func (r *Runner) restore(ctx context.Context, t *Trial) error {
 	var down agentapi.Probe
-	if err := harness.Agent(ctx, r.node, &down, "probe", "--addr", "auto", "--timeout", "1s"); err != nil {
+	if err := harness.Agent(ctx, r.node, &down, "probe", "--addr", "auto", "--timeout", probeDownTimeout.String()); err != nil {
 		return err
 	}
 	t.res.ProbeWhileDown = orNone(down.Error)

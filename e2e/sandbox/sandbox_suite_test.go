@@ -1,0 +1,74 @@
+// The sandbox tier: every scenario with every CNI plugin version, each on a
+// fresh namespace node, in seconds and without a VM.
+package sandbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pidreuse/pidreuse/e2e/e2eutil"
+	"github.com/pidreuse/pidreuse/images/cniplugins"
+	"github.com/pidreuse/pidreuse/images/versions"
+)
+
+func TestSandbox(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "pidreuse sandbox tier")
+}
+
+// suiteEnv is built once by the first process and shared with the others.
+type suiteEnv struct {
+	AgentPath  string            `json:"agentPath"`
+	PluginDirs map[string]string `json:"pluginDirs"`
+}
+
+var (
+	env      suiteEnv
+	realNet  e2eutil.HostNet
+	versionsUnderTest = append(append([]string{}, versions.CNIPlugins...), versions.DebianCNIPlugins)
+)
+
+var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
+	Expect(os.Geteuid()).To(Equal(0), "the sandbox tier needs root: it creates namespaces")
+	dir, err := os.MkdirTemp("", "pidreuse-e2e-bin-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	e := suiteEnv{PluginDirs: map[string]string{}}
+	By("building the node agent")
+	e.AgentPath, err = e2eutil.BuildAgent(ctx, dir)
+	Expect(err).NotTo(HaveOccurred())
+	root, err := cniplugins.CacheRoot()
+	Expect(err).NotTo(HaveOccurred())
+	for _, v := range versionsUnderTest {
+		By("getting CNI plugins " + v)
+		e.PluginDirs[v], err = cniplugins.Dir(ctx, root, v, func(s string) { GinkgoWriter.Println(s) })
+		Expect(err).NotTo(HaveOccurred())
+	}
+	data, err := json.Marshal(e)
+	Expect(err).NotTo(HaveOccurred())
+	return data
+}, func(data []byte) {
+	Expect(json.Unmarshal(data, &env)).To(Succeed())
+	var err error
+	realNet, err = e2eutil.ReadHostNet()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(realNet.LoUp).To(BeTrue(), "the real machine's lo is down before any test ran: fix the machine first")
+}, NodeTimeout(15*time.Minute))
+
+// The real machine's lo and netns must be exactly as they were after every
+// single spec: the sandbox tier never touches them.
+var _ = AfterEach(func() {
+	now, err := e2eutil.ReadHostNet()
+	Expect(err).NotTo(HaveOccurred())
+	Expect(now.NetnsInode).To(Equal(realNet.NetnsInode), "the test process changed network namespace")
+	Expect(now.LoUp).To(BeTrue(), "the REAL machine's lo went down")
+	Expect(now.LoFlags).To(Equal(realNet.LoFlags), "the real machine's lo flags changed")
+})
+
+func specCtx(ctx SpecContext) context.Context { return ctx }
