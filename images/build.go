@@ -1,0 +1,326 @@
+package images
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Build stage names, as passed to the progress callback.
+const (
+	StageCached    = "cached" // cache hit; reported once with the lookup time
+	StageLock      = "lock"   // waiting for another process building the same image
+	StageRootfs    = "rootfs"
+	StageConfigure = "configure"
+	StageDisk      = "disk"
+	StageConvert   = "convert"
+	StageManifest  = "manifest"
+)
+
+// stage is one step of a build. The list is a field of builder, not a
+// package variable, so tests can substitute stages without global state.
+type stage struct {
+	name string
+	run  func(ctx context.Context, s *buildState) error
+}
+
+// buildState is what the stages share about one build.
+type buildState struct {
+	in      Inputs
+	d       *digested
+	dir     string // the temporary entry directory; renamed into place at the end
+	rootfs  string
+	rawDisk string
+	log     *os.File
+	started time.Time
+
+	hostKey, clientKey *keyPair
+
+	// Filled in by the stages for the manifest.
+	kernelVersion string
+	packages      []Package
+	files         []LaidFile
+}
+
+type builder struct {
+	stages []stage
+	// preflight checks the host can run the stages; nil skips it.
+	preflight func() error
+}
+
+// Build returns the image for in, from cacheRoot/<hash> if a complete entry
+// is there (well under a second), else by building it (minutes: mmdebstrap
+// downloads and installs the packages).
+//
+// A build happens in cacheRoot/.tmp-<hash>-<random> and is renamed to
+// cacheRoot/<hash> only once complete, so a failed, canceled or killed build
+// never leaves a half-written entry. Concurrent builds of the same inputs
+// (other processes included) serialize on a lock file and the later ones
+// reuse the first one's result.
+//
+// progress, if not nil, is called with elapsed == 0 when a stage starts and
+// with the stage's duration when it ends; on a cache hit it is called once
+// with StageCached.
+//
+// Building needs root (mmdebstrap --mode=root, chroot) and the mmdebstrap,
+// mke2fs and qemu-img commands.
+func Build(ctx context.Context, in Inputs, cacheRoot string, progress func(stage string, elapsed time.Duration)) (*Image, error) {
+	b := &builder{stages: defaultStages(), preflight: checkHost}
+	return b.build(ctx, in, cacheRoot, progress)
+}
+
+func defaultStages() []stage {
+	return []stage{
+		{StageRootfs, stageRootfs},
+		{StageConfigure, stageConfigure},
+		{StageDisk, stageDisk},
+		{StageConvert, stageConvert},
+		{StageManifest, stageManifest},
+	}
+}
+
+func (b *builder) build(ctx context.Context, in Inputs, cacheRoot string, progress func(string, time.Duration)) (_ *Image, err error) {
+	start := time.Now()
+	if progress == nil {
+		progress = func(string, time.Duration) {}
+	}
+	if cacheRoot == "" {
+		return nil, errors.New("image cache directory not set")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d, err := in.digest()
+	if err != nil {
+		return nil, fmt.Errorf("hashing image inputs: %w", err)
+	}
+	if img, err := Load(cacheRoot, d.hash); err == nil {
+		progress(StageCached, time.Since(start))
+		return img, nil
+	}
+	if b.preflight != nil {
+		if err := b.preflight(); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(cacheRoot, 0o755); err != nil {
+		return nil, fmt.Errorf("creating image cache directory: %w", err)
+	}
+
+	unlock, err := lockEntry(ctx, cacheRoot, d.hash, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Whoever held the lock may just have built this very image.
+	if img, err := Load(cacheRoot, d.hash); err == nil {
+		progress(StageCached, time.Since(start))
+		return img, nil
+	}
+	final := filepath.Join(cacheRoot, d.hash)
+	if _, err := os.Lstat(final); err == nil {
+		// Entries only ever appear by rename of a finished build, and we
+		// hold the lock, so this is damage from outside (a manual edit,
+		// a full disk). Rebuilding is the only way forward.
+		if err := safeRemoveAll(final); err != nil {
+			return nil, fmt.Errorf("removing unusable image entry %s: %w", final, err)
+		}
+	}
+	// Holding the lock means no live build of this hash exists: any temp
+	// directory for it is left over from a process that was killed.
+	if stale, _ := filepath.Glob(filepath.Join(cacheRoot, ".tmp-"+d.hash+"-*")); len(stale) > 0 {
+		for _, p := range stale {
+			if err := safeRemoveAll(p); err != nil {
+				return nil, fmt.Errorf("removing leftover build directory: %w", err)
+			}
+		}
+	}
+
+	tmp, err := os.MkdirTemp(cacheRoot, ".tmp-"+d.hash+"-")
+	if err != nil {
+		return nil, fmt.Errorf("creating build directory: %w", err)
+	}
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		if rmErr := safeRemoveAll(tmp); rmErr != nil {
+			err = errors.Join(err, fmt.Errorf("cleaning up failed build: %w", rmErr))
+		}
+	}()
+	// MkdirTemp makes it 0700; qemu may run as an unprivileged user and
+	// must reach the base disk, kernel and initrd.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("build directory: %w", err)
+	}
+
+	s := &buildState{in: in, d: d, dir: tmp, started: start}
+	s.log, err = os.OpenFile(filepath.Join(tmp, BuildLogName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("creating build log: %w", err)
+	}
+	defer s.log.Close()
+	if s.hostKey, err = newKeyPair("pidreuse-node-host"); err != nil {
+		return nil, err
+	}
+	if s.clientKey, err = newKeyPair("pidreuse-harness"); err != nil {
+		return nil, err
+	}
+	if err := writeFileSync(filepath.Join(tmp, ClientKeyName), s.clientKey.private, 0o600); err != nil {
+		return nil, fmt.Errorf("saving client key: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(tmp, ClientKeyName+".pub"), []byte(s.clientKey.authorized), 0o644); err != nil {
+		return nil, fmt.Errorf("saving client key: %w", err)
+	}
+
+	for _, st := range b.stages {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("image build canceled before stage %s: %w", st.name, err)
+		}
+		fmt.Fprintf(s.log, "=== stage %s\n", st.name)
+		t := time.Now()
+		progress(st.name, 0)
+		if err := st.run(ctx, s); err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+				err = fmt.Errorf("%w (%w)", ctxErr, err)
+			}
+			return nil, fmt.Errorf("image build stage %s: %w", st.name, err)
+		}
+		progress(st.name, time.Since(t))
+	}
+	if err := s.log.Sync(); err != nil {
+		return nil, fmt.Errorf("syncing build log: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("image build canceled before publishing: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return nil, fmt.Errorf("publishing image %s: %w", final, err)
+	}
+	done = true
+	// Make the rename itself durable, so that after a crash the entry is
+	// either there in full or not at all.
+	if f, err := os.Open(cacheRoot); err == nil {
+		_ = f.Sync()
+		f.Close()
+	}
+	return Load(cacheRoot, d.hash)
+}
+
+// lockEntry takes an exclusive lock on cacheRoot/.lock-<hash>, polling so
+// that ctx can abort the wait. The lock files stay: deleting one would race
+// with another process opening it.
+func lockEntry(ctx context.Context, cacheRoot, hash string, progress func(string, time.Duration)) (func(), error) {
+	p := filepath.Join(cacheRoot, ".lock-"+hash)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening image build lock: %w", err)
+	}
+	start := time.Now()
+	waiting := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", p, err)
+		}
+		if !waiting {
+			waiting = true
+			progress(StageLock, 0)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for another build of the same image (lock %s): %w", p, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if waiting {
+		progress(StageLock, time.Since(start))
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// safeRemoveAll removes dir after detaching anything mounted below it.
+// A killed mmdebstrap can leave /proc, /sys or /dev mounts in the rootfs,
+// and a plain RemoveAll would then descend into the host's own files.
+func safeRemoveAll(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	mounts, err := mountsUnder(abs)
+	if err != nil {
+		return err
+	}
+	// Deepest first, so that nested mounts come off before their parents.
+	for i := len(mounts) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(mounts[i], syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			return fmt.Errorf("unmounting %s before removing %s: %w (unmount it by hand, then delete the directory)", mounts[i], abs, err)
+		}
+	}
+	if left, err := mountsUnder(abs); err != nil {
+		return err
+	} else if len(left) > 0 {
+		return fmt.Errorf("not removing %s: %s is still mounted (unmount it by hand, then delete the directory)", abs, left[0])
+	}
+	if err := os.RemoveAll(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// mountsUnder lists the mount points at or below dir, in mountinfo order
+// (parents before children).
+func mountsUnder(dir string) ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("reading mount table: %w", err)
+	}
+	var out []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out, nil
+}
+
+// unescapeMountinfo undoes the kernel's octal escaping of space, tab,
+// newline and backslash in mountinfo paths.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			o := s[i+1 : i+4]
+			if o[0] >= '0' && o[0] <= '3' && o[1] >= '0' && o[1] <= '7' && o[2] >= '0' && o[2] <= '7' {
+				b.WriteByte((o[0]-'0')<<6 | (o[1]-'0')<<3 | (o[2] - '0'))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,513 @@
+package images
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// checkHost fails early, before a lock or temp directory exists, when the
+// host cannot run the build.
+func checkHost() error {
+	if os.Geteuid() != 0 {
+		return errors.New("building the node image needs root (mmdebstrap --mode=root, chroot, root-owned files in the disk): run as root")
+	}
+	for _, tool := range []struct{ cmd, pkg string }{
+		{"mmdebstrap", "mmdebstrap"},
+		{"mke2fs", "e2fsprogs"},
+		{"qemu-img", "qemu-utils"},
+		{"chroot", "coreutils"},
+	} {
+		if _, err := exec.LookPath(tool.cmd); err != nil {
+			return fmt.Errorf("%s not found: run `make deps` (or apt-get install %s)", tool.cmd, tool.pkg)
+		}
+	}
+	return nil
+}
+
+// workDir holds what only the build needs (rootfs, raw disk); it is
+// removed before the entry is published.
+func (s *buildState) workDir() string { return filepath.Join(s.dir, "work") }
+
+// run runs a command with its output going to the build log; on failure the
+// error carries the output's tail so the caller sees why without the log
+// (which is deleted with the failed build).
+func (s *buildState) run(ctx context.Context, name string, args ...string) error {
+	_, err := s.output(ctx, false, name, args...)
+	return err
+}
+
+// output is run that also returns stdout when captureStdout is set.
+func (s *buildState) output(ctx context.Context, captureStdout bool, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	tail := &tailWriter{max: 3000}
+	logw := io.MultiWriter(s.log, tail)
+	var stdout bytes.Buffer
+	if captureStdout {
+		cmd.Stdout = &stdout
+	} else {
+		cmd.Stdout = logw
+	}
+	cmd.Stderr = logw
+	// SIGTERM rather than SIGKILL on cancel: mmdebstrap traps it and
+	// unmounts what it mounted inside the rootfs (measured: it can take
+	// ~25 s to wind down mid-install). WaitDelay bounds how long a command
+	// that ignores it may take to die; safeRemoveAll then detaches any
+	// mount it left.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	fmt.Fprintf(s.log, "+ %s %s\n", name, strings.Join(args, " "))
+	start := time.Now()
+	err := cmd.Run()
+	fmt.Fprintf(s.log, "  (%s, %v)\n", name, time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s interrupted: %w", name, ctx.Err())
+		}
+		return nil, fmt.Errorf("%s failed: %w; last output:\n%s", name, err, tail.String())
+	}
+	return stdout.Bytes(), nil
+}
+
+// tailWriter keeps the last max bytes written to it.
+type tailWriter struct {
+	max int
+	buf []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) String() string { return string(t.buf) }
+
+// stageRootfs installs the packages with mmdebstrap.
+func stageRootfs(ctx context.Context, s *buildState) error {
+	work := s.workDir()
+	if err := os.Mkdir(work, 0o755); err != nil {
+		return err
+	}
+	// Hand mmdebstrap the exact bytes that were hashed, under the original
+	// file name: mmdebstrap picks deb822 vs one-line format by the suffix.
+	// A missing or unusable mirror argument would make mmdebstrap fall back
+	// to a public mirror, so the file is always passed explicitly.
+	sources := filepath.Join(work, filepath.Base(s.in.AptSources))
+	if err := os.WriteFile(sources, s.d.aptSources, 0o644); err != nil {
+		return fmt.Errorf("copying apt sources: %w", err)
+	}
+	s.rootfs = filepath.Join(work, "rootfs")
+	args := []string{
+		"--mode=root",
+		"--variant=minbase",
+		"--include=" + strings.Join(s.d.packages, ","),
+		s.in.Suite, s.rootfs, sources,
+	}
+	if err := s.run(ctx, "mmdebstrap", args...); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w\n(check the apt sources file %s and that its mirror is reachable)", err, s.in.AptSources)
+	}
+	return nil
+}
+
+// stageConfigure turns the chroot into a bootable, SSH-reachable node.
+func stageConfigure(ctx context.Context, s *buildState) error {
+	r, err := os.OpenRoot(s.rootfs)
+	if err != nil {
+		return fmt.Errorf("opening rootfs: %w", err)
+	}
+	defer r.Close()
+
+	h := s.in.Hostname
+	files := []struct {
+		name string
+		data string
+		mode os.FileMode
+	}{
+		{"etc/hostname", h + "\n", 0o644},
+		{"etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\t" + h + "\n::1\tlocalhost ip6-localhost ip6-loopback\n", 0o644},
+		// No partition table: the disk is the filesystem.
+		{"etc/fstab", "/dev/vda / ext4 defaults 0 1\n", 0o644},
+		// mmdebstrap copied the build host's resolver; the guest has no
+		// DNS (restricted user networking), and must not learn the host's.
+		{"etc/resolv.conf", "", 0o644},
+		// Empty but present: systemd generates a fresh machine ID on each
+		// boot of each overlay instead of every VM sharing one.
+		{"etc/machine-id", "", 0o444},
+		{"etc/ssh/ssh_host_ed25519_key", string(s.hostKey.private), 0o600},
+		{"etc/ssh/ssh_host_ed25519_key.pub", s.hostKey.authorized, 0o644},
+		// The Include of sshd_config.d comes first in Debian's sshd_config
+		// and sshd keeps the first value it reads, so these win.
+		{"etc/ssh/sshd_config.d/10-pidreuse.conf", "# Written by the pidreuse image builder.\n" +
+			"HostKey /etc/ssh/ssh_host_ed25519_key\n" +
+			"PasswordAuthentication no\n" +
+			"KbdInteractiveAuthentication no\n" +
+			"PermitRootLogin prohibit-password\n" +
+			"UseDNS no\n", 0o644},
+		{"root/.ssh/authorized_keys", s.clientKey.authorized, 0o600},
+		// DHCP from QEMU's user network. Its DNS server leads nowhere
+		// (restrict=on), so it is not used. Routes are taken as offered:
+		// under restrict=on that is only the 10.0.2.0/24 link route, and
+		// a caller that needs a default route (Kubernetes picks the node
+		// IP from it) can lay in its own .network file via Inputs.Files.
+		{"etc/systemd/network/20-pidreuse-wired.network", "# Written by the pidreuse image builder.\n" +
+			"[Match]\nName=en* eth*\n\n" +
+			"[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n\n" +
+			"[DHCPv4]\nUseDNS=no\nUseNTP=no\nUseDomains=no\n", 0o644},
+	}
+
+	// Only our host key may exist, so the pinned key is the one sshd uses.
+	oldKeys, err := fs.Glob(r.FS(), "etc/ssh/ssh_host_*")
+	if err != nil {
+		return err
+	}
+	for _, k := range oldKeys {
+		if err := r.Remove(k); err != nil {
+			return fmt.Errorf("removing generated host key: %w", err)
+		}
+	}
+	if err := r.MkdirAll("root/.ssh", 0o700); err != nil {
+		return err
+	}
+	if err := r.Chmod("root/.ssh", 0o700); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := replaceFile(r, f.name, []byte(f.data), f.mode); err != nil {
+			return err
+		}
+	}
+	// dbus keeps its own copy of the machine ID when this is a regular
+	// file; it would then be shared by every VM.
+	if fi, err := r.Lstat("var/lib/dbus/machine-id"); err == nil && fi.Mode().IsRegular() {
+		if err := r.Remove("var/lib/dbus/machine-id"); err != nil {
+			return err
+		}
+	}
+
+	if err := s.layFiles(r); err != nil {
+		return err
+	}
+
+	// systemctl works offline in a chroot for enable/mask.
+	enable := append([]string{"systemd-networkd.service", "ssh.service", "serial-getty@ttyS0.service"}, s.d.units...)
+	if err := s.run(ctx, "chroot", append([]string{s.rootfs, "systemctl", "enable"}, enable...)...); err != nil {
+		return err
+	}
+	// Background maintenance timers only cost CPU under TCG and would try
+	// to reach the network the guest does not have.
+	mask := []string{"apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e2scrub_all.timer", "fstrim.timer"}
+	if err := s.run(ctx, "chroot", append([]string{s.rootfs, "systemctl", "mask"}, mask...)...); err != nil {
+		return err
+	}
+
+	if err := s.copyKernel(); err != nil {
+		return err
+	}
+	pkgs, err := s.installedPackages(ctx)
+	if err != nil {
+		return err
+	}
+	s.packages = pkgs
+	return nil
+}
+
+// replaceFile writes name in the rootfs from scratch: whatever was there
+// (possibly a symlink to a host-specific file) is removed first, and the
+// mode is set explicitly since WriteFile only applies it on creation.
+func replaceFile(r *os.Root, name string, data []byte, mode os.FileMode) error {
+	if err := r.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("replacing %s in rootfs: %w", name, err)
+	}
+	if err := r.MkdirAll(path.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("creating parent of %s in rootfs: %w", name, err)
+	}
+	if err := r.WriteFile(name, data, mode); err != nil {
+		return fmt.Errorf("writing %s in rootfs: %w", name, err)
+	}
+	if err := r.Chmod(name, mode); err != nil {
+		return fmt.Errorf("chmod %s in rootfs: %w", name, err)
+	}
+	return nil
+}
+
+// layFiles copies Inputs.Files into the rootfs through r, which refuses any
+// path (or symlink already in the rootfs) that would escape to the host.
+// Each file is hashed while copied and must match what Hash saw, so the
+// manifest describes what is really in the image.
+func (s *buildState) layFiles(r *os.Root) error {
+	i := 0
+	for _, f := range s.in.Files {
+		err := walkSource(f, func(src, dst string, fi os.FileInfo, mode os.FileMode) error {
+			if i >= len(s.d.files) || s.d.files[i].Dst != dst {
+				return fmt.Errorf("%s changed since the inputs were hashed: retry the build", src)
+			}
+			want := s.d.files[i]
+			i++
+			name := strings.TrimPrefix(dst, "/")
+			lf := LaidFile{Dst: dst, Kind: want.Kind, Mode: mode}
+			if err := r.MkdirAll(path.Dir(name), 0o755); err != nil {
+				return fmt.Errorf("creating parent of %s in rootfs: %w", dst, err)
+			}
+			switch want.Kind {
+			case "dir":
+				if err := r.MkdirAll(name, mode); err != nil {
+					return fmt.Errorf("creating %s in rootfs: %w", dst, err)
+				}
+				if err := r.Chmod(name, mode); err != nil {
+					return err
+				}
+			case "symlink":
+				target, err := os.Readlink(src)
+				if err != nil {
+					return err
+				}
+				if err := r.RemoveAll(name); err != nil {
+					return err
+				}
+				if err := r.Symlink(target, name); err != nil {
+					return fmt.Errorf("creating symlink %s in rootfs: %w", dst, err)
+				}
+				lf.Target = target
+			case "file":
+				sum, err := copyInto(r, src, name, mode)
+				if err != nil {
+					return fmt.Errorf("copying to %s in rootfs: %w", dst, err)
+				}
+				lf.SHA256 = sum
+			}
+			if lf.SHA256 != want.SHA256 || lf.Target != want.Target || uint32(mode) != want.Mode {
+				return fmt.Errorf("%s changed since the inputs were hashed: retry the build", src)
+			}
+			s.files = append(s.files, lf)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if i != len(s.d.files) {
+		return errors.New("image input files changed since the inputs were hashed: retry the build")
+	}
+	return nil
+}
+
+func copyInto(r *os.Root, src, name string, mode os.FileMode) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	// Remove first: the destination may be a symlink or a read-only file
+	// shipped by a package.
+	if err := r.RemoveAll(name); err != nil {
+		return "", err
+	}
+	out, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
+		out.Close()
+		return "", err
+	}
+	if err := out.Close(); err != nil {
+		return "", err
+	}
+	// OpenFile applies the umask and drops setuid bits; set the mode as asked.
+	if err := r.Chmod(name, mode); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// copyKernel copies the installed kernel and initrd out of /boot for direct
+// kernel boot; there is no bootloader in the image.
+func (s *buildState) copyKernel() error {
+	boot := filepath.Join(s.rootfs, "boot")
+	kernels, err := filepath.Glob(filepath.Join(boot, "vmlinuz-*"))
+	if err != nil {
+		return err
+	}
+	if len(kernels) != 1 {
+		return fmt.Errorf("expected exactly one kernel in the rootfs /boot, found %d: check that linux-image-amd64 is in Inputs.Packages", len(kernels))
+	}
+	version := strings.TrimPrefix(filepath.Base(kernels[0]), "vmlinuz-")
+	initrd := filepath.Join(boot, "initrd.img-"+version)
+	if _, err := os.Stat(initrd); err != nil {
+		return fmt.Errorf("no initrd for kernel %s (is initramfs-tools installed?): %w", version, err)
+	}
+	if err := copyFile(kernels[0], filepath.Join(s.dir, KernelName), 0o644); err != nil {
+		return fmt.Errorf("copying kernel: %w", err)
+	}
+	if err := copyFile(initrd, filepath.Join(s.dir, InitrdName), 0o644); err != nil {
+		return fmt.Errorf("copying initrd: %w", err)
+	}
+	s.kernelVersion = version
+	return nil
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// installedPackages asks the rootfs's own dpkg what is installed, so the
+// manifest records exact versions even when the mirror moves on.
+func (s *buildState) installedPackages(ctx context.Context) ([]Package, error) {
+	out, err := s.output(ctx, true, "chroot", s.rootfs, "dpkg-query", "-W",
+		"-f", `${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n`)
+	if err != nil {
+		return nil, fmt.Errorf("listing installed packages: %w", err)
+	}
+	return parseDpkgQuery(out)
+}
+
+func parseDpkgQuery(out []byte) ([]Package, error) {
+	var pkgs []Package
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), "\t")
+		if len(f) != 4 {
+			continue
+		}
+		// "ii " is installed; anything else (config-files, half-installed)
+		// is not part of the running system.
+		if !strings.HasPrefix(f[0], "ii") {
+			continue
+		}
+		pkgs = append(pkgs, Package{Name: f[1], Version: f[2], Arch: f[3]})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(pkgs) == 0 {
+		return nil, errors.New("dpkg-query reported no installed packages")
+	}
+	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].Name < pkgs[j].Name })
+	return pkgs, nil
+}
+
+// stageDisk makes the ext4 filesystem straight from the rootfs directory:
+// no loop device or mount, and the raw file stays sparse.
+func stageDisk(ctx context.Context, s *buildState) error {
+	s.rawDisk = filepath.Join(s.workDir(), "disk.raw")
+	f, err := os.OpenFile(s.rawDisk, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(s.in.DiskSize); err != nil {
+		f.Close()
+		return fmt.Errorf("sizing raw disk: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return s.run(ctx, "mke2fs", "-q", "-F", "-t", "ext4", "-d", s.rootfs, "-L", "root",
+		s.rawDisk, strconv.FormatInt(s.in.DiskSize/1024, 10)+"k")
+}
+
+// stageConvert turns the raw disk into the qcow2 base that overlays point
+// at, then drops the work files (rootfs, raw disk) that the entry does not
+// keep.
+func stageConvert(ctx context.Context, s *buildState) error {
+	// Uncompressed: compressed clusters are slower to read under TCG and the
+	// base is read by every VM.
+	if err := s.run(ctx, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", s.rawDisk, filepath.Join(s.dir, BaseDiskName)); err != nil {
+		return err
+	}
+	if err := safeRemoveAll(s.workDir()); err != nil {
+		return fmt.Errorf("removing build work files: %w", err)
+	}
+	return nil
+}
+
+// stageManifest records the result. It runs last: a manifest that exists
+// and matches its files is what makes an entry complete.
+func stageManifest(ctx context.Context, s *buildState) error {
+	var arts [3]Artifact
+	for i, name := range []string{BaseDiskName, KernelName, InitrdName} {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		a, err := artifact(s.dir, name)
+		if err != nil {
+			return err
+		}
+		arts[i] = a
+	}
+	srcSum := sha256.Sum256(s.d.aptSources)
+	m := &Manifest{
+		FormatVersion:     FormatVersion,
+		InputHash:         s.d.hash,
+		BuiltAt:           s.started.UTC().Truncate(time.Second),
+		BuildDuration:     time.Since(s.started).Round(time.Millisecond),
+		Suite:             s.in.Suite,
+		AptSourcesSHA256:  hex.EncodeToString(srcSum[:]),
+		RequestedPackages: s.d.packages,
+		Packages:          s.packages,
+		Files:             s.files,
+		KernelVersion:     s.kernelVersion,
+		KernelCmdline:     KernelCmdline,
+		BaseDisk:          arts[0],
+		Kernel:            arts[1],
+		Initrd:            arts[2],
+		DiskSize:          s.in.DiskSize,
+		Hostname:          s.in.Hostname,
+		HostPublicKey:     strings.TrimSpace(s.hostKey.authorized),
+		ClientPublicKey:   strings.TrimSpace(s.clientKey.authorized),
+	}
+	return writeManifest(s.dir, m)
+}
+
+// artifact hashes and syncs one entry file; syncing here means the rename
+// that publishes the entry never exposes data still in the page cache only.
+func artifact(dir, name string) (Artifact, error) {
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return Artifact{}, fmt.Errorf("image artifact missing: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("hashing %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return Artifact{}, fmt.Errorf("syncing %s: %w", name, err)
+	}
+	return Artifact{Path: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
