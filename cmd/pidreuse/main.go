@@ -67,6 +67,8 @@ func dispatch(ctx context.Context, args []string) (int, error) {
 		return cmdRun(ctx, args[1:], true)
 	case "plugins":
 		return cmdPlugins(ctx, args[1:])
+	case "image":
+		return cmdImage(ctx, args[1:])
 	case "clean":
 		return cmdClean(ctx, args[1:])
 	case "-h", "--help", "help":

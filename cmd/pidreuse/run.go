@@ -43,7 +43,7 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	case scenarios.TierSandbox:
 		results, err = runSandboxTier(ctx, c, scs, progress)
 	case scenarios.TierVM:
-		err = errors.New("the vm tier is not built yet: use --tier sandbox")
+		results, err = runVMTier(ctx, c, scs, progress)
 	default:
 		err = fmt.Errorf("unknown tier %q: use sandbox or vm", c.tier)
 	}
@@ -110,40 +110,43 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 	if workDir == "" {
 		workDir = filepath.Join(os.TempDir(), "pidreuse-"+c.runID)
 	}
-	var results []runner.Result
-	for i, set := range sets {
-		node, err := sandbox.Start(ctx, sandbox.Options{
-			Name:      fmt.Sprintf("pidreuse-%s-sb%d", c.runID, i),
-			Dir:       filepath.Join(workDir, fmt.Sprintf("sb%d", i)),
-			AgentPath: agentPath,
-			Keep:      c.keep == "always",
-		})
-		if err != nil {
-			return nil, err
+	node, err := sandbox.Start(ctx, sandbox.Options{
+		Name:      "pidreuse-" + c.runID + "-sb0",
+		Dir:       filepath.Join(workDir, "sb0"),
+		AgentPath: agentPath,
+		Keep:      c.keep == "always",
+	})
+	if err != nil {
+		return nil, err
+	}
+	var pl []runner.Plugins
+	for _, s := range sets {
+		pl = append(pl, runner.Plugins{Dir: s.dir, Version: s.version})
+	}
+	results := runner.RunMatrix(ctx, node, scs, pl, runner.Options{Tier: c.tier})
+	failed := false
+	for _, r := range results {
+		failed = failed || !r.Pass
+	}
+	if failed {
+		if err := node.CollectArtifacts(context.Background(), filepath.Join(workDir, "artifacts")); err == nil {
+			progress("artifacts of the failed run: " + filepath.Join(workDir, "artifacts"))
 		}
-		res := runner.Run(ctx, node, scs, runner.Options{Tier: c.tier, PluginDir: set.dir, PluginVersion: set.version})
-		failed := false
-		for _, r := range res {
-			failed = failed || !r.Pass
-		}
-		if failed && c.keep == "on-failure" {
+		if c.keep == "on-failure" {
 			node.Keep()
-			progress("kept " + node.Dir() + " for debugging")
-		}
-		if err := node.Close(context.Background()); err != nil {
-			progress(err.Error())
-		}
-		results = append(results, res...)
-		if ctx.Err() != nil {
-			return results, ctx.Err()
 		}
 	}
-	if c.workDir == "" && c.keep == "never" {
+	if err := node.Close(context.Background()); err != nil {
+		progress(err.Error())
+	}
+	if ctx.Err() != nil {
+		return results, ctx.Err()
+	}
+	if !failed && c.workDir == "" && c.keep == "never" {
 		os.RemoveAll(workDir)
 	}
 	return results, nil
 }
-
 func printTable(w *os.File, results []runner.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCENARIO\tPLUGINS\tNETNS PATH\tPID REUSED\tDEL RESULT\tHOST LO\tEXPECTED\tVERDICT")

@@ -3,7 +3,6 @@
 package sandbox_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"testing"
@@ -29,8 +28,8 @@ type suiteEnv struct {
 }
 
 var (
-	env      suiteEnv
-	realNet  e2eutil.HostNet
+	env               suiteEnv
+	realNet           e2eutil.HostNet
 	versionsUnderTest = append(append([]string{}, versions.CNIPlugins...), versions.DebianCNIPlugins)
 )
 
@@ -70,5 +69,3 @@ var _ = AfterEach(func() {
 	Expect(now.LoUp).To(BeTrue(), "the REAL machine's lo went down")
 	Expect(now.LoFlags).To(Equal(realNet.LoFlags), "the real machine's lo flags changed")
 })
-
-func specCtx(ctx SpecContext) context.Context { return ctx }

@@ -34,9 +34,16 @@ type Options struct {
 	OnStep func(scenario, step string)
 }
 
+// Plugins names one CNI plugin set as the node sees it.
+type Plugins struct {
+	Dir     string
+	Version string
+}
+
 // Trial is a scenario between its ADD and its verdict.
 type Trial struct {
 	sc    scenarios.Scenario
+	pl    Plugins
 	id    string
 	start time.Time
 	res   Result
@@ -64,10 +71,17 @@ func (r *Runner) step(t *Trial, step, detail string) {
 	}
 }
 
-// Prepare creates the scenario's sandbox and runs CNI ADD, before the reboot.
+// Prepare creates the scenario's sandbox and runs CNI ADD, before the
+// reboot, with the runner's plugins.
 func (r *Runner) Prepare(ctx context.Context, sc scenarios.Scenario) (*Trial, error) {
-	t := &Trial{sc: sc, id: fmt.Sprintf("%s-%d", sc.Name, len(r.trials)), start: time.Now()}
-	t.res = Result{Scenario: sc.Name, Tier: r.opts.Tier, Node: r.node.Name(), PluginVersion: r.opts.PluginVersion,
+	return r.PrepareWith(ctx, sc, Plugins{Dir: r.opts.PluginDir, Version: r.opts.PluginVersion})
+}
+
+// PrepareWith is Prepare with another plugin set, so trials of several
+// plugin versions can share one node and one reboot.
+func (r *Runner) PrepareWith(ctx context.Context, sc scenarios.Scenario, pl Plugins) (*Trial, error) {
+	t := &Trial{sc: sc, pl: pl, id: fmt.Sprintf("%s-%d", sc.Name, len(r.trials)), start: time.Now()}
+	t.res = Result{Scenario: sc.Name, Tier: r.opts.Tier, Node: r.node.Name(), PluginVersion: pl.Version,
 		NetnsMode: string(sc.Netns), ExpectedLoUp: sc.ExpectLoUp}
 	r.trials = append(r.trials, t)
 	if sc.DeleteBy != scenarios.LegacyEmulator {
@@ -92,7 +106,7 @@ func (r *Runner) Prepare(ctx context.Context, sc scenarios.Scenario) (*Trial, er
 }
 
 func (r *Runner) cniArgs(cmd string, t *Trial) []string {
-	return []string{"cni", cmd, "--id", t.id, "--cni-bin-dir", r.opts.PluginDir, "--plugins", joinComma(t.sc.Plugins)}
+	return []string{"cni", cmd, "--id", t.id, "--cni-bin-dir", t.pl.Dir, "--plugins", joinComma(t.sc.Plugins)}
 }
 
 // Reboot reboots the node once for every prepared trial.
@@ -253,9 +267,17 @@ func (r *Runner) setLoUp(ctx context.Context) (agentapi.Link, error) {
 // Run plays scenarios on node with one shared reboot and returns a result
 // per scenario, in order.
 func Run(ctx context.Context, node harness.Node, scs []scenarios.Scenario, opts Options) []Result {
+	return RunMatrix(ctx, node, scs, []Plugins{{Dir: opts.PluginDir, Version: opts.PluginVersion}}, opts)
+}
+
+// RunMatrix plays every scenario with every plugin set on node, all
+// sharing one reboot, and returns the results in plugin-major order.
+func RunMatrix(ctx context.Context, node harness.Node, scs []scenarios.Scenario, sets []Plugins, opts Options) []Result {
 	r := New(node, opts)
-	for _, sc := range scs {
-		_, _ = r.Prepare(ctx, sc)
+	for _, pl := range sets {
+		for _, sc := range scs {
+			_, _ = r.PrepareWith(ctx, sc, pl)
+		}
 	}
 	_ = r.Reboot(ctx)
 	var out []Result

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pidreuse/pidreuse/images/cachedir"
 	"github.com/pidreuse/pidreuse/images/versions"
 )
 
@@ -20,18 +21,8 @@ import (
 // the one the bug lives in.
 var Plugins = []string{"loopback"}
 
-// CacheRoot is where builds are kept: $XDG_CACHE_HOME/pidreuse/cni-plugins
-// (or ~/.cache/...), unless PIDREUSE_CACHE_DIR names another root.
-func CacheRoot() (string, error) {
-	if d := os.Getenv("PIDREUSE_CACHE_DIR"); d != "" {
-		return filepath.Join(d, "cni-plugins"), nil
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("cache dir: %w (set PIDREUSE_CACHE_DIR)", err)
-	}
-	return filepath.Join(d, "pidreuse", "cni-plugins"), nil
-}
+// CacheRoot is where builds are kept, one dir per version (see cachedir).
+func CacheRoot() (string, error) { return cachedir.Dir("cni-plugins") }
 
 // Dir returns the plugin dir for version, building it first if it is not
 // cached. version "debian" is Debian's package, which is never built.

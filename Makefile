@@ -1,0 +1,80 @@
+# pidreuse — make targets for developers and CI. Run as root on Debian 12.
+#   make e2e    the VM tier: builds the node image, boots libvirt VMs, real reboots
+#   make test   vet, unit tests and the sandbox tier (namespaces, seconds)
+# Both pull in what they need through `make deps`.
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+export CGO_ENABLED ?= 0
+
+GO        ?= go
+BIN       := bin
+REPORTS   ?= $(CURDIR)/reports
+LIBVIRT_SOCK := /var/run/libvirt/libvirt-sock
+
+# Debian packages the harness and its tests use on this machine.
+APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients \
+	mmdebstrap e2fsprogs containernetworking-plugins iproute2
+
+.PHONY: all build deps deps-apt deps-daemons deps-plugins test unit e2e-sandbox e2e image bench lint clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/pidreuse ./cmd/pidreuse
+	$(GO) build -trimpath -o $(BIN)/nodeagent ./cmd/nodeagent
+	$(GO) build -trimpath -o $(BIN)/failonce ./cmd/failonce
+
+deps: deps-apt deps-daemons deps-plugins
+
+# Installs only what is missing, so a warm machine pays nothing.
+deps-apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: Debian packages present"; fi
+
+# No systemd as PID 1 here: start the daemons by hand when they are not
+# running. libvirt's NAT network is never used: drop its autostart link so
+# libvirtd cannot create a bridge on the host.
+deps-daemons: deps-apt
+	@rm -f /etc/libvirt/qemu/networks/autostart/default.xml
+	@pgrep -x virtlogd >/dev/null || { echo "deps: starting virtlogd"; virtlogd -d; }
+	@pgrep -x libvirtd >/dev/null || { echo "deps: starting libvirtd"; libvirtd -d; }
+	@for i in $$(seq 1 50); do [ -S $(LIBVIRT_SOCK) ] && exit 0; sleep 0.2; done; \
+		echo "deps: libvirtd did not create $(LIBVIRT_SOCK)"; exit 1
+
+deps-plugins: build
+	$(BIN)/pidreuse plugins --plugin-version all
+
+test: deps build lint unit e2e-sandbox
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e/)
+
+e2e-sandbox: build
+	@mkdir -p $(REPORTS)
+	PIDREUSE_REPORT_DIR=$(REPORTS)/sandbox $(GO) test -count=1 -timeout 20m ./e2e/sandbox/ \
+		-ginkgo.label-filter=sandbox -ginkgo.junit-report=$(REPORTS)/sandbox-junit.xml
+
+image: deps build
+	$(BIN)/pidreuse image build
+
+e2e: deps build
+	@mkdir -p $(REPORTS)
+	PIDREUSE_REPORT_DIR=$(REPORTS)/vm $(GO) test -count=1 -tags e2e -timeout 80m ./e2e/vm/ \
+		-ginkgo.v -ginkgo.label-filter=vm -ginkgo.junit-report=$(REPORTS)/vm-junit.xml
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 10x ./e2e/bench/
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
+
+clean:
+	-[ -x $(BIN)/pidreuse ] && $(BIN)/pidreuse clean
+	rm -rf $(BIN) $(REPORTS)

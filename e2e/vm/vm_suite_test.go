@@ -1,0 +1,76 @@
+//go:build e2e
+
+// The VM tier: the scenario matrix on a libvirt VM booted from the node
+// image, with a real guest reboot between CNI ADD and DEL.
+package vm_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pidreuse/pidreuse/e2e/e2eutil"
+	"github.com/pidreuse/pidreuse/harness/libvirt"
+	"github.com/pidreuse/pidreuse/images"
+	"github.com/pidreuse/pidreuse/images/cniplugins"
+	"github.com/pidreuse/pidreuse/images/versions"
+)
+
+func TestVM(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "pidreuse vm tier")
+}
+
+// imageDir is the cached node image, built once for all processes.
+var imageDir string
+
+var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
+	Expect(os.Geteuid()).To(Equal(0), "the vm tier needs root")
+	By("checking libvirtd")
+	lv, err := libvirt.Connect(ctx, "")
+	Expect(err).NotTo(HaveOccurred())
+	lv.Close()
+
+	dir, err := os.MkdirTemp("", "pidreuse-e2e-bin-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, dir)
+	By("building the node agent")
+	agentPath, err := e2eutil.BuildAgent(ctx, dir)
+	Expect(err).NotTo(HaveOccurred())
+
+	root, err := cniplugins.CacheRoot()
+	Expect(err).NotTo(HaveOccurred())
+	plugins := map[string]string{}
+	for _, v := range versions.CNIPlugins {
+		plugins[v], err = cniplugins.Dir(ctx, root, v, func(s string) { GinkgoWriter.Println(s) })
+		Expect(err).NotTo(HaveOccurred())
+	}
+	in, err := images.NodeInputs(filepath.Dir(agentPath), plugins)
+	Expect(err).NotTo(HaveOccurred())
+	cache, err := images.CacheRoot()
+	Expect(err).NotTo(HaveOccurred())
+	By("building or loading the node image")
+	start := time.Now()
+	img, err := images.Build(ctx, in, cache, func(stage string, elapsed time.Duration) {
+		GinkgoWriter.Printf("image: %s %s (%s so far)\n", stage, elapsed.Round(100*time.Millisecond), time.Since(start).Round(time.Second))
+	})
+	Expect(err).NotTo(HaveOccurred())
+	AddReportEntry("image", img.Manifest.InputHash, img.Manifest.BuildDuration.String())
+	data, err := json.Marshal(img.Dir)
+	Expect(err).NotTo(HaveOccurred())
+	return data
+}, func(data []byte) {
+	Expect(json.Unmarshal(data, &imageDir)).To(Succeed())
+}, NodeTimeout(30*time.Minute))
+
+func reportDir() string {
+	if d := os.Getenv("PIDREUSE_REPORT_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "pidreuse-e2e-report")
+}

@@ -1,0 +1,387 @@
+// Package vm is the VM node: a libvirt domain booted from the node image's
+// qcow2 base through a per-VM overlay, reached over SSH with the image's
+// pinned host key, and rebooted for real.
+package vm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/harness/libvirt"
+	"github.com/pidreuse/pidreuse/harness/ssh"
+	"github.com/pidreuse/pidreuse/images"
+)
+
+// Reboot modes.
+const (
+	// RebootDestroyStart is the guest's own `systemctl reboot` with
+	// on_reboot=destroy, then a fresh start of the same domain: a full
+	// guest shutdown and a fresh boot from the same disk, ~2x faster under
+	// TCG than a reset in place.
+	RebootDestroyStart = "destroy-start"
+	// RebootReset is the guest's own reboot with on_reboot=restart: QEMU
+	// resets the machine in place.
+	RebootReset = "reset"
+)
+
+// Options says how to make a VM node.
+type Options struct {
+	// Name is the domain name; it carries the run ID.
+	Name string
+	// Dir holds the overlay disk and the console log.
+	Dir   string
+	Image *images.Image
+	// Socket is libvirtd's socket (default /var/run/libvirt/libvirt-sock).
+	Socket     string
+	VCPUs      int
+	MemoryMiB  int
+	RebootMode string
+	// BootTimeout bounds each boot to SSH (default 6 minutes: TCG is slow
+	// and a loaded CI machine slower).
+	BootTimeout time.Duration
+	// Keep leaves the domain running and Dir in place at Close.
+	Keep bool
+	// Progress receives one line per long step.
+	Progress func(string)
+}
+
+// Timing records how long the node's boots took, for benchmarks.
+type Timing struct {
+	Boot   time.Duration
+	Reboot time.Duration
+}
+
+// Node is a VM node.
+type Node struct {
+	opts    Options
+	lv      *libvirt.Client
+	sshCfg  ssh.Config
+	mu      sync.Mutex
+	ssh     *ssh.Client
+	bootID  string
+	kvm     bool
+	port    int
+	overlay string
+	console string
+	defined bool
+	closed  bool
+	Timing  Timing
+}
+
+var _ harness.Node = (*Node)(nil)
+
+func (o *Options) defaults() {
+	if o.VCPUs == 0 {
+		o.VCPUs = 2
+	}
+	if o.MemoryMiB == 0 {
+		o.MemoryMiB = 2048
+	}
+	if o.RebootMode == "" {
+		o.RebootMode = RebootDestroyStart
+	}
+	if o.BootTimeout == 0 {
+		o.BootTimeout = 6 * time.Minute
+	}
+	if o.Progress == nil {
+		o.Progress = func(string) {}
+	}
+}
+
+// Start defines and boots the VM and waits until its node agent answers
+// over SSH. On failure nothing is left behind (unless Keep).
+func Start(ctx context.Context, opts Options) (_ *Node, err error) {
+	opts.defaults()
+	if opts.Image == nil {
+		return nil, errors.New("vm: no image: run `pidreuse image build`")
+	}
+	if opts.RebootMode != RebootDestroyStart && opts.RebootMode != RebootReset {
+		return nil, fmt.Errorf("vm: reboot mode %q: use %s or %s", opts.RebootMode, RebootDestroyStart, RebootReset)
+	}
+	n := &Node{opts: opts}
+	defer func() {
+		if err != nil {
+			n.Close(context.Background())
+		}
+	}()
+	if n.lv, err = libvirt.Connect(ctx, opts.Socket); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	}
+	signer, err := ssh.LoadSigner(opts.Image.ClientKey)
+	if err != nil {
+		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	}
+	hostKey, err := ssh.ParseAuthorizedKey(opts.Image.Manifest.HostPublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("vm %s: image host key: %w", opts.Name, err)
+	}
+	var why string
+	n.kvm, why = libvirt.KVMUsable()
+	if !n.kvm {
+		opts.Progress("no KVM, running under TCG (slow): " + why)
+	}
+	if n.port, err = libvirt.FreeLoopbackPort(); err != nil {
+		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	}
+	n.sshCfg = ssh.Config{Addr: fmt.Sprintf("127.0.0.1:%d", n.port), User: "root", Signer: signer, HostKey: hostKey}
+	n.overlay = filepath.Join(opts.Dir, "disk.qcow2")
+	n.console = filepath.Join(opts.Dir, "console.log")
+	if err := libvirt.CreateOverlay(ctx, opts.Image.BaseDisk, n.overlay); err != nil {
+		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	}
+	onReboot := libvirt.OnRebootDestroy
+	if opts.RebootMode == RebootReset {
+		onReboot = libvirt.OnRebootRestart
+	}
+	xml, err := libvirt.DomainXML(libvirt.DomainSpec{
+		Name: opts.Name, VCPUs: opts.VCPUs, MemoryMiB: opts.MemoryMiB, KVM: n.kvm,
+		Kernel: opts.Image.Kernel, Initrd: opts.Image.Initrd, Cmdline: opts.Image.Manifest.KernelCmdline,
+		Disk: n.overlay, ConsoleLog: n.console, SSHPort: n.port, OnReboot: onReboot,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	}
+	if err := n.lv.Define(ctx, xml); err != nil {
+		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	}
+	n.defined = true
+	start := time.Now()
+	if err := n.lv.Start(ctx, opts.Name); err != nil {
+		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	}
+	if err := n.waitBoot(ctx, ""); err != nil {
+		return nil, err
+	}
+	n.Timing.Boot = time.Since(start)
+	opts.Progress(fmt.Sprintf("%s booted to SSH in %s (%s)", opts.Name, n.Timing.Boot.Round(100*time.Millisecond), n.accel()))
+	return n, nil
+}
+
+func (n *Node) accel() string {
+	if n.kvm {
+		return "KVM"
+	}
+	return "TCG"
+}
+
+// waitBoot waits for SSH and for a boot ID other than old.
+func (n *Node) waitBoot(ctx context.Context, old string) error {
+	ctx, cancel := context.WithTimeout(ctx, n.opts.BootTimeout)
+	defer cancel()
+	started := time.Now()
+	last := time.Now()
+	for {
+		c, err := ssh.WaitReady(ctx, n.sshCfg, func(attempt int, err error) {
+			if time.Since(last) > 15*time.Second {
+				last = time.Now()
+				n.opts.Progress(fmt.Sprintf("%s: waiting for SSH (%s)", n.opts.Name, time.Since(started).Round(time.Second)))
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("boot %s: no SSH within %s: %w\nlast lines of the serial console (%s):\n%s",
+				n.opts.Name, n.opts.BootTimeout, err, n.console, ConsoleTail(n.console, 15))
+		}
+		n.mu.Lock()
+		n.ssh = c
+		n.mu.Unlock()
+		var b agentapi.Boot
+		if err := harness.Agent(ctx, n, &b, "boot"); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("boot %s: %w", n.opts.Name, err)
+			}
+			// sshd of the dying boot may still answer during shutdown.
+			time.Sleep(time.Second)
+			continue
+		}
+		if b.BootID != old {
+			n.bootID = b.BootID
+			return nil
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// Name implements harness.Node.
+func (n *Node) Name() string { return n.opts.Name }
+
+// BootID is the boot ID the node answered with last.
+func (n *Node) BootID() string { return n.bootID }
+
+// SSHCommand tells a person how to reach the node.
+func (n *Node) SSHCommand() string {
+	return fmt.Sprintf("ssh -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p %d root@127.0.0.1    # or: virsh console %s",
+		n.opts.Image.ClientKey, n.port, n.opts.Name)
+}
+
+// Console is the path of the serial console log.
+func (n *Node) Console() string { return n.console }
+
+// Exec implements harness.Node over SSH.
+func (n *Node) Exec(ctx context.Context, argv ...string) (harness.ExecResult, error) {
+	n.mu.Lock()
+	c := n.ssh
+	n.mu.Unlock()
+	if c == nil {
+		return harness.ExecResult{}, fmt.Errorf("exec on %s: not connected", n.opts.Name)
+	}
+	if len(argv) > 0 && argv[0] == "nodeagent" {
+		argv = append([]string{images.GuestAgentPath}, argv[1:]...)
+	}
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		quoted[i] = ssh.ShellQuote(a)
+	}
+	stdout, stderr, code, err := c.Run(ctx, strings.Join(quoted, " "), nil)
+	if err != nil {
+		return harness.ExecResult{}, err
+	}
+	return harness.ExecResult{Stdout: stdout, Stderr: stderr, ExitCode: code}, nil
+}
+
+// Reboot implements harness.Node: the guest reboots itself, and the node
+// answers again with a new boot ID.
+func (n *Node) Reboot(ctx context.Context) error {
+	old := n.bootID
+	start := time.Now()
+	n.opts.Progress(fmt.Sprintf("%s: rebooting (%s)", n.opts.Name, n.opts.RebootMode))
+	// The session may die with the guest's sshd before it reports back.
+	_, _ = n.Exec(ctx, "systemctl", "reboot")
+	n.dropSSH()
+	if n.opts.RebootMode == RebootDestroyStart {
+		wctx, cancel := context.WithTimeout(ctx, n.opts.BootTimeout)
+		reason, err := n.lv.WaitStopped(wctx, n.opts.Name)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("reboot %s: the guest did not shut down: %w\nlast lines of the serial console:\n%s", n.opts.Name, err, ConsoleTail(n.console, 15))
+		}
+		// libvirt reports a plain shutdown: we asked for the reboot.
+		if reason != "shutdown" {
+			return fmt.Errorf("reboot %s: the domain stopped (%s), not by the guest's reboot", n.opts.Name, reason)
+		}
+		if err := n.lv.Start(ctx, n.opts.Name); err != nil {
+			return fmt.Errorf("reboot %s: %w", n.opts.Name, err)
+		}
+	}
+	if err := n.waitBoot(ctx, old); err != nil {
+		return fmt.Errorf("reboot %s: %w", n.opts.Name, err)
+	}
+	n.Timing.Reboot = time.Since(start)
+	n.opts.Progress(fmt.Sprintf("%s rebooted to SSH in %s, boot_id %s", n.opts.Name, n.Timing.Reboot.Round(100*time.Millisecond), n.bootID))
+	return nil
+}
+
+func (n *Node) dropSSH() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ssh != nil {
+		n.ssh.Close()
+		n.ssh = nil
+	}
+}
+
+// CollectArtifacts implements harness.Node: the serial console (every
+// boot), the journals of this and the previous boot, and the agent's state.
+func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("collect %s: %w", n.opts.Name, err)
+	}
+	var errs []error
+	if data, err := os.ReadFile(n.console); err == nil {
+		errs = append(errs, os.WriteFile(filepath.Join(dir, "console.log"), data, 0o644))
+	}
+	for file, cmd := range map[string][]string{
+		"journal-boot-0.log":  {"journalctl", "-b", "0", "--no-pager", "-o", "short-precise"},
+		"journal-boot-1.log":  {"journalctl", "-b", "-1", "--no-pager", "-o", "short-precise"},
+		"agent-state.txt":     {"sh", "-c", "for f in $(find /var/lib/pidreuse -type f | sort); do echo \"== $f\"; cat \"$f\"; echo; done"},
+		"links-and-netns.txt": {"sh", "-c", "ip -d link; echo; ip netns list; echo; ls -l /run/netns /proc/1/ns/net"},
+	} {
+		res, err := n.Exec(ctx, cmd...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", file, err))
+			continue
+		}
+		out := append(res.Stdout, res.Stderr...)
+		errs = append(errs, os.WriteFile(filepath.Join(dir, file), out, 0o644))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("collect %s: %w", n.opts.Name, err)
+	}
+	return nil
+}
+
+// Close implements harness.Node: destroy and undefine the domain, remove
+// the overlay. With Keep it leaves all of it and says how to get in.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	n.dropSSH()
+	if n.lv == nil {
+		return nil
+	}
+	defer n.lv.Close()
+	if n.opts.Keep && n.defined {
+		n.opts.Progress(fmt.Sprintf("kept %s running: %s", n.opts.Name, n.SSHCommand()))
+		return nil
+	}
+	var errs []error
+	if n.defined {
+		errs = append(errs, n.lv.Destroy(ctx, n.opts.Name), n.lv.Undefine(ctx, n.opts.Name))
+	}
+	if n.overlay != "" {
+		errs = append(errs, libvirt.RemoveOverlay(n.overlay))
+	}
+	if !n.opts.Keep {
+		errs = append(errs, os.RemoveAll(n.opts.Dir))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close %s: %w", n.opts.Name, err)
+	}
+	return nil
+}
+
+// ConsoleTail returns the last lines of a console log, for error messages.
+func ConsoleTail(path string, lines int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no console log: %v)", err)
+	}
+	data = bytes.TrimRight(data, "\r\n")
+	parts := strings.Split(strings.ReplaceAll(string(data), "\r", ""), "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return "  " + strings.Join(parts, "\n  ")
+}
+
+// KeepRunning makes Close leave the domain, its disk and its dir in place,
+// for debugging.
+func (n *Node) KeepRunning() { n.opts.Keep = true }
+
+// Upload writes data to path inside the node.
+func (n *Node) Upload(ctx context.Context, data io.Reader, path string, mode os.FileMode) error {
+	n.mu.Lock()
+	c := n.ssh
+	n.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("upload to %s: not connected", n.opts.Name)
+	}
+	return c.Upload(ctx, data, path, mode)
+}

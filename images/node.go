@@ -1,0 +1,60 @@
+package images
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/pidreuse/pidreuse/images/cachedir"
+	"github.com/pidreuse/pidreuse/images/versions"
+)
+
+// Where the node image keeps our files.
+const (
+	GuestAgentPath     = "/usr/local/bin/nodeagent"
+	GuestFailoncePath  = "/usr/local/bin/failonce"
+	GuestPluginDirRoot = "/opt/pidreuse/cni"
+)
+
+// GuestPluginDir is where a CNI plugin version lives inside the node.
+func GuestPluginDir(version string) string {
+	if version == versions.DebianCNIPlugins {
+		return versions.DebianCNIPluginDir
+	}
+	return filepath.Join(GuestPluginDirRoot, version)
+}
+
+// NodeInputs are the inputs of the node image: the base Debian system, our
+// node agent and fault-injecting plugin (agentDir holds both, built
+// static), every CNI plugin version of the matrix (version → host dir) and
+// Debian's own plugins.
+func NodeInputs(agentDir string, pluginDirs map[string]string) (Inputs, error) {
+	in, err := DefaultInputs()
+	if err != nil {
+		return in, err
+	}
+	in.Packages = append(in.Packages, "containernetworking-plugins")
+	for name, dst := range map[string]string{"nodeagent": GuestAgentPath, "failonce": GuestFailoncePath} {
+		src := filepath.Join(agentDir, name)
+		if _, err := os.Stat(src); err != nil {
+			return in, fmt.Errorf("node image input %s missing: run `make build`", src)
+		}
+		in.Files = append(in.Files, File{Src: src, Dst: dst, Mode: 0o755})
+	}
+	var names []string
+	for v := range pluginDirs {
+		names = append(names, v)
+	}
+	sort.Strings(names) // the hash covers order-independent sets, but keep manifests stable
+	for _, v := range names {
+		if v == versions.DebianCNIPlugins {
+			continue // installed by the package
+		}
+		in.Files = append(in.Files, File{Src: pluginDirs[v], Dst: GuestPluginDir(v)})
+	}
+	return in, nil
+}
+
+// CacheRoot is where images are cached (see cachedir).
+func CacheRoot() (string, error) { return cachedir.Dir("images") }
