@@ -41,6 +41,10 @@ deps-apt:
 # libvirtd cannot create a bridge on the host.
 deps-daemons: deps-apt
 	@rm -f /etc/libvirt/qemu/networks/autostart/default.xml
+	@# Without udev /dev/kvm stays 0600 root: libvirt-qemu cannot open it and
+	@# libvirt then re-probes QEMU on every define (30-60 s each). This is the
+	@# mode udev gives it on a normal Debian machine.
+	@if [ -c /dev/kvm ] && getent group kvm >/dev/null; then chgrp kvm /dev/kvm && chmod 0660 /dev/kvm; fi
 	@pgrep -x virtlogd >/dev/null || { echo "deps: starting virtlogd"; virtlogd -d; }
 	@pgrep -x libvirtd >/dev/null || { echo "deps: starting libvirtd"; libvirtd -d; }
 	@for i in $$(seq 1 50); do [ -S $(LIBVIRT_SOCK) ] && exit 0; sleep 0.2; done; \
@@ -64,7 +68,7 @@ image: deps build
 
 e2e: deps build
 	@mkdir -p $(REPORTS)
-	PIDREUSE_REPORT_DIR=$(REPORTS)/vm $(GO) test -count=1 -tags e2e -timeout 80m ./e2e/vm/ \
+	PIDREUSE_REPORT_DIR=$(REPORTS)/vm $(GO) test -v -count=1 -tags e2e -timeout 80m ./e2e/vm/ \
 		-ginkgo.v -ginkgo.label-filter=vm -ginkgo.junit-report=$(REPORTS)/vm-junit.xml
 
 bench: deps build

@@ -45,9 +45,14 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pidreuse: %v\n", err)
 		var ue usageErr
+		bisecting := len(os.Args) > 1 && os.Args[1] == "bisect"
 		switch {
-		case errors.As(err, &ue):
+		case errors.As(err, &ue) && !bisecting:
+			// git bisect run treats 2 as "bad": in bisect mode even a
+			// usage error must say "skip" (125).
 			code = exitUsage
+		case errors.As(err, &ue):
+			code = exitNoVerdict
 		case code == exitGood:
 			// Any error that is not a verdict means no verdict.
 			code = exitNoVerdict

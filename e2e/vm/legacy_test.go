@@ -4,6 +4,7 @@ package vm_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -44,7 +45,7 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 		name := fmt.Sprintf("pidreuse-e2e-%d-%d-legacy", time.Now().Unix()%100000, GinkgoParallelProcess())
 		By("booting VM " + name)
 		node, err = vm.Start(ctx, vm.Options{
-			Name: name, Dir: filepath.Join(GinkgoT().TempDir(), "vm"), Image: img,
+			Name: name, Dir: filepath.Join(os.TempDir(), name), Image: img,
 			Progress: func(s string) { GinkgoWriter.Println(s) },
 		})
 		Expect(err).NotTo(HaveOccurred())

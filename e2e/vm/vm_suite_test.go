@@ -60,7 +60,7 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 		GinkgoWriter.Printf("image: %s %s (%s so far)\n", stage, elapsed.Round(100*time.Millisecond), time.Since(start).Round(time.Second))
 	})
 	Expect(err).NotTo(HaveOccurred())
-	AddReportEntry("image", img.Manifest.InputHash, img.Manifest.BuildDuration.String())
+	AddReportEntry("image", img.Manifest.InputHash+" (built in "+img.Manifest.BuildDuration.String()+")")
 	data, err := json.Marshal(img.Dir)
 	Expect(err).NotTo(HaveOccurred())
 	return data

@@ -62,7 +62,6 @@ func KVMUsable() (bool, string) {
 	}
 	unix.Close(int(vm))
 
-
 	// libvirtd checks /dev/kvm against QEMUUser, not against itself. If
 	// that user cannot open it, libvirt reports no KVM, starting a kvm
 	// domain fails, and worse, libvirt discards its QEMU capabilities

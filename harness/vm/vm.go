@@ -120,6 +120,9 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
 	}
+	if err := checkTraversable(opts.Dir); err != nil {
+		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	}
 	signer, err := ssh.LoadSigner(opts.Image.ClientKey)
 	if err != nil {
 		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
@@ -384,4 +387,26 @@ func (n *Node) Upload(ctx context.Context, data io.Reader, path string, mode os.
 		return fmt.Errorf("upload to %s: not connected", n.opts.Name)
 	}
 	return c.Upload(ctx, data, path, mode)
+}
+
+// checkTraversable fails early, with the fix, where libvirt would fail at
+// start: QEMU runs as libvirt-qemu and must reach the overlay and console
+// log in dir, so no parent may be closed to others (a 0700 temp dir is).
+func checkTraversable(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s is not searchable by others (mode %v): QEMU runs as %s and could not open the VM's disk; use a work dir under /tmp or /var/tmp", d, st.Mode().Perm(), libvirt.QEMUUser)
+		}
+		if d == "/" {
+			return nil
+		}
+	}
 }

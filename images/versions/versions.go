@@ -19,3 +19,12 @@ const (
 	DebianCNIPlugins   = "debian"
 	DebianCNIPluginDir = "/usr/lib/cni"
 )
+
+// Node components built from source into the VM image (see package
+// components). Kubelet's staging modules (k8s.io/api, ...) are pinned to the
+// matching v0.x.y, so a bump here bumps them too.
+const (
+	Kubelet = "v1.34.2"
+	CRIO    = "v1.34.0" // also the version of pinns, built from CRI-O's module
+	Crictl  = "v1.34.0"
+)

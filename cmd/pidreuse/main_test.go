@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/pidreuse/pidreuse/images/versions"
+)
+
+// binDir holds pidreuse, nodeagent and failonce built for these tests: the
+// CLI is tested as a user runs it, as a separate process with exit codes.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pidreuse-cli-test-")
+	if err != nil {
+		panic(err)
+	}
+	os.Chmod(dir, 0o755) // the not-root test runs the binary as nobody
+	for _, name := range []string{"pidreuse", "nodeagent", "failonce"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../"+name)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			panic(string(out))
+		}
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, cred *syscall.Credential, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "pidreuse"), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	err := cmd.Run()
+	var exit *exec.ExitError
+	code := 0
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run pidreuse: %v", err)
+	}
+	return cliResult{code, stdout.String(), stderr.String()}
+}
+
+func needRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the sandbox tier creates namespaces")
+	}
+}
+
+// Bad input never reaches a verdict: exit 125 and one clear line.
+func TestBadInputIsNoVerdict(t *testing.T) {
+	needRoot(t)
+	empty := t.TempDir()
+	notExec := t.TempDir()
+	os.WriteFile(filepath.Join(notExec, "loopback"), []byte("x"), 0o644)
+	notELF := t.TempDir()
+	os.WriteFile(filepath.Join(notELF, "loopback"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown scenario", []string{"run", "--scenario", "nope"}, `unknown scenario "nope"`},
+		{"missing plugin dir", []string{"run", "--cni-bin-dir", "/nonexistent/cni"}, "has no loopback plugin"},
+		{"dir without loopback", []string{"run", "--cni-bin-dir", empty}, "has no loopback plugin"},
+		{"non-executable plugin", []string{"run", "--cni-bin-dir", notExec}, "is not an executable file"},
+		{"not an ELF plugin", []string{"bisect", "--scenario", "ephemeral-reused", "--cni-bin-dir", notELF}, "is not an ELF executable"},
+		{"unknown tier", []string{"run", "--tier", "cloud"}, `unknown tier "cloud"`},
+		{"unknown plugin version", []string{"run", "--plugin-version", "latest"}, `want a tag like v1.6.2`},
+		{"bisect with two scenarios", []string{"bisect", "--scenario", "all"}, "name exactly one --scenario"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := runCLI(t, nil, c.args...)
+			if r.code != exitNoVerdict {
+				t.Fatalf("exit %d, want %d; stderr: %s", r.code, exitNoVerdict, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+				t.Fatalf("stderr %q: want one line containing %q", r.stderr, c.want)
+			}
+			if strings.Contains(r.stdout, "pass") || strings.Contains(r.stdout, "FAIL") {
+				t.Fatalf("printed a verdict on bad input: %s", r.stdout)
+			}
+		})
+	}
+}
+
+func TestNotRootIsNoVerdict(t *testing.T) {
+	needRoot(t)
+	r := runCLI(t, &syscall.Credential{Uid: 65534, Gid: 65534}, "run", "--tier", "sandbox", "--plugin-version", versions.DebianCNIPlugins)
+	if r.code != exitNoVerdict || !strings.Contains(r.stderr, "needs root") {
+		t.Fatalf("exit %d, stderr %q: want 125 and a 'needs root' line", r.code, r.stderr)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	if r := runCLI(t, nil, "frobnicate"); r.code != exitUsage {
+		t.Fatalf("exit %d, want %d", r.code, exitUsage)
+	}
+}
+
+// The JSON output carries the documented fields and real verdicts.
+func TestRunJSON(t *testing.T) {
+	needRoot(t)
+	r := runCLI(t, nil, "run", "--tier", "sandbox", "--scenario", "all", "--plugin-version", versions.DebianCNIPlugins, "--json")
+	if r.code != exitGood {
+		t.Fatalf("exit %d; stderr: %s", r.code, r.stderr)
+	}
+	sc := bufio.NewScanner(strings.NewReader(r.stdout))
+	seen := map[string]bool{}
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		for _, k := range []string{"scenario", "tier", "pluginVersion", "netnsPath", "pidReused", "delError", "loUp", "expectedLoUp", "pass", "durationMs"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("%v: no %q", m["scenario"], k)
+			}
+		}
+		if m["pass"] != true || m["loUp"] != m["expectedLoUp"] {
+			t.Errorf("%v: pass=%v loUp=%v expected=%v", m["scenario"], m["pass"], m["loUp"], m["expectedLoUp"])
+		}
+		seen[m["scenario"].(string)] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("got scenarios %v, want all 4", seen)
+	}
+}
+
+// bisect judges the plugin, not the expectation: 1 when lo went down.
+func TestBisectExitCodes(t *testing.T) {
+	needRoot(t)
+	for scenario, want := range map[string]int{"ephemeral-reused": exitBad, "pinned-reused": exitGood} {
+		r := runCLI(t, nil, "bisect", "--tier", "sandbox", "--scenario", scenario, "--cni-bin-dir", versions.DebianCNIPluginDir)
+		if r.code != want {
+			t.Errorf("%s: exit %d, want %d; stderr: %s", scenario, r.code, want, r.stderr)
+		}
+	}
+}
