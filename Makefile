@@ -72,7 +72,8 @@ e2e: deps build
 		-ginkgo.v -ginkgo.label-filter=vm -ginkgo.junit-report=$(REPORTS)/vm-junit.xml
 
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 10x ./e2e/bench/
+	$(GO) test -run '^$$' -bench SandboxMatrix -benchtime 10x ./e2e/bench/
+	PIDREUSE_BENCH_VM=1 $(GO) test -v -run '^$$' -bench VMMatrix -benchtime 1x -timeout 30m ./e2e/bench/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

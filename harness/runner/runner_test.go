@@ -1,0 +1,162 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/scenarios"
+)
+
+// fakeNode answers agent steps from a table, so the runner's judgement can
+// be tested without namespaces. Real nodes are covered by the e2e suites.
+type fakeNode struct {
+	bootID   string
+	loUp     bool
+	pidTaken bool
+	delErr   []string // per DEL call, in order
+	delTgt   agentapi.NetnsTarget
+	probeOK  bool
+	rebooted bool
+	calls    []string
+}
+
+func (f *fakeNode) Name() string { return "fake" }
+func (f *fakeNode) Reboot(context.Context) error {
+	f.rebooted = true
+	return nil
+}
+func (f *fakeNode) CollectArtifacts(context.Context, string) error { return nil }
+func (f *fakeNode) Close(context.Context) error                    { return nil }
+
+func (f *fakeNode) Exec(_ context.Context, argv ...string) (harness.ExecResult, error) {
+	step := argv[1]
+	if len(argv) > 2 {
+		step += " " + argv[2]
+	}
+	if argv[1] == "boot" || argv[1] == "probe" {
+		step = argv[1]
+	}
+	f.calls = append(f.calls, step)
+	var out any
+	switch step {
+	case "sandbox create":
+		out = agentapi.Sandbox{ID: argv[4], NetnsPath: "/proc/30000/ns/net", HolderPID: 30000, BootID: "boot-1"}
+	case "cni add":
+		out = agentapi.CNIResult{Command: "ADD"}
+	case "boot":
+		id := "boot-1"
+		if f.rebooted {
+			id = f.bootID
+		}
+		out = agentapi.Boot{BootID: id}
+	case "link show":
+		out = agentapi.Link{Name: "lo", Up: f.loUp || !f.rebooted || !f.deleted()}
+	case "link up":
+		f.loUp = true
+		out = agentapi.Link{Name: "lo", Up: true}
+	case "pid status":
+		out = agentapi.PIDStatus{PID: 30000, Exists: f.pidTaken, Comm: "sshd"}
+	case "pid reuse":
+		out = agentapi.PIDReuse{PID: 30000, Attempts: 1, IsHostNetns: true}
+	case "cni del":
+		n := f.count("cni del") - 1
+		e := ""
+		if n < len(f.delErr) {
+			e = f.delErr[n]
+		}
+		out = agentapi.CNIResult{Command: "DEL", NetnsTarget: f.delTgt, Error: e}
+	case "probe":
+		out = agentapi.Probe{OK: f.probeOK || f.loUp, Error: map[bool]string{true: "", false: "i/o timeout"}[f.probeOK || f.loUp]}
+	default:
+		return harness.ExecResult{ExitCode: 2, Stderr: []byte("unknown step " + step)}, nil
+	}
+	data, _ := json.Marshal(out)
+	return harness.ExecResult{Stdout: data}, nil
+}
+
+func (f *fakeNode) count(step string) int {
+	n := 0
+	for _, c := range f.calls {
+		if c == step {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeNode) deleted() bool { return f.count("cni del") > 0 }
+
+func scenario(t *testing.T, name string) scenarios.Scenario {
+	s, err := scenarios.Select(name, scenarios.TierSandbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s[0]
+}
+
+func run(t *testing.T, node *fakeNode, name string) Result {
+	t.Helper()
+	res := Run(context.Background(), node, []scenarios.Scenario{scenario(t, name)}, Options{Tier: "sandbox", PluginDir: "/p", PluginVersion: "vX"})
+	if len(res) != 1 {
+		t.Fatalf("got %d results", len(res))
+	}
+	return res[0]
+}
+
+func TestVerdicts(t *testing.T) {
+	// lo went down as expected: pass, with the symptom and the fix recorded.
+	r := run(t, &fakeNode{bootID: "boot-2", delTgt: agentapi.TargetHost}, "ephemeral-reused")
+	if r.Error != "" || !r.Pass || r.LoUp || !r.Restored || r.ProbeWhileDown == "none" {
+		t.Fatalf("ephemeral-reused: %+v", r)
+	}
+	// lo stayed up where the matrix expects it down: a FAIL, not an error.
+	r = run(t, &fakeNode{bootID: "boot-2", loUp: true, delTgt: agentapi.TargetHost}, "ephemeral-reused")
+	if r.Error != "" || r.Pass || r.Verdict() != "FAIL" {
+		t.Fatalf("mismatch must be FAIL: %+v", r)
+	}
+}
+
+func TestNoVerdict(t *testing.T) {
+	cases := map[string]struct {
+		node     *fakeNode
+		scenario string
+		want     string
+	}{
+		"no real reboot":         {&fakeNode{bootID: "boot-1"}, "ephemeral-reused", "did not reboot"},
+		"PID reused by luck":     {&fakeNode{bootID: "boot-2", pidTaken: true}, "ephemeral-not-reused", "by chance"},
+		"first DEL did not fail": {&fakeNode{bootID: "boot-2"}, "del-retry", "first DEL succeeded"},
+		"probe blind to symptom": {&fakeNode{bootID: "boot-2", probeOK: true, delTgt: agentapi.TargetHost}, "ephemeral-reused", "probe cannot see"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := run(t, c.node, c.scenario)
+			if r.Verdict() != "NO-VERDICT" || !strings.Contains(r.Error, c.want) {
+				t.Fatalf("want no verdict with %q, got %s: %q", c.want, r.Verdict(), r.Error)
+			}
+		})
+	}
+}
+
+func TestHolderPIDsGoDown(t *testing.T) {
+	node := &fakeNode{bootID: "boot-2"}
+	r := New(node, Options{Tier: "sandbox"})
+	var pids []string
+	for i := 0; i < 3; i++ {
+		if _, err := r.PrepareWith(context.Background(), scenario(t, "pinned-reused"), Plugins{Dir: "/p"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, t := range r.Trials() {
+		pids = append(pids, t.res.Timeline[0].Detail)
+	}
+	want := []string{"PID 30000", "PID 29000", "PID 28000"}
+	for i, w := range want {
+		if !strings.Contains(pids[i], w) {
+			t.Errorf("trial %d: %q, want %s", i, pids[i], w)
+		}
+	}
+}

@@ -1,0 +1,214 @@
+// Package components builds the node's Kubernetes components (kubelet,
+// CRI-O, pinns, crictl) from source at pinned versions, fetching the source
+// through the Go module proxy, and caches each build by name and version so
+// an image rebuild never rebuilds them.
+//
+// A cache entry is cacheRoot/<name>/<version>/, holding the binary <name>
+// and the full build.log of the build that made it.
+package components
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pidreuse/pidreuse/images/cachedir"
+	"github.com/pidreuse/pidreuse/images/versions"
+)
+
+// Component is one binary at one pinned version.
+type Component struct {
+	Name, Version string
+}
+
+// Names of the components, which are also their binaries' names.
+const (
+	Kubelet = "kubelet"
+	CRIO    = "crio"
+	Pinns   = "pinns"
+	Crictl  = "crictl"
+)
+
+// recipe builds one component's binary at out, writing every command and
+// its output to w.log.
+type recipe struct {
+	version string
+	// expect is the cold build time measured on a 2-core machine, so the
+	// progress line tells the user how long to wait.
+	expect time.Duration
+	build  func(ctx context.Context, w *workspace) error
+}
+
+// recipes is a function, not a package variable, so nothing can mutate it.
+func recipes() map[string]recipe {
+	return map[string]recipe{
+		Kubelet: {versions.Kubelet, 8 * time.Minute, buildKubelet},
+		CRIO:    {versions.CRIO, 4 * time.Minute, buildCRIO},
+		// pinns is C in CRI-O's module, so it follows CRI-O's version.
+		Pinns:  {versions.CRIO, 5 * time.Second, buildPinns},
+		Crictl: {versions.Crictl, 3 * time.Minute, buildCrictl},
+	}
+}
+
+// All lists every component with its pinned version, in install order.
+func All() []Component {
+	r := recipes()
+	names := []string{Kubelet, CRIO, Pinns, Crictl}
+	all := make([]Component, 0, len(names))
+	for _, n := range names {
+		all = append(all, Component{Name: n, Version: r[n].version})
+	}
+	return all
+}
+
+// CacheRoot is where builds are kept (see cachedir).
+func CacheRoot() (string, error) { return cachedir.Dir("components") }
+
+// Path is where c's binary is cached under cacheRoot, built or not.
+func Path(cacheRoot string, c Component) string {
+	return filepath.Join(entryDir(cacheRoot, c), c.Name)
+}
+
+func entryDir(cacheRoot string, c Component) string {
+	return filepath.Join(cacheRoot, c.Name, c.Version)
+}
+
+// Build returns the cached binary of component name at its pinned version,
+// building it first if it is not cached. progress, if not nil, gets one
+// line per step.
+func Build(ctx context.Context, cacheRoot, name string, progress func(string)) (string, error) {
+	r, ok := recipes()[name]
+	if !ok {
+		return "", fmt.Errorf("unknown component %q: want one of %s", name, strings.Join(names(), ", "))
+	}
+	c := Component{Name: name, Version: r.version}
+	path := Path(cacheRoot, c)
+	if checkBinary(path) == nil {
+		return path, nil
+	}
+	if progress == nil {
+		progress = func(string) {}
+	}
+	progress(fmt.Sprintf("building %s %s from source (about %s)", c.Name, c.Version, r.expect))
+	start := time.Now()
+	if err := build(ctx, cacheRoot, c, r, progress); err != nil {
+		return "", err
+	}
+	progress(fmt.Sprintf("built %s %s in %s", c.Name, c.Version, time.Since(start).Round(time.Second)))
+	return path, nil
+}
+
+func names() []string {
+	var n []string
+	for _, c := range All() {
+		n = append(n, c.Name)
+	}
+	return n
+}
+
+// build makes the entry in a temporary dir inside cacheRoot and renames it
+// into place only when complete, so an interrupted build never looks
+// cached. The source tree and object files stay out of the entry.
+func build(ctx context.Context, cacheRoot string, c Component, r recipe, progress func(string)) (err error) {
+	fail := func(err error) error { return fmt.Errorf("build %s %s: %w", c.Name, c.Version, err) }
+	parent := filepath.Dir(entryDir(cacheRoot, c))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fail(err)
+	}
+	tmp, err := os.MkdirTemp(parent, ".build-"+c.Version+"-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(tmp)
+	logPath := filepath.Join(tmp, "build.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return fail(err)
+	}
+	defer logFile.Close()
+	w := &workspace{
+		src:      filepath.Join(tmp, "src"),
+		out:      filepath.Join(tmp, c.Name),
+		version:  c.Version,
+		log:      logFile,
+		progress: progress,
+	}
+	if err := os.Mkdir(w.src, 0o755); err != nil {
+		return fail(err)
+	}
+	failedLog := filepath.Join(parent, c.Version+".failed-build.log")
+	if err := r.build(ctx, w); err != nil {
+		return fail(keepFailedLog(logFile, logPath, failedLog, err))
+	}
+	if err := checkBinary(w.out); err != nil {
+		return fail(keepFailedLog(logFile, logPath, failedLog, err))
+	}
+	if err := logFile.Close(); err != nil {
+		return fail(err)
+	}
+	// The Go module cache marks its files read-only; RemoveAll copes, but
+	// the source is not wanted in the cache entry anyway.
+	if err := os.RemoveAll(w.src); err != nil {
+		return fail(err)
+	}
+	return install(tmp, entryDir(cacheRoot, c), c.Name, failedLog)
+}
+
+// install renames the finished tmp entry to dir. If another process
+// finished the same build first, its entry is kept and tmp is dropped.
+func install(tmp, dir, name, failedLog string) error {
+	if checkBinary(filepath.Join(dir, name)) == nil {
+		return nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove incomplete cache entry: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("move build into the cache: %w", err)
+	}
+	os.Remove(failedLog) // a stale failure would mislead whoever reads it
+	return nil
+}
+
+// keepFailedLog copies the log of a failed build next to where the entry
+// would be (the temporary dir is removed) and returns err with the log's
+// tail, which is where the compiler or the module resolver says what broke.
+func keepFailedLog(logFile *os.File, logPath, keep string, err error) error {
+	fmt.Fprintf(logFile, "\nFAILED: %v\n", err)
+	logFile.Close()
+	data, rerr := os.ReadFile(logPath)
+	if rerr != nil {
+		return fmt.Errorf("%w (and its log is unreadable: %v)", err, rerr)
+	}
+	where := "full log: " + keep
+	if werr := os.WriteFile(keep, data, 0o644); werr != nil {
+		where = fmt.Sprintf("full log lost: %v", werr)
+	}
+	return fmt.Errorf("%w\n--- last lines of the build log (%s) ---\n%s", err, where, lastLines(string(data), tailLines))
+}
+
+// tailLines is how much of a failed build's log an error carries.
+const tailLines = 40
+
+// lastLines returns the last n lines of s, without a trailing newline.
+func lastLines(s string, n int) string {
+	s = strings.TrimRight(s, "\n")
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// workspace is one build in progress.
+type workspace struct {
+	src      string // scratch dir: wrapper module, copied sources
+	out      string // where the binary must end up
+	version  string
+	log      io.Writer
+	progress func(string)
+}

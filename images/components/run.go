@@ -1,0 +1,96 @@
+package components
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// run runs name with args in dir, appending the command line and all its
+// output to the build log.
+func (w *workspace) run(ctx context.Context, dir string, env []string, name string, args ...string) error {
+	_, err := w.runOut(ctx, dir, env, name, args...)
+	return err
+}
+
+// runOut is run, but returns stdout instead of logging it; stderr is
+// still logged.
+func (w *workspace) runOut(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
+	fmt.Fprintf(w.log, "\n$ cd %s && %s %s %s\n", dir, strings.Join(env, " "), name, strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, w.log
+	start := time.Now()
+	err := cmd.Run()
+	fmt.Fprintf(w.log, "# %s took %s\n", name, time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		w.log.Write(stdout.Bytes())
+		return nil, fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return stdout.Bytes(), nil
+}
+
+// goEnv is the environment every go command runs with, after the caller's.
+// GOTOOLCHAIN=local: only the module proxy is reachable, never a toolchain
+// download. GOWORK=off: a go.work above the cache must not join the build.
+// GOFLAGS is replaced, not extended: a user's -mod or -tags would change
+// what gets built under an unchanged cache key.
+func goEnv(goflags string, extra ...string) []string {
+	return append([]string{"GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS=" + goflags}, extra...)
+}
+
+// modInfo is what `go mod download -json` says about one module version.
+type modInfo struct {
+	Path, Version string
+	Error         string
+	Info          string // path of the .info file
+	GoMod         string // path of the .mod file
+	Dir           string // extracted source, read-only
+	Sum, GoModSum string // go.sum hashes of the zip and the go.mod
+}
+
+// download fetches path@version into the module cache, checked against the
+// checksum database like any other download.
+func (w *workspace) download(ctx context.Context, path, version string) (*modInfo, error) {
+	w.progress(fmt.Sprintf("downloading %s@%s", path, version))
+	out, runErr := w.runOut(ctx, w.src, goEnv("-buildvcs=false"), "go", "mod", "download", "-json", path+"@"+version)
+	var m modInfo
+	if len(out) == 0 && runErr != nil {
+		return nil, fmt.Errorf("download %s@%s (is the Go module proxy reachable?): %w", path, version, runErr)
+	}
+	if err := json.Unmarshal(out, &m); err != nil {
+		return nil, fmt.Errorf("download %s@%s: bad `go mod download -json` output: %w", path, version, err)
+	}
+	if m.Error != "" {
+		return nil, fmt.Errorf("download %s@%s (is the Go module proxy reachable?): %s", path, version, m.Error)
+	}
+	if runErr != nil {
+		return nil, fmt.Errorf("download %s@%s: %w", path, version, runErr)
+	}
+	if m.GoMod == "" || m.Dir == "" || m.Info == "" {
+		return nil, fmt.Errorf("download %s@%s: the go command did not report the module's files", path, version)
+	}
+	return &m, nil
+}
+
+// releaseTime is the module version's time as the proxy records it, which
+// for a tag is its commit time. Builds stamp it as their build date, so
+// two builds of a version are alike.
+func releaseTime(m *modInfo) (string, error) {
+	data, err := os.ReadFile(m.Info)
+	if err != nil {
+		return "", fmt.Errorf("read %s@%s info: %w", m.Path, m.Version, err)
+	}
+	var info struct{ Time time.Time }
+	if err := json.Unmarshal(data, &info); err != nil || info.Time.IsZero() {
+		return "", fmt.Errorf("%s@%s info %s has no time (%v): clear it with `go clean -modcache`", m.Path, m.Version, m.Info, err)
+	}
+	return info.Time.UTC().Format("2006-01-02T15:04:05Z"), nil
+}
