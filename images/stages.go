@@ -170,6 +170,9 @@ func stageConfigure(ctx context.Context, s *buildState) error {
 		// under restrict=on that is only the 10.0.2.0/24 link route, and
 		// a caller that needs a default route (Kubernetes picks the node
 		// IP from it) can lay in its own .network file via Inputs.Files.
+		// A failed run's artifacts include the journal of the boot before
+		// the reboot (journalctl -b -1): keep it on disk.
+		{"etc/systemd/journald.conf.d/10-pidreuse.conf", "[Journal]\nStorage=persistent\n", 0o644},
 		{"etc/systemd/network/20-pidreuse-wired.network", "# Written by the pidreuse image builder.\n" +
 			"[Match]\nName=en* eth*\n\n" +
 			"[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n\n" +

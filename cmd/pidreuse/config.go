@@ -27,6 +27,7 @@ type runConfig struct {
 	json          bool
 	keep          string
 	rebootMode    string
+	libvirtSocket string
 	runID         string
 }
 
@@ -40,6 +41,7 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	fs.StringVar(&c.agentPath, "agent", "", "nodeagent binary (default: next to this binary, or $PIDREUSE_NODEAGENT)")
 	fs.StringVar(&c.workDir, "work-dir", "", "where nodes keep their files (default: a new dir under $TMPDIR)")
 	fs.StringVar(&c.rebootMode, "reboot", "destroy-start", "vm reboot: destroy-start (guest reboot, domain restarted) or reset (in place)")
+	fs.StringVar(&c.libvirtSocket, "libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's socket")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object per scenario instead of a table")
 	fs.StringVar(&c.keep, "keep", envOr("PIDREUSE_KEEP", "never"), "keep nodes for debugging: never, on-failure or always")
 	if err := fs.Parse(args); err != nil {

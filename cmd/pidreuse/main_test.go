@@ -88,6 +88,8 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 		{"not an ELF plugin", []string{"bisect", "--scenario", "ephemeral-reused", "--cni-bin-dir", notELF}, "is not an ELF executable"},
 		{"unknown tier", []string{"run", "--tier", "cloud"}, `unknown tier "cloud"`},
 		{"unknown plugin version", []string{"run", "--plugin-version", "latest"}, `want a tag like v1.6.2`},
+		{"no libvirtd", []string{"run", "--tier", "vm", "--libvirt-socket", "/nonexistent/libvirt-sock"}, "libvirtd not reachable at /nonexistent/libvirt-sock: run `make deps`"},
+		{"vm bisect, missing agent", []string{"bisect", "--tier", "vm", "--scenario", "ephemeral-reused", "--agent", "/nonexistent/nodeagent"}, "nodeagent /nonexistent/nodeagent is missing"},
 		{"bisect with two scenarios", []string{"bisect", "--scenario", "all"}, "name exactly one --scenario"},
 	}
 	for _, c := range cases {

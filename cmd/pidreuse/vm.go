@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
@@ -82,6 +83,12 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 	if err != nil {
 		return nil, err
 	}
+	// Fail fast: no point building an image for a libvirtd that is not there.
+	lv, err := libvirt.Connect(ctx, c.libvirtSocket)
+	if err != nil {
+		return nil, err
+	}
+	lv.Close()
 	sets, err := resolvePlugins(ctx, c, progress)
 	if err != nil {
 		return nil, err
@@ -95,7 +102,7 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 		workDir = filepath.Join(os.TempDir(), "pidreuse-"+c.runID)
 	}
 	node, err := vm.Start(ctx, vm.Options{
-		Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img,
+		Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, Socket: c.libvirtSocket,
 		RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress,
 	})
 	if err != nil {

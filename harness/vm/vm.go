@@ -49,6 +49,9 @@ type Options struct {
 	// BootTimeout bounds each boot to SSH (default 6 minutes: TCG is slow
 	// and a loaded CI machine slower).
 	BootTimeout time.Duration
+	// Cmdline replaces the image's kernel command line (tests use it to
+	// make a boot fail).
+	Cmdline string
 	// Keep leaves the domain running and Dir in place at Close.
 	Keep bool
 	// Progress receives one line per long step.
@@ -149,9 +152,13 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if opts.RebootMode == RebootReset {
 		onReboot = libvirt.OnRebootRestart
 	}
+	cmdline := opts.Image.Manifest.KernelCmdline
+	if opts.Cmdline != "" {
+		cmdline = opts.Cmdline
+	}
 	xml, err := libvirt.DomainXML(libvirt.DomainSpec{
 		Name: opts.Name, VCPUs: opts.VCPUs, MemoryMiB: opts.MemoryMiB, KVM: n.kvm,
-		Kernel: opts.Image.Kernel, Initrd: opts.Image.Initrd, Cmdline: opts.Image.Manifest.KernelCmdline,
+		Kernel: opts.Image.Kernel, Initrd: opts.Image.Initrd, Cmdline: cmdline,
 		Disk: n.overlay, ConsoleLog: n.console, SSHPort: n.port, OnReboot: onReboot,
 	})
 	if err != nil {

@@ -155,6 +155,10 @@ func build(ctx context.Context, cacheRoot string, c Component, r recipe, progres
 	if err := os.RemoveAll(w.src); err != nil {
 		return fail(err)
 	}
+	// MkdirTemp made it 0700; the entry is shared with non-root readers.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fail(err)
+	}
 	return install(tmp, entryDir(cacheRoot, c), c.Name, failedLog)
 }
 

@@ -1,0 +1,45 @@
+//go:build e2e
+
+package vm_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pidreuse/pidreuse/harness/libvirt"
+	"github.com/pidreuse/pidreuse/harness/vm"
+	"github.com/pidreuse/pidreuse/images"
+)
+
+var _ = Describe("a VM that never answers SSH", Label("vm", "bad-input"), func() {
+	It("fails with the serial console's last lines and leaves nothing behind", func(ctx SpecContext) {
+		img, err := images.LoadDir(imageDir)
+		Expect(err).NotTo(HaveOccurred())
+		name := fmt.Sprintf("pidreuse-e2e-%d-%d-badboot", time.Now().Unix()%100000, GinkgoParallelProcess())
+		dir := filepath.Join(os.TempDir(), name)
+		By("booting with a root device that does not exist")
+		_, err = vm.Start(ctx, vm.Options{
+			Name: name, Dir: dir, Image: img,
+			Cmdline:     "root=/dev/vdz rootdelay=1 console=ttyS0,115200",
+			BootTimeout: 90 * time.Second,
+		})
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("no SSH within"))
+		Expect(err.Error()).To(ContainSubstring("last lines of the serial console"))
+		Expect(err.Error()).To(ContainSubstring("vdz"), "the console tail shows why the boot failed")
+
+		By("checking nothing is left")
+		lv, err := libvirt.Connect(ctx, "")
+		Expect(err).NotTo(HaveOccurred())
+		defer lv.Close()
+		left, err := lv.ListDomains(ctx, name)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(left).To(BeEmpty())
+		Expect(dir).NotTo(BeADirectory())
+	}, SpecTimeout(5*time.Minute))
+})
