@@ -28,6 +28,7 @@ type runConfig struct {
 	keep          string
 	rebootMode    string
 	libvirtSocket string
+	reportDir     string
 	runID         string
 }
 
@@ -42,6 +43,7 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	fs.StringVar(&c.workDir, "work-dir", "", "where nodes keep their files (default: a new dir under $TMPDIR)")
 	fs.StringVar(&c.rebootMode, "reboot", "destroy-start", "vm reboot: destroy-start (guest reboot, domain restarted) or reset (in place)")
 	fs.StringVar(&c.libvirtSocket, "libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's socket")
+	fs.StringVar(&c.reportDir, "report-dir", envOr("PIDREUSE_REPORT_DIR", "reports"), "write the run's report (summary.md, junit.xml, results/*.json) under DIR/<run id>")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object per scenario instead of a table")
 	fs.StringVar(&c.keep, "keep", envOr("PIDREUSE_KEEP", "never"), "keep nodes for debugging: never, on-failure or always")
 	if err := fs.Parse(args); err != nil {

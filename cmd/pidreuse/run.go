@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pidreuse/pidreuse/harness/report"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/sandbox"
 	"github.com/pidreuse/pidreuse/scenarios"
@@ -37,6 +38,7 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 		return exitNoVerdict, usageErr{"bisect: name exactly one --scenario (e.g. ephemeral-reused)"}
 	}
 	progress := func(msg string) { fmt.Fprintf(os.Stderr, "pidreuse: %s\n", msg) }
+	started := time.Now()
 
 	var results []runner.Result
 	switch c.tier {
@@ -49,6 +51,14 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	}
 	if err != nil {
 		return exitNoVerdict, err
+	}
+	if len(results) > 0 && c.reportDir != "" {
+		dir := filepath.Join(c.reportDir, c.runID)
+		if summary, err := report.Write(dir, report.Run{ID: c.runID, Tier: c.tier, Started: started}, results); err != nil {
+			progress(err.Error())
+		} else {
+			progress("report: " + summary)
+		}
 	}
 	if c.json {
 		enc := json.NewEncoder(os.Stdout)

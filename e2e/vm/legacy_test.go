@@ -34,7 +34,11 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 		r     *runner.Runner
 		host  e2eutil.HostNet
 		byKey = map[string]*runner.Trial{}
+		// Ordered specs after a failure are skipped: remember it for the
+		// artifacts.
+		failed bool
 	)
+	AfterEach(func() { failed = failed || CurrentSpecReport().Failed() })
 
 	BeforeAll(func(ctx SpecContext) {
 		var err error
@@ -55,7 +59,7 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 		// Registered after the teardown, so it runs first (LIFO) while
 		// the VM still exists.
 		DeferCleanup(func(ctx SpecContext) {
-			if CurrentSpecReport().Failed() || anyFailed() {
+			if failed || CurrentSpecReport().Failed() {
 				art := filepath.Join(reportDir(), "artifacts", name)
 				err := node.CollectArtifacts(ctx, art)
 				AddReportEntry("artifacts", art, fmt.Sprint(err))
@@ -120,7 +124,3 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 		}
 	}
 })
-
-func anyFailed() bool {
-	return CurrentSpecReport().Failed()
-}

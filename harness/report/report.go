@@ -1,0 +1,168 @@
+// Package report writes what a run found, for people and for CI: a JSON
+// file per scenario, a Markdown summary with the timeline of each (also
+// appended to $GITHUB_STEP_SUMMARY when set), and JUnit XML.
+package report
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pidreuse/pidreuse/harness/runner"
+)
+
+// Run describes the run the results came from.
+type Run struct {
+	ID      string
+	Tier    string
+	Started time.Time
+}
+
+// Write writes the report directory and returns the summary's path.
+func Write(dir string, run Run, results []runner.Result) (string, error) {
+	resDir := filepath.Join(dir, "results")
+	if err := os.MkdirAll(resDir, 0o755); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	for _, r := range results {
+		data, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return "", fmt.Errorf("report: %w", err)
+		}
+		name := safe(r.Scenario + "_" + r.PluginVersion + ".json")
+		if err := os.WriteFile(filepath.Join(resDir, name), data, 0o644); err != nil {
+			return "", fmt.Errorf("report: %w", err)
+		}
+	}
+	md := Markdown(run, results)
+	summary := filepath.Join(dir, "summary.md")
+	if err := os.WriteFile(summary, []byte(md), 0o644); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	if p := os.Getenv("GITHUB_STEP_SUMMARY"); p != "" {
+		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, err = f.WriteString(md)
+			f.Close()
+		}
+		if err != nil {
+			return "", fmt.Errorf("report: GITHUB_STEP_SUMMARY: %w", err)
+		}
+	}
+	junit, err := JUnit(run, results)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "junit.xml"), junit, 0o644); err != nil {
+		return "", fmt.Errorf("report: %w", err)
+	}
+	return summary, nil
+}
+
+func safe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// Markdown is the human summary: a table of verdicts, then each
+// scenario's timeline (ADD → reboot → PID reuse → DEL → lo).
+func Markdown(run Run, results []runner.Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# pidreuse run %s (%s tier)\n\n", run.ID, run.Tier)
+	pass, fail, none := 0, 0, 0
+	for _, r := range results {
+		switch r.Verdict() {
+		case "pass":
+			pass++
+		case "FAIL":
+			fail++
+		default:
+			none++
+		}
+	}
+	fmt.Fprintf(&b, "%d passed, %d failed, %d without a verdict — started %s\n\n", pass, fail, none, run.Started.UTC().Format(time.RFC3339))
+	b.WriteString("| scenario | plugins | netns path | PID reused | DEL result | host lo | expected | verdict |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		del := "ok"
+		if r.DelError != "" {
+			del = "error: " + strings.ReplaceAll(r.DelError, "|", "\\|")
+		}
+		exp := "UP"
+		if !r.ExpectedLoUp {
+			exp = "DOWN"
+		}
+		fmt.Fprintf(&b, "| %s | %s | `%s` | %v | %s | %s | %s | **%s** |\n", r.Scenario, r.PluginVersion, r.NetnsPath, r.PIDReused, del, r.LoState(), exp, r.Verdict())
+	}
+	for _, r := range results {
+		fmt.Fprintf(&b, "\n## %s (%s): %s\n\n", r.Scenario, r.PluginVersion, r.Verdict())
+		if r.Error != "" {
+			fmt.Fprintf(&b, "No verdict: %s\n\n", r.Error)
+		}
+		var t0 time.Time
+		for i, e := range r.Timeline {
+			if i == 0 {
+				t0 = e.At
+			}
+			fmt.Fprintf(&b, "- `+%7.3fs` %s %s\n", e.At.Sub(t0).Seconds(), e.Step, e.Detail)
+		}
+	}
+	return b.String()
+}
+
+type junitSuite struct {
+	XMLName  xml.Name    `xml:"testsuite"`
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Errors   int         `xml:"errors,attr"`
+	Time     float64     `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Time      float64       `xml:"time,attr"`
+	Failure   *junitProblem `xml:"failure,omitempty"`
+	Error     *junitProblem `xml:"error,omitempty"`
+}
+
+type junitProblem struct {
+	Message string `xml:"message,attr"`
+	Text    string `xml:",chardata"`
+}
+
+// JUnit renders the results as one JUnit test suite: a mismatch is a
+// failure, a missing verdict an error.
+func JUnit(run Run, results []runner.Result) ([]byte, error) {
+	s := junitSuite{Name: "pidreuse " + run.Tier}
+	for _, r := range results {
+		c := junitCase{Name: r.Scenario + " [" + r.PluginVersion + "]", Classname: "pidreuse." + run.Tier, Time: float64(r.DurationMs) / 1000}
+		s.Time += c.Time
+		switch r.Verdict() {
+		case "FAIL":
+			s.Failures++
+			c.Failure = &junitProblem{Message: fmt.Sprintf("host lo %s, expected %s", r.LoState(), map[bool]string{true: "UP", false: "DOWN"}[r.ExpectedLoUp]), Text: "DEL error: " + r.DelError}
+		case "NO-VERDICT":
+			s.Errors++
+			c.Error = &junitProblem{Message: "no verdict", Text: r.Error}
+		}
+		s.Cases = append(s.Cases, c)
+		s.Tests++
+	}
+	out, err := xml.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("report: junit: %w", err)
+	}
+	return append([]byte(xml.Header), out...), nil
+}

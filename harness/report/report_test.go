@@ -1,0 +1,52 @@
+package report
+
+import (
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pidreuse/pidreuse/harness/runner"
+)
+
+func results() []runner.Result {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	return []runner.Result{
+		{Scenario: "ephemeral-reused", PluginVersion: "v1.10.0", NetnsPath: "/proc/30000/ns/net", PIDReused: true, DelError: "a|b", LoUp: false, ExpectedLoUp: false, Pass: true,
+			Timeline: []runner.Event{{At: t0, Step: "sandbox create"}, {At: t0.Add(1500 * time.Millisecond), Step: "reboot"}}},
+		{Scenario: "pinned-reused", PluginVersion: "v1.10.0", LoUp: false, ExpectedLoUp: true},
+		{Scenario: "del-retry", PluginVersion: "v1.10.0", Error: "boot timed out"},
+	}
+}
+
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("GITHUB_STEP_SUMMARY", filepath.Join(dir, "step-summary.md"))
+	summary, err := Write(dir, Run{ID: "r1", Tier: "sandbox", Started: time.Now()}, results())
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(summary)
+	for _, want := range []string{"1 passed, 1 failed, 1 without a verdict", "| ephemeral-reused | v1.10.0 | `/proc/30000/ns/net` | true | error: a\\|b | DOWN | DOWN | **pass** |", "**FAIL**", "No verdict: boot timed out", "`+  1.500s` reboot"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+	step, _ := os.ReadFile(filepath.Join(dir, "step-summary.md"))
+	if string(step) != string(md) {
+		t.Error("GITHUB_STEP_SUMMARY did not get the summary")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results", "ephemeral-reused_v1.10.0.json")); err != nil {
+		t.Error(err)
+	}
+	var s junitSuite
+	data, _ := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	if err := xml.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Tests != 3 || s.Failures != 1 || s.Errors != 1 {
+		t.Fatalf("junit counts: %+v", s)
+	}
+}

@@ -1,0 +1,335 @@
+package components
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/modfile"
+
+	"github.com/pidreuse/pidreuse/images/versions"
+)
+
+// kubernetesGoMod is the shape of k8s.io/kubernetes' go.mod, cut down.
+const kubernetesGoMod = `// This is a generated file. Do not edit directly.
+
+module k8s.io/kubernetes
+
+go 1.24.0
+
+godebug default=go1.24
+
+require (
+	github.com/google/cadvisor v0.52.1
+	k8s.io/api v0.0.0
+	k8s.io/client-go v0.0.0
+)
+
+require github.com/go-logr/logr v1.4.2 // indirect
+
+exclude github.com/bad/mod v1.0.0
+
+replace (
+	github.com/fork/me => github.com/forked/me v1.2.3
+	k8s.io/api => ./staging/src/k8s.io/api
+	k8s.io/client-go => ./staging/src/k8s.io/client-go
+)
+`
+
+func parseWrapper(t *testing.T, data []byte) *modfile.File {
+	t.Helper()
+	f, err := modfile.Parse("go.mod", data, nil)
+	if err != nil {
+		t.Fatalf("generated go.mod does not parse: %v\n%s", err, data)
+	}
+	return f
+}
+
+func TestWrapperGoModKubelet(t *testing.T) {
+	local, err := stagingReplace("v1.34.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := wrapperGoMod([]byte(kubernetesGoMod), "v1.34.2", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := parseWrapper(t, data)
+	if f.Module.Mod.Path != wrapperModule || f.Go.Version != "1.24.0" {
+		t.Errorf("module %q go %q, want %q go 1.24.0", f.Module.Mod.Path, f.Go.Version, wrapperModule)
+	}
+	if len(f.Godebug) != 1 || f.Godebug[0].Key != "default" || f.Godebug[0].Value != "go1.24" {
+		t.Errorf("godebug not carried over:\n%s", data)
+	}
+	reqs := map[string]string{}
+	for _, r := range f.Require {
+		reqs[r.Mod.Path] = r.Mod.Version
+	}
+	for path, v := range map[string]string{
+		"k8s.io/kubernetes":          "v1.34.2",
+		"k8s.io/api":                 "v0.0.0",
+		"github.com/google/cadvisor": "v0.52.1",
+		"github.com/go-logr/logr":    "v1.4.2",
+	} {
+		if reqs[path] != v {
+			t.Errorf("require %s %q, want %q", path, reqs[path], v)
+		}
+	}
+	reps := map[string]string{}
+	for _, r := range f.Replace {
+		reps[r.Old.Path] = r.New.Path + " " + r.New.Version
+	}
+	want := map[string]string{
+		"k8s.io/api":         "k8s.io/api v0.34.2",
+		"k8s.io/client-go":   "k8s.io/client-go v0.34.2",
+		"github.com/fork/me": "github.com/forked/me v1.2.3",
+	}
+	if fmt.Sprint(reps) != fmt.Sprint(want) {
+		t.Errorf("replaces %v, want %v", reps, want)
+	}
+	if len(f.Exclude) != 1 || f.Exclude[0].Mod.Path != "github.com/bad/mod" {
+		t.Errorf("exclude not carried over:\n%s", data)
+	}
+	if strings.Contains(string(data), "./staging") {
+		t.Errorf("a directory replace survived:\n%s", data)
+	}
+}
+
+func TestWrapperGoModRefusesDirectoryReplace(t *testing.T) {
+	// CRI-O's wrapper passes no mapper: a directory replace would build
+	// something other than the release, so it must fail loudly.
+	if _, err := wrapperGoMod([]byte(kubernetesGoMod), "v1.34.2", nil); err == nil {
+		t.Error("directory replace accepted without a mapper")
+	}
+	local, err := stagingReplace("v1.34.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	odd := strings.Replace(kubernetesGoMod, "./staging/src/k8s.io/api", "../elsewhere", 1)
+	if _, err := wrapperGoMod([]byte(odd), "v1.34.2", local); err == nil {
+		t.Error("non-staging directory replace accepted")
+	}
+}
+
+func TestWrapperGoModCRIOShape(t *testing.T) {
+	// CRI-O's go.mod puts its go line before the module line and has no
+	// replaces.
+	up := "go 1.24.1\n\nmodule github.com/cri-o/cri-o\n\nrequire (\n\tgithub.com/containerd/nri v0.9.1-0.20250219030224-e597e7849f24\n)\n"
+	data, err := wrapperGoMod([]byte(up), "v1.34.0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := parseWrapper(t, data)
+	if f.Go.Version != "1.24.1" || len(f.Require) != 2 || len(f.Replace) != 0 {
+		t.Errorf("unexpected wrapper:\n%s", data)
+	}
+}
+
+func TestStagingReplaceVersion(t *testing.T) {
+	for _, v := range []string{"v2.0.0", "1.34.2", "v1.34", "v1.34.2.1"} {
+		if _, err := stagingReplace(v); err == nil {
+			t.Errorf("stagingReplace(%q) accepted", v)
+		}
+	}
+}
+
+func TestWrapperGoSum(t *testing.T) {
+	m := &modInfo{Path: "github.com/cri-o/cri-o", Version: "v1.34.0", Sum: "h1:zip=", GoModSum: "h1:mod="}
+	got := string(wrapperGoSum([]byte("a v1 h1:x="), m))
+	want := "a v1 h1:x=\ngithub.com/cri-o/cri-o v1.34.0 h1:zip=\ngithub.com/cri-o/cri-o v1.34.0/go.mod h1:mod=\n"
+	if got != want {
+		t.Errorf("wrapperGoSum = %q, want %q", got, want)
+	}
+	if got := string(wrapperGoSum(nil, m)); !strings.HasPrefix(got, "github.com/cri-o/cri-o v1.34.0 h1:zip=\n") {
+		t.Errorf("wrapperGoSum(nil) = %q", got)
+	}
+}
+
+func TestKubeletLDFlags(t *testing.T) {
+	got, err := kubeletLDFlags("v1.34.2", "2025-11-11T19:00:37Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"-s -w ",
+		"-X k8s.io/component-base/version.gitVersion=v1.34.2",
+		"-X k8s.io/client-go/pkg/version.gitVersion=v1.34.2",
+		"-X k8s.io/component-base/version.gitMajor=1",
+		"-X k8s.io/component-base/version.gitMinor=34",
+		"-X k8s.io/client-go/pkg/version.gitMinor=34",
+		"-X k8s.io/component-base/version.gitTreeState=clean",
+		"-X k8s.io/component-base/version.buildDate=2025-11-11T19:00:37Z",
+		"-X k8s.io/client-go/pkg/version.buildDate=2025-11-11T19:00:37Z",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("kubelet ldflags lack %q:\n%s", want, got)
+		}
+	}
+	if _, err := kubeletLDFlags("1.34", "x"); err == nil {
+		t.Error("bad version accepted")
+	}
+}
+
+func TestCRIOAndCrictlLDFlags(t *testing.T) {
+	if got, want := crioLDFlags("2025-05-14T19:57:38Z"), "-s -w -X github.com/cri-o/cri-o/internal/version.buildDate=2025-05-14T19:57:38Z"; got != want {
+		t.Errorf("crioLDFlags = %q, want %q", got, want)
+	}
+	if got, want := crictlLDFlags("v1.34.0"), "-X sigs.k8s.io/cri-tools/pkg/version.Version=1.34.0"; got != want {
+		t.Errorf("crictlLDFlags = %q, want %q", got, want)
+	}
+}
+
+func TestReleaseTime(t *testing.T) {
+	info := filepath.Join(t.TempDir(), "v1.info")
+	os.WriteFile(info, []byte(`{"Version":"v1.34.2","Time":"2025-11-11T19:00:37Z"}`), 0o644)
+	got, err := releaseTime(&modInfo{Info: info})
+	if err != nil || got != "2025-11-11T19:00:37Z" {
+		t.Errorf("releaseTime = %q, %v", got, err)
+	}
+	os.WriteFile(info, []byte(`{"Version":"v1.34.2"}`), 0o644)
+	if _, err := releaseTime(&modInfo{Info: info}); err == nil {
+		t.Error("info without a time accepted")
+	}
+}
+
+func TestLastLines(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"a\nb\nc\n", 2, "b\nc"},
+		{"a\nb", 5, "a\nb"},
+		{"", 3, ""},
+	} {
+		if got := lastLines(c.in, c.n); got != c.want {
+			t.Errorf("lastLines(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
+
+func TestAll(t *testing.T) {
+	want := []Component{
+		{Kubelet, versions.Kubelet}, {CRIO, versions.CRIO}, {Pinns, versions.CRIO}, {Crictl, versions.Crictl},
+	}
+	if got := All(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("All() = %v, want %v", got, want)
+	}
+	if got, want := Path("/c", Component{"crio", "v1.34.0"}), "/c/crio/v1.34.0/crio"; got != want {
+		t.Errorf("Path = %q, want %q", got, want)
+	}
+}
+
+func TestBuildUnknown(t *testing.T) {
+	if _, err := Build(context.Background(), t.TempDir(), "containerd", nil); err == nil || !strings.Contains(err.Error(), "kubelet") {
+		t.Errorf("Build(containerd) = %v, want an error listing the components", err)
+	}
+}
+
+// someELF copies the test binary, an x86-64 ELF executable, to path.
+func someELF(t *testing.T, path string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBuildCacheHit(t *testing.T) {
+	root := t.TempDir()
+	c := Component{Crictl, versions.Crictl}
+	someELF(t, Path(root, c))
+	got, err := Build(context.Background(), root, Crictl, func(s string) { t.Errorf("built despite the cache: %s", s) })
+	if err != nil || got != Path(root, c) {
+		t.Errorf("Build = %q, %v; want the cached %q", got, err, Path(root, c))
+	}
+}
+
+func TestBuildInstallsCompleteEntry(t *testing.T) {
+	root := t.TempDir()
+	c := Component{"tool", "v1.0.0"}
+	r := recipe{version: c.Version, build: func(ctx context.Context, w *workspace) error {
+		fmt.Fprintln(w.log, "compiling")
+		someELF(t, w.out)
+		return nil
+	}}
+	if err := build(context.Background(), root, c, r, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	dir := entryDir(root, c)
+	names, _ := os.ReadDir(dir)
+	if len(names) != 2 || names[0].Name() != "build.log" || names[1].Name() != "tool" {
+		t.Errorf("entry holds %v, want build.log and tool", names)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("entry dir mode %v, %v; want 0755", st.Mode(), err)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "build.log"))
+	if !strings.Contains(string(log), "compiling") {
+		t.Errorf("build.log = %q", log)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(root, c.Name, ".build-*"))
+	if len(leftovers) != 0 {
+		t.Errorf("temporary dirs left: %v", leftovers)
+	}
+}
+
+func TestBuildFailureLeavesNoEntry(t *testing.T) {
+	root := t.TempDir()
+	c := Component{"tool", "v1.0.0"}
+	r := recipe{version: c.Version, build: func(ctx context.Context, w *workspace) error {
+		for i := 1; i <= 100; i++ {
+			fmt.Fprintf(w.log, "line %d\n", i)
+		}
+		someELF(t, w.out) // a binary from a failed build must not be cached
+		return errors.New("compiler said no")
+	}}
+	err := build(context.Background(), root, c, r, func(string) {})
+	if err == nil {
+		t.Fatal("failed recipe reported success")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "compiler said no") || !strings.Contains(msg, "line 100") || strings.Contains(msg, "line 60\n") {
+		t.Errorf("error should carry the log's last %d lines only:\n%s", tailLines, msg)
+	}
+	if _, err := os.Stat(entryDir(root, c)); !os.IsNotExist(err) {
+		t.Errorf("failed build left a cache entry (%v)", err)
+	}
+	kept, err := os.ReadFile(filepath.Join(root, c.Name, c.Version+".failed-build.log"))
+	if err != nil || !strings.Contains(string(kept), "line 1\n") {
+		t.Errorf("full log of the failed build not kept: %v", err)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(root, c.Name, ".build-*"))
+	if len(leftovers) != 0 {
+		t.Errorf("temporary dirs left: %v", leftovers)
+	}
+}
+
+func TestCheckBinary(t *testing.T) {
+	dir := t.TempDir()
+	notELF := filepath.Join(dir, "script")
+	os.WriteFile(notELF, []byte("#!/bin/sh\n"), 0o755)
+	if checkBinary(notELF) == nil {
+		t.Error("a shell script passed as a binary")
+	}
+	if checkBinary(filepath.Join(dir, "missing")) == nil {
+		t.Error("a missing file passed as a binary")
+	}
+	if _, err := os.Stat("/bin/sh"); err == nil && checkStatic("/bin/sh") == nil {
+		t.Error("/bin/sh passed as static")
+	}
+}
