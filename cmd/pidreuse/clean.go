@@ -1,29 +1,298 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/pidreuse/pidreuse/harness/libvirt"
 )
 
-// cmdClean removes what crashed runs left behind. Sandbox nodes die with
-// their harness (their PID 1 has a parent-death signal), so only their
-// work dirs can be left.
-func cmdClean(ctx context.Context, args []string) (int, error) {
-	matches, err := filepath.Glob(filepath.Join(os.TempDir(), "pidreuse-*"))
-	if err != nil {
-		return exitNoVerdict, err
-	}
-	for _, m := range matches {
-		if !strings.HasPrefix(filepath.Base(m), "pidreuse-") {
+// ownPrefix marks everything a run creates (see newRunID and the e2e
+// suites): `clean` touches nothing else, so other tools' temp dirs
+// (ginkgo*, go-build*) are safe however old they are.
+const ownPrefix = "pidreuse-"
+
+// keepNames are ours by name but are results, not leftovers: the e2e
+// suites' default report dir holds the artifacts of failed specs that a
+// developer still has to read.
+var keepNames = map[string]bool{"pidreuse-e2e-report": true}
+
+// libvirtCleanTimeout bounds the domain phase, so a hung libvirtd cannot
+// stop clean from reaching the dirs.
+const libvirtCleanTimeout = 2 * time.Minute
+
+// leftover is one thing a run may have left behind, with the last time it
+// showed any activity. A zero LastActive means the age is unknown.
+type leftover struct {
+	Name       string
+	LastActive time.Time
+}
+
+// selectStale returns the names clean may remove: named ownPrefix, not a
+// kept name, and idle for at least olderThan at now. With olderThan 0
+// everything of ours goes; with an age limit, a thing whose age is unknown
+// stays, because it may belong to a run that is still going.
+func selectStale(items []leftover, now time.Time, olderThan time.Duration) []string {
+	var out []string
+	for _, it := range items {
+		if !strings.HasPrefix(it.Name, ownPrefix) || keepNames[it.Name] {
 			continue
 		}
-		if err := os.RemoveAll(m); err != nil {
-			return exitNoVerdict, fmt.Errorf("clean: %w", err)
+		if olderThan > 0 && (it.LastActive.IsZero() || now.Sub(it.LastActive) < olderThan) {
+			continue
 		}
-		fmt.Println("removed", m)
+		out = append(out, it.Name)
+	}
+	return out
+}
+
+// cmdClean removes what crashed runs left behind: libvirt domains and the
+// work dirs (with their overlay disks) under $TMPDIR. Sandbox nodes die with
+// their harness (their PID 1 has a parent-death signal), so only their dirs
+// can be left.
+func cmdClean(ctx context.Context, args []string) (int, error) {
+	fset := flag.NewFlagSet("clean", flag.ContinueOnError)
+	olderThan := fset.Duration("older-than", 0, "remove only what has been idle this long, e.g. 2h (0: everything named "+ownPrefix+"*); a running run's files are younger")
+	dryRun := fset.Bool("dry-run", false, "say what would be removed, remove nothing")
+	socket := fset.String("libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", libvirt.DefaultSocket), "libvirtd's socket")
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitGood, nil
+		}
+		return exitUsage, usageErr{fmt.Sprintf("clean: %v", err)}
+	}
+	if fset.NArg() > 0 {
+		return exitUsage, usageErr{fmt.Sprintf("clean: unexpected argument %q", fset.Arg(0))}
+	}
+	if *olderThan < 0 {
+		return exitUsage, usageErr{fmt.Sprintf("clean: --older-than %s is negative: give an age such as 30m", *olderThan)}
+	}
+	verb := "removed"
+	if *dryRun {
+		verb = "would remove"
+	}
+	tmp := os.TempDir()
+	now := time.Now()
+	var errs []error
+
+	// Domains first: a running QEMU holds its overlay disk open.
+	domains, err := cleanDomains(ctx, *socket, tmp, now, *olderThan, *dryRun, verb)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	dirs, files, err := cleanTemp(tmp, now, *olderThan, *dryRun, verb)
+	if err != nil {
+		errs = append(errs, err)
+	}
+
+	age := "any age"
+	if *olderThan > 0 {
+		age = "idle for " + olderThan.String() + " or more"
+	}
+	fmt.Printf("clean: %s %d domains, %d dirs, %d files (%s, named %s* under libvirt and %s)\n", verb, domains, dirs, files, age, ownPrefix, tmp)
+	if err := errors.Join(errs...); err != nil {
+		return exitNoVerdict, err
 	}
 	return exitGood, nil
+}
+
+// cleanDomains destroys and undefines our stale libvirt domains. A
+// libvirtd that is not running has no domains to reap: that is said, not
+// failed, so clean still works on a machine that only ran the sandbox tier.
+func cleanDomains(ctx context.Context, socket, tmp string, now time.Time, olderThan time.Duration, dryRun bool, verb string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, libvirtCleanTimeout)
+	defer cancel()
+	lv, err := libvirt.Connect(ctx, socket)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pidreuse: clean: skipping libvirt domains: %v\n", err)
+		return 0, nil
+	}
+	defer lv.Close()
+	names, err := lv.ListDomains(ctx, ownPrefix)
+	if err != nil {
+		return 0, fmt.Errorf("clean: %w (is libvirtd healthy? `virsh -c qemu:///system list --all`)", err)
+	}
+	var items []leftover
+	for _, n := range names {
+		items = append(items, leftover{Name: n, LastActive: domainLastActive(n, tmp)})
+	}
+	var errs []error
+	removed := 0
+	for _, n := range selectStale(items, now, olderThan) {
+		if !dryRun {
+			if err := lv.Destroy(ctx, n); err != nil {
+				errs = append(errs, fmt.Errorf("clean: %w (try `virsh -c qemu:///system destroy %s`)", err, n))
+				continue
+			}
+			if err := lv.Undefine(ctx, n); err != nil {
+				errs = append(errs, fmt.Errorf("clean: %w (try `virsh -c qemu:///system undefine --nvram %s`)", err, n))
+				continue
+			}
+		}
+		fmt.Printf("%s domain %s\n", verb, n)
+		removed++
+	}
+	return removed, errors.Join(errs...)
+}
+
+// domainLastActive is when a domain last showed activity, from files
+// libvirt and our runs write: its config (written at define), its status
+// file and QEMU log (written at every start and stop), and its work dir,
+// whose overlay disk and console log a live VM keeps writing. The work dir
+// is $TMPDIR/NAME (e2e suites) or $TMPDIR/pidreuse-RUNID for a domain
+// pidreuse-RUNID-vmN (pidreuse run).
+func domainLastActive(name, tmp string) time.Time {
+	var last time.Time
+	for _, p := range []string{
+		"/etc/libvirt/qemu/" + name + ".xml",
+		"/run/libvirt/qemu/" + name + ".xml",
+		"/var/log/libvirt/qemu/" + name + ".log",
+	} {
+		if fi, err := os.Stat(p); err == nil && fi.ModTime().After(last) {
+			last = fi.ModTime()
+		}
+	}
+	dirs := []string{filepath.Join(tmp, name)}
+	if i := strings.LastIndex(name, "-vm"); i > 0 {
+		dirs = append(dirs, filepath.Join(tmp, name[:i]))
+	}
+	for _, d := range dirs {
+		if t := treeLastActive(d); t.After(last) {
+			last = t
+		}
+	}
+	return last
+}
+
+// treeLastActive is the newest mtime in a tree: a dir's own mtime changes
+// only when entries come and go, while a live run keeps writing files deep
+// inside it. Zero when path does not exist.
+func treeLastActive(path string) time.Time {
+	var last time.Time
+	// Unreadable parts are skipped: the age is then a lower bound, which
+	// only errs towards keeping.
+	_ = filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.ModTime().After(last) {
+			last = fi.ModTime()
+		}
+		return nil
+	})
+	return last
+}
+
+// cleanTemp removes our stale work dirs and files (overlay disks live in
+// the VM work dirs) directly under tmp.
+func cleanTemp(tmp string, now time.Time, olderThan time.Duration, dryRun bool, verb string) (dirs, files int, err error) {
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return 0, 0, fmt.Errorf("clean: read %s: %w (is TMPDIR set to a dir that exists?)", tmp, err)
+	}
+	var items []leftover
+	isDir := map[string]bool{}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ownPrefix) {
+			continue
+		}
+		// WalkDir does not follow a symlink at its root: a link's age is
+		// its own, and RemoveAll removes the link, not its target.
+		items = append(items, leftover{Name: e.Name(), LastActive: treeLastActive(filepath.Join(tmp, e.Name()))})
+		isDir[e.Name()] = e.IsDir()
+	}
+	stale := selectStale(items, now, olderThan)
+	mounts, mErr := mountPoints()
+	var errs []error
+	for _, n := range stale {
+		p := filepath.Join(tmp, n)
+		// RemoveAll would descend into a mount and delete what it shows;
+		// a crashed run should never leave one here, but if it did, the
+		// files behind it are not ours.
+		if mErr != nil {
+			errs = append(errs, fmt.Errorf("clean: kept %s: cannot tell whether anything is mounted under it: %w", p, mErr))
+			continue
+		}
+		if m := mountedUnder(mounts, p); m != "" {
+			errs = append(errs, fmt.Errorf("clean: kept %s: %s is mounted under it: unmount it (umount -R %s) and run clean again", p, m, m))
+			continue
+		}
+		if !dryRun {
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, fmt.Errorf("clean: remove %s: %w (remove it by hand; is a process still using it?)", p, err))
+				continue
+			}
+		}
+		if isDir[n] {
+			fmt.Printf("%s dir %s\n", verb, p)
+			dirs++
+		} else {
+			fmt.Printf("%s file %s\n", verb, p)
+			files++
+		}
+	}
+	return dirs, files, errors.Join(errs...)
+}
+
+// mountPoints lists this mount namespace's mount points.
+func mountPoints() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// Field 5 is the mount point, with spaces etc. octal-escaped.
+		if fields := strings.Fields(sc.Text()); len(fields) > 4 {
+			out = append(out, unescapeMountinfo(fields[4]))
+		}
+	}
+	return out, sc.Err()
+}
+
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			var v byte
+			ok := true
+			for _, c := range []byte(s[i+1 : i+4]) {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + c - '0'
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// mountedUnder returns a mount point at or below dir, or "".
+func mountedUnder(mounts []string, dir string) string {
+	for _, m := range mounts {
+		if m == dir || strings.HasPrefix(m, dir+"/") {
+			return m
+		}
+	}
+	return ""
 }

@@ -160,7 +160,7 @@ var _ = Describe("CRI-O and kubelet on a VM", Ordered, Label("vm", "crio"), func
 				words = append(words, strconv.Itoa(p))
 			}
 			shell(ctx, node, fmt.Sprintf("mkdir -p /var/lib/pidreuse && echo %s > %s && sync", strings.Join(words, " "), crionode.SquatFile))
-		}, SpecTimeout(2*time.Minute))
+		}, NodeTimeout(2*time.Minute))
 
 		It("reboots, and host processes take those PIDs before crio.service starts", func(ctx SpecContext) {
 			Expect(node.Reboot(ctx)).To(Succeed())
@@ -184,7 +184,7 @@ var _ = Describe("CRI-O and kubelet on a VM", Ordered, Label("vm", "crio"), func
 			crioStart, _ := strconv.ParseInt(f[1], 10, 64)
 			Expect(squatDone).To(BeNumerically(">", 0))
 			Expect(squatDone).To(BeNumerically("<=", crioStart), "the PIDs must be taken before CRI-O starts")
-		}, SpecTimeout(15*time.Minute))
+		}, NodeTimeout(15*time.Minute))
 
 		It("CRI-O finds each pinned path gone and cleans the old sandbox's network", func(ctx SpecContext) {
 			wctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
@@ -205,7 +205,7 @@ var _ = Describe("CRI-O and kubelet on a VM", Ordered, Label("vm", "crio"), func
 				Expect(journal).To(MatchRegexp(`(?m)^.*`+sb.ID[:12]+`.*(?i:cni|network).*$`), "a CNI DEL for the old %s sandbox", sb.Metadata.Name)
 			}
 			AddReportEntry("crio journal (restore lines)", grepLines(journal, "restore", "Statfs", "CNI network", "pod network"))
-		}, SpecTimeout(10*time.Minute))
+		}, NodeTimeout(10*time.Minute))
 
 		It("keeps host lo UP and the hostNetwork pod's liveness probe green for three periods", func(ctx SpecContext) {
 			Expect(hostLo(ctx, node).Up).To(BeTrue())
@@ -221,7 +221,7 @@ var _ = Describe("CRI-O and kubelet on a VM", Ordered, Label("vm", "crio"), func
 			Expect(err).NotTo(HaveOccurred())
 			Expect(kubelet).NotTo(MatchRegexp(`Probe failed.*probeType="Liveness".*sdn`))
 			Expect(hostLo(ctx, node).Up).To(BeTrue())
-		}, SpecTimeout(3*time.Minute))
+		}, NodeTimeout(3*time.Minute))
 	})
 
 	Context("legacy-symptom: the legacy runtime's DEL takes lo down under kubelet", Ordered, Label("legacy-symptom"), func() {
@@ -238,7 +238,7 @@ var _ = Describe("CRI-O and kubelet on a VM", Ordered, Label("vm", "crio"), func
 			defer cancel()
 			_, err := kube.WaitRunning(wctx, node, report, crionode.WebPod, crionode.SDNPod)
 			Expect(err).NotTo(HaveOccurred())
-		}, SpecTimeout(20*time.Minute))
+		}, NodeTimeout(20*time.Minute))
 
 		It("a host process takes the PID, DEL enters the host netns: lo DOWN, liveness fails, kubelet restarts the pod", func(ctx SpecContext) {
 			var reuse agentapi.PIDReuse
@@ -267,7 +267,7 @@ var _ = Describe("CRI-O and kubelet on a VM", Ordered, Label("vm", "crio"), func
 			}).WithContext(ctx).WithTimeout(4 * time.Minute).WithPolling(5 * time.Second).Should(Succeed())
 			kubelet, _ := kube.Journal(ctx, node, "kubelet")
 			AddReportEntry("kubelet liveness failures", grepLines(kubelet, `probeType="Liveness"`))
-		}, SpecTimeout(8*time.Minute))
+		}, NodeTimeout(8*time.Minute))
 
 		It("recovers after `ip link set lo up`", func(ctx SpecContext) {
 			var l agentapi.Link
@@ -285,7 +285,7 @@ var _ = Describe("CRI-O and kubelet on a VM", Ordered, Label("vm", "crio"), func
 			Expect(err).NotTo(HaveOccurred())
 			Expect(kube.Running(cs, crionode.SDNPod)).To(BeTrue())
 			Expect(kube.Restarts(cs, crionode.SDNPod)).To(Equal(settled), "kubelet kept restarting the sdn pod after lo came back")
-		}, SpecTimeout(6*time.Minute))
+		}, NodeTimeout(6*time.Minute))
 	})
 })
 

@@ -85,7 +85,7 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 		Expect(r.Reboot(ctx)).To(Succeed())
 		Expect(node.BootID()).NotTo(Equal(before))
 		AddReportEntry("reboot to SSH", node.Timing.Reboot.String())
-	}, SpecTimeout(15*time.Minute))
+	}, NodeTimeout(15*time.Minute))
 
 	for _, v := range pluginVersions {
 		for _, sc := range scenarios.All() {
@@ -120,7 +120,7 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 				now, err := e2eutil.ReadHostNet()
 				Expect(err).NotTo(HaveOccurred())
 				Expect(now).To(Equal(host), "the real machine's network changed")
-			}, SpecTimeout(5*time.Minute))
+			}, NodeTimeout(5*time.Minute))
 		}
 	}
 })

@@ -138,12 +138,13 @@ func ContainerPIDs(ctx context.Context, n harness.Node) ([]int, error) {
 	return pids, nil
 }
 
-// Running says whether every named pod has a running container.
-func Running(cs []Container, pods ...string) bool {
-	for _, p := range pods {
+// Running says whether every named container runs. Containers are named
+// as in the pod spec; kubelet suffixes static pod names with the node's.
+func Running(cs []Container, names ...string) bool {
+	for _, n := range names {
 		ok := false
 		for _, c := range cs {
-			ok = ok || (c.Pod() == p && c.State == "CONTAINER_RUNNING")
+			ok = ok || (c.Metadata.Name == n && c.State == "CONTAINER_RUNNING")
 		}
 		if !ok {
 			return false
@@ -152,20 +153,20 @@ func Running(cs []Container, pods ...string) bool {
 	return true
 }
 
-// Restarts is the highest attempt number of a pod's containers: kubelet
+// Restarts is the highest attempt number of the named container: kubelet
 // bumps it each time it restarts the container (after a failed liveness
 // probe, for instance).
-func Restarts(cs []Container, pod string) int {
+func Restarts(cs []Container, name string) int {
 	n := 0
 	for _, c := range cs {
-		if c.Pod() == pod && c.Metadata.Attempt > n {
+		if c.Metadata.Name == name && c.Metadata.Attempt > n {
 			n = c.Metadata.Attempt
 		}
 	}
 	return n
 }
 
-// WaitRunning polls until every named pod runs, reporting progress.
+// WaitRunning polls until every named container runs, reporting progress.
 func WaitRunning(ctx context.Context, n harness.Node, progress func(string), pods ...string) ([]Container, error) {
 	start := time.Now()
 	last := time.Now()

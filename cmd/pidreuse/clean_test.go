@@ -1,0 +1,207 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSelectStale(t *testing.T) {
+	now := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
+	items := []leftover{
+		{"pidreuse-0102-090000-aaaaaa", now.Add(-3 * time.Hour)},      // a crashed run
+		{"pidreuse-0102-115900-bbbbbb", now.Add(-time.Minute)},        // a run still going
+		{"pidreuse-e2e-12345-1-legacy", now.Add(-2 * time.Hour)},      // a crashed e2e VM dir
+		{"pidreuse-e2e-bin-42", now.Add(-time.Hour)},                  // exactly at the limit
+		{"pidreuse-unknown-age", time.Time{}},                         // no file told its age
+		{"pidreuse-e2e-report", now.Add(-48 * time.Hour)},             // results, not leftovers
+		{"ginkgo123456", now.Add(-48 * time.Hour)},                    // not ours
+		{"pidreuse", now.Add(-48 * time.Hour)},                        // not a run's name
+		{"go-build99", now.Add(-48 * time.Hour)},                      // not ours
+		{"xpidreuse-0102-090000-cccccc", now.Add(-48 * time.Hour)},    // prefix, not substring
+		{"pidreuse-0102-130000-dddddd", now.Add(time.Hour)},           // clock skew: in the future
+		{"pidreuse-0101-090000-eeeeee-vm0", now.Add(-27 * time.Hour)}, // a domain
+	}
+	cases := []struct {
+		olderThan time.Duration
+		want      []string
+	}{
+		{0, []string{
+			"pidreuse-0102-090000-aaaaaa", "pidreuse-0102-115900-bbbbbb", "pidreuse-e2e-12345-1-legacy",
+			"pidreuse-e2e-bin-42", "pidreuse-unknown-age", "pidreuse-0102-130000-dddddd", "pidreuse-0101-090000-eeeeee-vm0",
+		}},
+		{time.Hour, []string{
+			"pidreuse-0102-090000-aaaaaa", "pidreuse-e2e-12345-1-legacy", "pidreuse-e2e-bin-42", "pidreuse-0101-090000-eeeeee-vm0",
+		}},
+		{24 * time.Hour, []string{"pidreuse-0101-090000-eeeeee-vm0"}},
+		{100 * time.Hour, nil},
+	}
+	for _, c := range cases {
+		if got := selectStale(items, now, c.olderThan); !slices.Equal(got, c.want) {
+			t.Errorf("older than %s:\n got %q\nwant %q", c.olderThan, got, c.want)
+		}
+	}
+}
+
+func TestTreeLastActive(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-5 * time.Hour).Truncate(time.Second)
+	disk := filepath.Join(dir, "vm0", "disk.qcow2")
+	mustMkdir(t, filepath.Dir(disk))
+	mustWrite(t, disk, old)
+	setTimes(t, old, filepath.Join(dir, "vm0"), dir)
+	if got := treeLastActive(dir); !got.Equal(old) {
+		t.Fatalf("idle tree: last active %s, want %s", got, old)
+	}
+	// A live VM writes its overlay deep inside an old dir: that counts.
+	recent := time.Now().Add(-time.Minute).Truncate(time.Second)
+	setTimes(t, recent, disk)
+	if got := treeLastActive(dir); !got.Equal(recent) {
+		t.Fatalf("tree with a fresh disk: last active %s, want %s", got, recent)
+	}
+	if got := treeLastActive(filepath.Join(dir, "missing")); !got.IsZero() {
+		t.Fatalf("missing path: %s, want zero (unknown)", got)
+	}
+}
+
+func TestMountinfoHelpers(t *testing.T) {
+	if got := unescapeMountinfo(`/tmp/pidreuse-a\040b\134c`); got != `/tmp/pidreuse-a b\c` {
+		t.Errorf("unescape: %q", got)
+	}
+	if got := unescapeMountinfo(`/x\04`); got != `/x\04` {
+		t.Errorf("short escape changed: %q", got)
+	}
+	mounts := []string{"/", "/tmp/pidreuse-ab/run", "/tmp/pidreuse-abc"}
+	if got := mountedUnder(mounts, "/tmp/pidreuse-a"); got != "" {
+		t.Errorf("/tmp/pidreuse-a: %q, want none (pidreuse-ab is a sibling)", got)
+	}
+	if got := mountedUnder(mounts, "/tmp/pidreuse-ab"); got != "/tmp/pidreuse-ab/run" {
+		t.Errorf("/tmp/pidreuse-ab: %q", got)
+	}
+	if got := mountedUnder(mounts, "/tmp/pidreuse-abc"); got != "/tmp/pidreuse-abc" {
+		t.Errorf("/tmp/pidreuse-abc: %q", got)
+	}
+}
+
+// The CLI against a private TMPDIR and no libvirtd: the real /tmp and any
+// VMs on this machine are never touched.
+func TestCleanCLI(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	old := time.Now().Add(-3 * time.Hour)
+	// An idle VM work dir of a crashed run, an old dir whose disk is still
+	// being written, a fresh dir, and things that are not ours to remove.
+	for _, p := range []string{
+		"pidreuse-0101-000000-aaaaaa/vm0/disk.qcow2",
+		"pidreuse-e2e-1-1-legacy/disk.qcow2",
+		"pidreuse-0101-000000-bbbbbb/sb0/console.log",
+		"pidreuse-e2e-report/vm/console.log",
+		"ginkgo123/x",
+		"other/y",
+	} {
+		mustMkdir(t, filepath.Dir(filepath.Join(tmp, p)))
+		mustWrite(t, filepath.Join(tmp, p), old)
+	}
+	mustWrite(t, filepath.Join(tmp, "pidreuse-stray.qcow2"), old)
+	mustMkdir(t, filepath.Join(tmp, "pidreuse-0101-000001-cccccc"))
+	filepath.WalkDir(tmp, func(p string, _ os.DirEntry, _ error) error { setTimes(t, old, p); return nil })
+	setTimes(t, time.Now(), filepath.Join(tmp, "pidreuse-e2e-1-1-legacy/disk.qcow2"), filepath.Join(tmp, "pidreuse-0101-000001-cccccc"))
+
+	noLibvirt := []string{"--libvirt-socket", filepath.Join(tmp, "no-libvirt-sock")}
+	stale := []string{"dir " + filepath.Join(tmp, "pidreuse-0101-000000-aaaaaa"), "dir " + filepath.Join(tmp, "pidreuse-0101-000000-bbbbbb"), "file " + filepath.Join(tmp, "pidreuse-stray.qcow2")}
+
+	r := runCLI(t, nil, append([]string{"clean", "--dry-run", "--older-than", "1h"}, noLibvirt...)...)
+	if r.code != exitGood {
+		t.Fatalf("clean --dry-run: exit %d; stderr: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "skipping libvirt domains") {
+		t.Errorf("no libvirtd: stderr %q should say domains were skipped", r.stderr)
+	}
+	checkLines(t, r.stdout, "would remove", stale)
+	if !strings.Contains(r.stdout, "would remove 0 domains, 2 dirs, 1 files") {
+		t.Errorf("summary missing or wrong in %q", r.stdout)
+	}
+	for _, s := range stale {
+		if _, err := os.Lstat(strings.SplitN(s, " ", 2)[1]); err != nil {
+			t.Errorf("--dry-run removed %s: %v", s, err)
+		}
+	}
+
+	r = runCLI(t, nil, append([]string{"clean", "--older-than", "1h"}, noLibvirt...)...)
+	if r.code != exitGood {
+		t.Fatalf("clean: exit %d; stderr: %s", r.code, r.stderr)
+	}
+	checkLines(t, r.stdout, "removed", stale)
+	entries, _ := os.ReadDir(tmp)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	want := []string{"ginkgo123", "other", "pidreuse-0101-000001-cccccc", "pidreuse-e2e-1-1-legacy", "pidreuse-e2e-report"}
+	if !slices.Equal(left, want) {
+		t.Errorf("left in TMPDIR: %q, want %q", left, want)
+	}
+
+	// Without an age every run's leftovers go, still not other tools'
+	// dirs nor the reports.
+	r = runCLI(t, nil, append([]string{"clean"}, noLibvirt...)...)
+	if r.code != exitGood {
+		t.Fatalf("clean: exit %d; stderr: %s", r.code, r.stderr)
+	}
+	entries, _ = os.ReadDir(tmp)
+	left = nil
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if want := []string{"ginkgo123", "other", "pidreuse-e2e-report"}; !slices.Equal(left, want) {
+		t.Errorf("left in TMPDIR after clean without --older-than: %q, want %q", left, want)
+	}
+
+	if r := runCLI(t, nil, "clean", "--older-than", "soon"); r.code != exitUsage {
+		t.Errorf("--older-than soon: exit %d, want %d", r.code, exitUsage)
+	}
+}
+
+// checkLines asserts that out has exactly one "VERB what" line per want and
+// no other VERB lines.
+func checkLines(t *testing.T, out, verb string, want []string) {
+	t.Helper()
+	var got []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, verb+" ") && !strings.HasPrefix(l, "clean:") {
+			got = append(got, strings.TrimPrefix(l, verb+" "))
+		}
+	}
+	slices.Sort(got)
+	want = slices.Sorted(slices.Values(want))
+	if !slices.Equal(got, want) {
+		t.Errorf("%q lines:\n got %q\nwant %q\noutput:\n%s", verb, got, want, out)
+	}
+}
+
+func mustMkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustWrite(t *testing.T, path string, mtime time.Time) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	setTimes(t, mtime, path)
+}
+
+func setTimes(t *testing.T, mtime time.Time, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
