@@ -82,5 +82,5 @@ lint:
 	$(GO) run github.com/rhysd/actionlint/cmd/actionlint@v1.7.12 .github/workflows/*.yml
 
 clean:
-	-[ -x $(BIN)/pidreuse ] && $(BIN)/pidreuse clean
+	-[ -x $(BIN)/pidreuse ] && $(BIN)/pidreuse clean --older-than 30m
 	rm -rf $(BIN) $(REPORTS)

@@ -35,7 +35,9 @@ func NodeInputs(agentDir string, pluginDirs map[string]string) (Inputs, error) {
 		return in, err
 	}
 	in.Packages = append(in.Packages, "containernetworking-plugins")
-	for name, dst := range map[string]string{"nodeagent": GuestAgentPath, "failonce": GuestFailoncePath} {
+	// A slice, not a map: the image hash covers the order of Files.
+	for _, f := range []struct{ name, dst string }{{"nodeagent", GuestAgentPath}, {"failonce", GuestFailoncePath}} {
+		name, dst := f.name, f.dst
 		src := filepath.Join(agentDir, name)
 		if _, err := os.Stat(src); err != nil {
 			return in, fmt.Errorf("node image input %s missing: run `make build`", src)

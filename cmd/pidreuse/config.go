@@ -29,6 +29,7 @@ type runConfig struct {
 	rebootMode    string
 	libvirtSocket string
 	reportDir     string
+	bisect        bool
 	runID         string
 }
 

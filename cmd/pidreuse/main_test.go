@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pidreuse/pidreuse/images/versions"
 )
@@ -20,7 +21,8 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pidreuse-cli-test-")
+	// Not named pidreuse-*: `pidreuse clean` would take it for a leftover.
+	dir, err := os.MkdirTemp("", "clitest-pidreuse-")
 	if err != nil {
 		panic(err)
 	}
@@ -46,6 +48,7 @@ type cliResult struct {
 func runCLI(t *testing.T, cred *syscall.Credential, args ...string) cliResult {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "pidreuse"), args...)
+	cmd.Env = append(os.Environ(), "PIDREUSE_REPORT_DIR="+t.TempDir())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if cred != nil {
@@ -161,4 +164,53 @@ func TestBisectExitCodes(t *testing.T) {
 			t.Errorf("%s: exit %d, want %d; stderr: %s", scenario, r.code, want, r.stderr)
 		}
 	}
+}
+
+// SIGINT at any point of a sandbox run leaves no node process and no work
+// dir behind, says "no verdict", and the next run works.
+func TestInterruptLeavesNothing(t *testing.T) {
+	needRoot(t)
+	tmp := t.TempDir()
+	for _, delay := range []time.Duration{150 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond} {
+		cmd := exec.Command(filepath.Join(binDir, "pidreuse"), "run", "--tier", "sandbox", "--plugin-version", "all")
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "PIDREUSE_REPORT_DIR="+t.TempDir())
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() != exitNoVerdict {
+			t.Errorf("SIGINT after %s: exit %d, want %d (no verdict); stderr: %s", delay, exit.ExitCode(), exitNoVerdict, stderr.String())
+		}
+		if err == nil {
+			t.Logf("SIGINT after %s: the run had already finished", delay)
+		}
+		if left := nodeProcesses(); len(left) > 0 {
+			t.Fatalf("SIGINT after %s left processes: %v", delay, left)
+		}
+		if entries, _ := os.ReadDir(tmp); len(entries) > 0 {
+			t.Fatalf("SIGINT after %s left %d entries in TMPDIR, first %s", delay, len(entries), entries[0].Name())
+		}
+	}
+	if r := runCLI(t, nil, "run", "--tier", "sandbox", "--plugin-version", versions.DebianCNIPlugins); r.code != exitGood {
+		t.Fatalf("the run after the interrupts: exit %d; %s", r.code, r.stderr)
+	}
+}
+
+// nodeProcesses lists running processes of this test's nodeagent binary.
+func nodeProcesses() []string {
+	agent := filepath.Join(binDir, "nodeagent")
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		exe, err := os.Readlink("/proc/" + e.Name() + "/exe")
+		if err == nil && strings.TrimSuffix(exe, " (deleted)") == agent {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pidreuse/pidreuse/harness"
 	"github.com/pidreuse/pidreuse/harness/report"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/sandbox"
@@ -30,6 +31,7 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	c.bisect = bisect
 	scs, err := scenarios.Select(c.scenario, c.tier)
 	if err != nil {
 		return exitNoVerdict, err
@@ -120,6 +122,10 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 	if workDir == "" {
 		workDir = filepath.Join(os.TempDir(), "pidreuse-"+c.runID)
 	}
+	if c.workDir == "" {
+		// sandbox.Start removes its own dir on failure; the run's dir too.
+		defer os.Remove(workDir)
+	}
 	node, err := sandbox.Start(ctx, sandbox.Options{
 		Name:      "pidreuse-" + c.runID + "-sb0",
 		Dir:       filepath.Join(workDir, "sb0"),
@@ -134,29 +140,38 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 		pl = append(pl, runner.Plugins{Dir: s.dir, Version: s.version})
 	}
 	results := runner.RunMatrix(ctx, node, scs, pl, runner.Options{Tier: c.tier})
-	failed := false
-	for _, r := range results {
-		failed = failed || !r.Pass
-	}
-	if failed {
-		if err := node.CollectArtifacts(context.Background(), filepath.Join(workDir, "artifacts")); err == nil {
-			progress("artifacts of the failed run: " + filepath.Join(workDir, "artifacts"))
+	return results, finishNode(ctx, c, node, workDir, results, node.Keep, progress)
+}
+
+// finishNode ends a run's node: it collects the artifacts of a run worth
+// keeping (and keeps the node itself with --keep=on-failure), closes the
+// node, and removes the run's work dir unless something in it is kept. An
+// interrupted run (SIGINT, SIGTERM) keeps nothing unless --keep=always.
+func finishNode(ctx context.Context, c runConfig, node harness.Node, workDir string, results []runner.Result, keep func(), progress func(string)) error {
+	interrupted := ctx.Err() != nil
+	worth := !interrupted && c.worthKeeping(results)
+	if worth {
+		art := filepath.Join(workDir, "artifacts")
+		if err := node.CollectArtifacts(context.Background(), art); err != nil {
+			progress("collect artifacts: " + err.Error())
 		}
+		progress("artifacts of the failed run: " + art)
 		if c.keep == "on-failure" {
-			node.Keep()
+			keep()
 		}
 	}
 	if err := node.Close(context.Background()); err != nil {
 		progress(err.Error())
 	}
-	if ctx.Err() != nil {
-		return results, ctx.Err()
-	}
-	if !failed && c.workDir == "" && c.keep == "never" {
+	if c.workDir == "" && c.keep != "always" && !worth {
 		os.RemoveAll(workDir)
 	}
-	return results, nil
+	if interrupted {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	return nil
 }
+
 func printTable(w *os.File, results []runner.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCENARIO\tPLUGINS\tNETNS PATH\tPID REUSED\tDEL RESULT\tHOST LO\tEXPECTED\tVERDICT")
@@ -199,4 +214,16 @@ func jsonResult(r runner.Result) map[string]any {
 	m["verdict"] = r.Verdict()
 	m["generatedAt"] = time.Now().UTC().Format(time.RFC3339)
 	return m
+}
+
+// worthKeeping says whether a run's node and artifacts are worth keeping:
+// a run without a verdict always is; a mismatch is, except in bisect mode,
+// where "lo went down" is an answer, not a failure of the harness.
+func (c runConfig) worthKeeping(results []runner.Result) bool {
+	for _, r := range results {
+		if r.Error != "" || (!c.bisect && !r.Pass) {
+			return true
+		}
+	}
+	return false
 }

@@ -101,6 +101,10 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 	if workDir == "" {
 		workDir = filepath.Join(os.TempDir(), "pidreuse-"+c.runID)
 	}
+	if c.workDir == "" {
+		// vm.Start removes its own dir on failure; the run's dir too.
+		defer os.Remove(workDir)
+	}
 	node, err := vm.Start(ctx, vm.Options{
 		Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, Socket: c.libvirtSocket,
 		RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress,
@@ -116,6 +120,7 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 			g.Dir = images.GuestPluginDirRoot + "/custom"
 			if err := uploadDir(ctx, node, s.dir, g.Dir); err != nil {
 				node.Close(context.Background())
+				os.RemoveAll(workDir)
 				return nil, err
 			}
 		}
@@ -124,27 +129,7 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 	results := runner.RunMatrix(ctx, node, scs, guestSets, runner.Options{
 		Tier: c.tier, OnStep: func(sc, step string) { progress(sc + ": " + step) },
 	})
-	failed := false
-	for _, r := range results {
-		failed = failed || !r.Pass
-	}
-	if failed {
-		art := filepath.Join(workDir, "artifacts")
-		if err := node.CollectArtifacts(context.Background(), art); err != nil {
-			progress("collect artifacts: " + err.Error())
-		}
-		progress("artifacts of the failed run: " + art)
-		if c.keep == "on-failure" {
-			node.KeepRunning()
-		}
-	}
-	if err := node.Close(context.Background()); err != nil {
-		progress(err.Error())
-	}
-	if !failed && c.workDir == "" && c.keep == "never" {
-		os.RemoveAll(workDir)
-	}
-	return results, nil
+	return results, finishNode(ctx, c, node, workDir, results, node.KeepRunning, progress)
 }
 
 // uploadDir copies the regular files of dir into the node.

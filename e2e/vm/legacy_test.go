@@ -62,7 +62,7 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 			if failed || CurrentSpecReport().Failed() {
 				art := filepath.Join(reportDir(), "artifacts", name)
 				err := node.CollectArtifacts(ctx, art)
-				AddReportEntry("artifacts", art, fmt.Sprint(err))
+				AddReportEntry("artifacts", fmt.Sprintf("%s (collect error: %v)", art, err))
 			}
 		}, NodeTimeout(2*time.Minute))
 		AddReportEntry("boot to SSH", node.Timing.Boot.String())

@@ -55,10 +55,12 @@ func Inputs(base images.Inputs, c Components, stageDir string) (images.Inputs, e
 	in.Packages = append(append([]string{}, base.Packages...), Packages...)
 	in.Enable = append(append([]string{}, base.Enable...), Units...)
 	in.Files = append([]images.File{}, base.Files...)
-	for src, dst := range map[string]string{
-		c.Kubelet: "/usr/local/bin/kubelet", c.CRIO: "/usr/local/bin/crio",
-		c.Pinns: "/usr/local/bin/pinns", c.Crictl: CrictlBinary,
+	// A slice, not a map: the image hash covers the order of Files.
+	for _, f := range []struct{ src, dst string }{
+		{c.Kubelet, "/usr/local/bin/kubelet"}, {c.CRIO, "/usr/local/bin/crio"},
+		{c.Pinns, "/usr/local/bin/pinns"}, {c.Crictl, CrictlBinary},
 	} {
+		src, dst := f.src, f.dst
 		if src == "" {
 			return in, fmt.Errorf("crio node: no binary for %s", dst)
 		}

@@ -1,0 +1,92 @@
+//go:build e2e
+
+package vm_test
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pidreuse/pidreuse/e2e/e2eutil"
+	"github.com/pidreuse/pidreuse/harness/libvirt"
+)
+
+// Ctrl-C on `pidreuse run --tier vm` at any step leaves no domain, overlay
+// or work dir, and says "no verdict" (125).
+var _ = Describe("pidreuse run --tier vm interrupted", Ordered, Label("vm", "cleanup"), func() {
+	var binDir string
+
+	BeforeAll(func(ctx SpecContext) {
+		binDir = GinkgoT().TempDir()
+		_, err := e2eutil.BuildAgent(ctx, binDir)
+		Expect(err).NotTo(HaveOccurred())
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(binDir, "pidreuse"), "./cmd/pidreuse")
+		build.Dir, build.Env = e2eutil.RepoRoot(), append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+	}, NodeTimeout(5*time.Minute))
+
+	// interruptAt runs the CLI and sends SIGINT delay after the first
+	// progress line containing trigger.
+	interruptAt := func(ctx SpecContext, trigger string, delay time.Duration) {
+		tmp, err := os.MkdirTemp("", "sigint-")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.Chmod(tmp, 0o755)).To(Succeed()) // QEMU must reach the VM's disk in it
+		DeferCleanup(os.RemoveAll, tmp)
+		cmd := exec.Command(filepath.Join(binDir, "pidreuse"), "run", "--tier", "vm", "--scenario", "ephemeral-reused")
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "PIDREUSE_REPORT_DIR="+filepath.Join(tmp, "..", filepath.Base(tmp)+"-reports"))
+		DeferCleanup(os.RemoveAll, filepath.Join(tmp, "..", filepath.Base(tmp)+"-reports"))
+		stderr, err := cmd.StderrPipe()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cmd.Start()).To(Succeed())
+		sc := bufio.NewScanner(stderr)
+		var seen []string
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			seen = append(seen, line)
+			GinkgoWriter.Println(line)
+			if !sent && strings.Contains(line, trigger) {
+				sent = true
+				time.AfterFunc(delay, func() { cmd.Process.Signal(syscall.SIGINT) })
+			}
+		}
+		err = cmd.Wait()
+		Expect(sent).To(BeTrue(), "never saw %q in:\n%s", trigger, strings.Join(seen, "\n"))
+		var exit *exec.ExitError
+		Expect(errors.As(err, &exit)).To(BeTrue(), "the run finished before the interrupt")
+		Expect(exit.ExitCode()).To(Equal(125), "an interrupted run has no verdict")
+
+		lv, err := libvirt.Connect(ctx, "")
+		Expect(err).NotTo(HaveOccurred())
+		defer lv.Close()
+		domains, err := lv.ListDomains(ctx, "pidreuse-")
+		Expect(err).NotTo(HaveOccurred())
+		for _, d := range domains {
+			Expect(d).To(HavePrefix("pidreuse-e2e-"), "domain %s outlived the interrupted run", d)
+		}
+		entries, err := os.ReadDir(tmp)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(entries).To(BeEmpty(), "the interrupted run left files in its TMPDIR (overlay, console log)")
+	}
+
+	It("during boot", func(ctx SpecContext) {
+		interruptAt(ctx, "waiting for SSH", 0)
+	}, NodeTimeout(10*time.Minute))
+
+	It("during the reboot", func(ctx SpecContext) {
+		interruptAt(ctx, "rebooting", 3*time.Second)
+	}, NodeTimeout(10*time.Minute))
+
+	It("during DEL", func(ctx SpecContext) {
+		interruptAt(ctx, "ephemeral-reused: CNI DEL", 0)
+	}, NodeTimeout(10*time.Minute))
+})
