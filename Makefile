@@ -62,6 +62,7 @@ e2e-sandbox: build
 	@mkdir -p $(REPORTS)
 	PIDREUSE_REPORT_DIR=$(REPORTS)/sandbox $(GO) test -count=1 -timeout 20m ./e2e/sandbox/ \
 		-ginkgo.label-filter=sandbox -ginkgo.junit-report=$(REPORTS)/sandbox-junit.xml
+	$(GO) test -count=1 -timeout 10m ./e2e/bisect/
 
 image: deps build
 	$(BIN)/pidreuse image build

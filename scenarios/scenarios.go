@@ -49,7 +49,12 @@ type Scenario struct {
 	ExpectLoUp bool
 	// Tiers lists where the scenario runs.
 	Tiers []string
+	// NeedsKubelet: the node runs CRI-O and kubelet (the crio node image).
+	NeedsKubelet bool
 }
+
+// NeedsCRIONode says whether the scenario needs the CRI-O/kubelet node.
+func (s Scenario) NeedsCRIONode() bool { return s.DeleteBy == CRIO || s.NeedsKubelet }
 
 // Reproduces says whether the scenario is expected to take host lo down.
 func (s Scenario) Reproduces() bool { return !s.ExpectLoUp }
@@ -94,6 +99,18 @@ func All() []Scenario {
 			// failonce sits before loopback so DEL (reversed) runs loopback
 			// first and then fails once, whatever the loopback version.
 			Plugins: []string{"failonce", "loopback"}, ExpectLoUp: false, Tiers: legacyTiers,
+		},
+		{
+			Name:        "crio-kubelet-reboot",
+			Description: "real CRI-O and kubelet: CRI-O pinned every sandbox netns under /var/run/netns; after the reboot host processes take the old PIDs before crio starts; CRI-O's own DEL finds the pins gone and runs with an empty netns",
+			Netns:       agentapi.Pinned, DeleteBy: CRIO, ReusePID: true,
+			Plugins: []string{"bridge"}, ExpectLoUp: true, Tiers: []string{TierVM},
+		},
+		{
+			Name:        "legacy-symptom",
+			Description: "the legacy emulator's ephemeral sandbox next to CRI-O and kubelet: after reboot and PID reuse its DEL takes host lo down, and kubelet fails the hostNetwork pod's liveness probe and restarts it",
+			Netns:       agentapi.Ephemeral, DeleteBy: LegacyEmulator, ReusePID: true,
+			Plugins: []string{"loopback"}, ExpectLoUp: false, Tiers: []string{TierVM}, NeedsKubelet: true,
 		},
 	}
 }

@@ -36,6 +36,9 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	if err != nil {
 		return exitNoVerdict, err
 	}
+	if scs, err = legacyOnly(c.scenario, scs, func(s string) { fmt.Fprintln(os.Stderr, "pidreuse: "+s) }); err != nil {
+		return exitNoVerdict, err
+	}
 	if bisect && len(scs) != 1 {
 		return exitNoVerdict, usageErr{"bisect: name exactly one --scenario (e.g. ephemeral-reused)"}
 	}
@@ -226,4 +229,22 @@ func (c runConfig) worthKeeping(results []runner.Result) bool {
 		}
 	}
 	return false
+}
+
+// legacyOnly keeps the scenarios this command can drive. The CRI-O/kubelet
+// scenarios run in the VM suite (e2e/vm, Label "crio"): naming one here is
+// an error that says where to run it; "all" skips them and says so.
+func legacyOnly(spec string, scs []scenarios.Scenario, progress func(string)) ([]scenarios.Scenario, error) {
+	var out []scenarios.Scenario
+	for _, sc := range scs {
+		if !sc.NeedsCRIONode() {
+			out = append(out, sc)
+			continue
+		}
+		if spec != "all" && spec != "" {
+			return nil, fmt.Errorf("scenario %s needs the CRI-O/kubelet node, which only the VM suite drives: go test -tags e2e ./e2e/vm/ -ginkgo.label-filter=%s (or make e2e)", sc.Name, sc.Name)
+		}
+		progress(fmt.Sprintf("skipping %s: it runs in the VM suite (make e2e)", sc.Name))
+	}
+	return out, nil
 }

@@ -85,7 +85,13 @@ func BenchmarkVMMatrix(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	scs, _ := scenarios.Select("all", scenarios.TierVM)
+	var scs []scenarios.Scenario
+	all, _ := scenarios.Select("all", scenarios.TierVM)
+	for _, sc := range all {
+		if !sc.NeedsCRIONode() {
+			scs = append(scs, sc)
+		}
+	}
 	b.ResetTimer()
 	var ratio float64
 	for i := 0; i < b.N; i++ {

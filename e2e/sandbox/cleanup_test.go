@@ -33,7 +33,9 @@ var _ = Describe("cleanup", Label("sandbox", "cleanup"), Serial, func() {
 			dir := filepath.Join(base, fmt.Sprintf("n%d", i))
 			node, err := sandbox.Start(ctx, sandbox.Options{Name: fmt.Sprintf("pidreuse-e2e-loop%d", i), Dir: dir, AgentPath: env.AgentPath})
 			Expect(err).NotTo(HaveOccurred())
-			res := runner.Run(ctx, node, scenarios.All(), runner.Options{
+			scs, err := scenarios.Select("all", scenarios.TierSandbox)
+			Expect(err).NotTo(HaveOccurred())
+			res := runner.Run(ctx, node, scs, runner.Options{
 				Tier: scenarios.TierSandbox, PluginDir: env.PluginDirs[versions.DefaultCNIPlugin], PluginVersion: versions.DefaultCNIPlugin,
 			})
 			Expect(node.Close(ctx)).To(Succeed())

@@ -70,7 +70,7 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 		r = runner.New(node, runner.Options{Tier: scenarios.TierVM, OnStep: func(sc, step string) { By(sc + ": " + step) }})
 		for _, v := range pluginVersions {
 			for _, sc := range scenarios.All() {
-				if !sc.RunsOn(scenarios.TierVM) || sc.DeleteBy != scenarios.LegacyEmulator {
+				if !sc.RunsOn(scenarios.TierVM) || sc.NeedsCRIONode() {
 					continue
 				}
 				t, err := r.PrepareWith(ctx, sc, runner.Plugins{Dir: images.GuestPluginDir(v), Version: v})
@@ -89,7 +89,7 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 
 	for _, v := range pluginVersions {
 		for _, sc := range scenarios.All() {
-			if !sc.RunsOn(scenarios.TierVM) || sc.DeleteBy != scenarios.LegacyEmulator {
+			if !sc.RunsOn(scenarios.TierVM) || sc.NeedsCRIONode() {
 				continue
 			}
 			expect := "keeps host lo UP"

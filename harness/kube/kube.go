@@ -197,3 +197,14 @@ func Journal(ctx context.Context, n harness.Node, unit string) (string, error) {
 	}
 	return string(res.Stdout), nil
 }
+
+// JournalGrep returns the lines of a unit's journal (current boot) that
+// match an extended regular expression; grep runs in the node, so a
+// chatty journal does not cross SSH.
+func JournalGrep(ctx context.Context, n harness.Node, unit, pattern string) (string, error) {
+	res, err := n.Exec(ctx, "sh", "-c", `journalctl -b 0 -u "$1" --no-pager -o short-precise | grep -E -- "$2" || true`, "sh", unit, pattern)
+	if err != nil {
+		return "", err
+	}
+	return string(res.Stdout), nil
+}
