@@ -45,10 +45,15 @@ deps-daemons: deps-apt
 	@# libvirt then re-probes QEMU on every define (30-60 s each). This is the
 	@# mode udev gives it on a normal Debian machine.
 	@if [ -c /dev/kvm ] && getent group kvm >/dev/null; then chgrp kvm /dev/kvm && chmod 0660 /dev/kvm; fi
-	@pgrep -x virtlogd >/dev/null || { echo "deps: starting virtlogd"; virtlogd -d; }
-	@pgrep -x libvirtd >/dev/null || { echo "deps: starting libvirtd"; libvirtd -d; }
-	@for i in $$(seq 1 50); do [ -S $(LIBVIRT_SOCK) ] && exit 0; sleep 0.2; done; \
-		echo "deps: libvirtd did not create $(LIBVIRT_SOCK)"; exit 1
+	@# Ready means the socket answers, not that a process exists: a libvirtd
+	@# that is shutting down still shows in pgrep.
+	@if ! virsh -q -c qemu:///system uri >/dev/null 2>&1; then \
+		for i in $$(seq 1 25); do pgrep -x libvirtd >/dev/null || break; sleep 0.2; done; \
+		pgrep -x virtlogd >/dev/null || { echo "deps: starting virtlogd"; virtlogd -d; }; \
+		pgrep -x libvirtd >/dev/null || { echo "deps: starting libvirtd"; libvirtd -d; }; \
+	fi
+	@for i in $$(seq 1 150); do virsh -q -c qemu:///system uri >/dev/null 2>&1 && exit 0; sleep 0.2; done; \
+		echo "deps: libvirtd does not answer on $(LIBVIRT_SOCK): start it by hand (libvirtd -d) to see why"; exit 1
 
 deps-plugins: build
 	$(BIN)/pidreuse plugins --plugin-version all
