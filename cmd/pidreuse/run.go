@@ -36,7 +36,8 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	if err != nil {
 		return exitNoVerdict, err
 	}
-	if scs, err = legacyOnly(c.scenario, scs, func(s string) { fmt.Fprintln(os.Stderr, "pidreuse: "+s) }); err != nil {
+	scs, skipped, err := legacyOnly(c.scenario, scs)
+	if err != nil {
 		return exitNoVerdict, err
 	}
 	if bisect && len(scs) != 1 {
@@ -74,6 +75,9 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 		}
 	} else {
 		printTable(os.Stdout, results)
+		if len(skipped) > 0 {
+			fmt.Printf("not run here: %s (they need the CRI-O/kubelet node: make e2e)\n", strings.Join(skipped, ", "))
+		}
 	}
 	if bisect {
 		return bisectCode(results)
@@ -231,20 +235,21 @@ func (c runConfig) worthKeeping(results []runner.Result) bool {
 	return false
 }
 
-// legacyOnly keeps the scenarios this command can drive. The CRI-O/kubelet
-// scenarios run in the VM suite (e2e/vm, Label "crio"): naming one here is
-// an error that says where to run it; "all" skips them and says so.
-func legacyOnly(spec string, scs []scenarios.Scenario, progress func(string)) ([]scenarios.Scenario, error) {
+// legacyOnly keeps the scenarios this command can drive and names the
+// ones it skipped. The CRI-O/kubelet scenarios run in the VM suite (e2e/vm,
+// Label "crio"): naming one here is an error that says where to run it.
+func legacyOnly(spec string, scs []scenarios.Scenario) ([]scenarios.Scenario, []string, error) {
 	var out []scenarios.Scenario
+	var skipped []string
 	for _, sc := range scs {
 		if !sc.NeedsCRIONode() {
 			out = append(out, sc)
 			continue
 		}
 		if spec != "all" && spec != "" {
-			return nil, fmt.Errorf("scenario %s needs the CRI-O/kubelet node, which only the VM suite drives: go test -tags e2e ./e2e/vm/ -ginkgo.label-filter=%s (or make e2e)", sc.Name, sc.Name)
+			return nil, nil, fmt.Errorf("scenario %s needs the CRI-O/kubelet node, which only the VM suite drives: go test -tags e2e ./e2e/vm/ -ginkgo.label-filter=%s (or make e2e)", sc.Name, sc.Name)
 		}
-		progress(fmt.Sprintf("skipping %s: it runs in the VM suite (make e2e)", sc.Name))
+		skipped = append(skipped, sc.Name)
 	}
-	return out, nil
+	return out, skipped, nil
 }
