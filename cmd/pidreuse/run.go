@@ -125,14 +125,8 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 	if err != nil {
 		return nil, err
 	}
-	workDir := c.workDir
-	if workDir == "" {
-		workDir = filepath.Join(os.TempDir(), "pidreuse-"+c.runID)
-	}
-	if c.workDir == "" {
-		// sandbox.Start removes its own dir on failure; the run's dir too.
-		defer os.Remove(workDir)
-	}
+	workDir, removeIfEmpty := c.runWorkDir()
+	defer removeIfEmpty()
 	node, err := sandbox.Start(ctx, sandbox.Options{
 		Name:      "pidreuse-" + c.runID + "-sb0",
 		Dir:       filepath.Join(workDir, "sb0"),
@@ -252,4 +246,15 @@ func legacyOnly(spec string, scs []scenarios.Scenario) ([]scenarios.Scenario, []
 		skipped = append(skipped, sc.Name)
 	}
 	return out, skipped, nil
+}
+
+// runWorkDir is where the run's nodes keep their files. When pidreuse picks
+// it (no --work-dir), the returned func removes it once nothing in it is
+// kept; nodes remove their own dirs on failure.
+func (c runConfig) runWorkDir() (string, func()) {
+	if c.workDir != "" {
+		return c.workDir, func() {}
+	}
+	dir := filepath.Join(os.TempDir(), "pidreuse-"+c.runID)
+	return dir, func() { os.Remove(dir) }
 }

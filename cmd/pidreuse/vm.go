@@ -12,7 +12,6 @@ import (
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
-	"github.com/pidreuse/pidreuse/images/versions"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
@@ -20,15 +19,9 @@ import (
 // agent next to agentPath and every CNI plugin version of the matrix, so
 // the image does not change with the version a run picks.
 func nodeImage(ctx context.Context, agentPath string, progress func(string)) (*images.Image, error) {
-	root, err := cniplugins.CacheRoot()
+	dirs, err := cniplugins.All(ctx, progress)
 	if err != nil {
 		return nil, err
-	}
-	dirs := map[string]string{}
-	for _, v := range versions.CNIPlugins {
-		if dirs[v], err = cniplugins.Dir(ctx, root, v, progress); err != nil {
-			return nil, err
-		}
 	}
 	in, err := images.NodeInputs(filepath.Dir(agentPath), dirs)
 	if err != nil {
@@ -97,14 +90,8 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 	if err != nil {
 		return nil, err
 	}
-	workDir := c.workDir
-	if workDir == "" {
-		workDir = filepath.Join(os.TempDir(), "pidreuse-"+c.runID)
-	}
-	if c.workDir == "" {
-		// vm.Start removes its own dir on failure; the run's dir too.
-		defer os.Remove(workDir)
-	}
+	workDir, removeIfEmpty := c.runWorkDir()
+	defer removeIfEmpty()
 	node, err := vm.Start(ctx, vm.Options{
 		Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, Socket: c.libvirtSocket,
 		RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress,

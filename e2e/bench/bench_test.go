@@ -69,12 +69,9 @@ func BenchmarkVMMatrix(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	root, _ := cniplugins.CacheRoot()
-	plugins := map[string]string{}
-	for _, v := range versions.CNIPlugins {
-		if plugins[v], err = cniplugins.Dir(ctx, root, v, nil); err != nil {
-			b.Fatal(err)
-		}
+	plugins, err := cniplugins.All(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
 	}
 	in, err := images.NodeInputs(filepath.Dir(agent), plugins)
 	if err != nil {

@@ -57,13 +57,8 @@ func crioImage(ctx context.Context) *images.Image {
 		paths[c.Name], err = components.Build(ctx, croot, c.Name, func(s string) { GinkgoWriter.Println(s) })
 		Expect(err).NotTo(HaveOccurred(), "component %s failed to build", c.Name)
 	}
-	proot, err := cniplugins.CacheRoot()
+	plugins, err := cniplugins.All(ctx, nil)
 	Expect(err).NotTo(HaveOccurred())
-	plugins := map[string]string{}
-	for _, v := range versions.CNIPlugins {
-		plugins[v], err = cniplugins.Dir(ctx, proot, v, nil)
-		Expect(err).NotTo(HaveOccurred())
-	}
 	base, err := images.NodeInputs(filepath.Dir(agent), plugins)
 	Expect(err).NotTo(HaveOccurred())
 	in, err := crionode.Inputs(base, crionode.Components{

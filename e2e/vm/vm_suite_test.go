@@ -18,7 +18,6 @@ import (
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
-	"github.com/pidreuse/pidreuse/images/versions"
 )
 
 func TestVM(t *testing.T) {
@@ -43,13 +42,8 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	agentPath, err := e2eutil.BuildAgent(ctx, dir)
 	Expect(err).NotTo(HaveOccurred())
 
-	root, err := cniplugins.CacheRoot()
+	plugins, err := cniplugins.All(ctx, func(s string) { GinkgoWriter.Println(s) })
 	Expect(err).NotTo(HaveOccurred())
-	plugins := map[string]string{}
-	for _, v := range versions.CNIPlugins {
-		plugins[v], err = cniplugins.Dir(ctx, root, v, func(s string) { GinkgoWriter.Println(s) })
-		Expect(err).NotTo(HaveOccurred())
-	}
 	in, err := images.NodeInputs(filepath.Dir(agentPath), plugins)
 	Expect(err).NotTo(HaveOccurred())
 	cache, err := images.CacheRoot()

@@ -67,7 +67,7 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("Signer is nil: load the client key with LoadSigner"))
 	}
 	if c.HostKey == nil {
-		// Refusing here is what keeps InsecureIgnoreHostKey out.
+		// Refusing here is what keeps "accept any host key" out.
 		errs = append(errs, errors.New("HostKey is nil: pin the guest's host key (ParseAuthorizedKey of its ssh_host_*_key.pub)"))
 	}
 	if len(errs) > 0 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/images/cachedir"
+	"github.com/pidreuse/pidreuse/images/elfcheck"
 	"github.com/pidreuse/pidreuse/images/versions"
 )
 
@@ -97,19 +98,31 @@ func build(ctx context.Context, cacheRoot, version string) error {
 	return nil
 }
 
-// CheckDir fails unless dir holds an executable loopback plugin for this
-// machine; a bad plugin dir must never reach a verdict.
+// CheckDir fails unless dir holds a loopback plugin that can run here; a
+// bad plugin dir must never reach a verdict.
 func CheckDir(dir string) error {
 	p := filepath.Join(dir, "loopback")
-	st, err := os.Stat(p)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("CNI plugin dir %s has no loopback plugin", dir)
 	}
+	if err := elfcheck.Executable(p); err != nil {
+		return fmt.Errorf("CNI plugin: %w", err)
+	}
+	return nil
+}
+
+// All returns the dir of every pinned version (version → dir), building
+// the ones not cached yet: the node image carries all of them.
+func All(ctx context.Context, progress func(string)) (map[string]string, error) {
+	root, err := CacheRoot()
 	if err != nil {
-		return fmt.Errorf("CNI plugin dir %s: %w", dir, err)
+		return nil, err
 	}
-	if st.IsDir() || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("CNI plugin %s is not an executable file", p)
+	dirs := map[string]string{}
+	for _, v := range versions.CNIPlugins {
+		if dirs[v], err = Dir(ctx, root, v, progress); err != nil {
+			return nil, err
+		}
 	}
-	return checkELF(p)
+	return dirs, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pidreuse/pidreuse/images/elfcheck"
 )
 
 // TestRealBuild builds every component for real, one after the other
@@ -56,7 +58,7 @@ func checkVersion(t *testing.T, c Component, path string) {
 	t.Helper()
 	if c.Name == Pinns {
 		// pinns segfaults on an unknown option such as --version.
-		if err := checkStatic(path); err != nil {
+		if err := elfcheck.Static(path); err != nil {
 			t.Fatal(err)
 		}
 		return

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/images/cachedir"
+	"github.com/pidreuse/pidreuse/images/elfcheck"
 	"github.com/pidreuse/pidreuse/images/versions"
 )
 
@@ -87,7 +88,7 @@ func Build(ctx context.Context, cacheRoot, name string, progress func(string)) (
 	}
 	c := Component{Name: name, Version: r.version}
 	path := Path(cacheRoot, c)
-	if checkBinary(path) == nil {
+	if elfcheck.Executable(path) == nil {
 		return path, nil
 	}
 	if progress == nil {
@@ -144,7 +145,7 @@ func build(ctx context.Context, cacheRoot string, c Component, r recipe, progres
 	if err := r.build(ctx, w); err != nil {
 		return fail(keepFailedLog(logFile, logPath, failedLog, err))
 	}
-	if err := checkBinary(w.out); err != nil {
+	if err := elfcheck.Executable(w.out); err != nil {
 		return fail(keepFailedLog(logFile, logPath, failedLog, err))
 	}
 	if err := logFile.Close(); err != nil {
@@ -165,7 +166,7 @@ func build(ctx context.Context, cacheRoot string, c Component, r recipe, progres
 // install renames the finished tmp entry to dir. If another process
 // finished the same build first, its entry is kept and tmp is dropped.
 func install(tmp, dir, name, failedLog string) error {
-	if checkBinary(filepath.Join(dir, name)) == nil {
+	if elfcheck.Executable(filepath.Join(dir, name)) == nil {
 		return nil
 	}
 	if err := os.RemoveAll(dir); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/mod/modfile"
 
+	"github.com/pidreuse/pidreuse/images/elfcheck"
 	"github.com/pidreuse/pidreuse/images/versions"
 )
 
@@ -323,13 +324,13 @@ func TestCheckBinary(t *testing.T) {
 	dir := t.TempDir()
 	notELF := filepath.Join(dir, "script")
 	os.WriteFile(notELF, []byte("#!/bin/sh\n"), 0o755)
-	if checkBinary(notELF) == nil {
+	if elfcheck.Executable(notELF) == nil {
 		t.Error("a shell script passed as a binary")
 	}
-	if checkBinary(filepath.Join(dir, "missing")) == nil {
+	if elfcheck.Executable(filepath.Join(dir, "missing")) == nil {
 		t.Error("a missing file passed as a binary")
 	}
-	if _, err := os.Stat("/bin/sh"); err == nil && checkStatic("/bin/sh") == nil {
+	if _, err := os.Stat("/bin/sh"); err == nil && elfcheck.Static("/bin/sh") == nil {
 		t.Error("/bin/sh passed as static")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/pidreuse/pidreuse/images/elfcheck"
 )
 
 // Modules the components are built from.
@@ -101,7 +103,7 @@ func buildPinns(ctx context.Context, w *workspace) error {
 	if err := w.run(ctx, w.src, nil, "gcc", args...); err != nil {
 		return err
 	}
-	return checkStatic(w.out)
+	return elfcheck.Static(w.out)
 }
 
 // buildCrictl installs crictl the plain way: cri-tools has no replaces and

@@ -1,4 +1,8 @@
-package components
+// Package elfcheck tells whether a file is a binary that can run on the
+// node: every binary pidreuse builds or is handed (plugins, CRI-O, kubelet)
+// passes here first, so a wrong-arch or half-written file is a clear error
+// ("skip" in a bisect), never a false verdict.
+package elfcheck
 
 import (
 	"debug/elf"
@@ -6,9 +10,8 @@ import (
 	"os"
 )
 
-// checkBinary fails unless path is an executable x86-64 ELF file: a cache
-// entry with anything else is rebuilt, never laid into an image.
-func checkBinary(path string) error {
+// Executable fails unless path is an executable x86-64 ELF file.
+func Executable(path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -30,8 +33,8 @@ func checkBinary(path string) error {
 	return nil
 }
 
-// checkStatic fails if path needs a dynamic loader or shared libraries.
-func checkStatic(path string) error {
+// Static fails if path needs a dynamic loader or shared libraries.
+func Static(path string) error {
 	f, err := elf.Open(path)
 	if err != nil {
 		return fmt.Errorf("%s is not an ELF executable: %w", path, err)
