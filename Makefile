@@ -12,9 +12,12 @@ BIN       := bin
 REPORTS   ?= $(CURDIR)/reports
 LIBVIRT_SOCK := /var/run/libvirt/libvirt-sock
 
-# Debian packages the harness and its tests use on this machine.
+# Debian packages the harness and its tests use on this machine: QEMU and
+# libvirt for the VMs, mmdebstrap and e2fsprogs for the image, Debian's CNI
+# plugins, and what CRI-O's cgo build (seccomp) and pinns' static build need.
 APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients \
-	mmdebstrap e2fsprogs containernetworking-plugins iproute2
+	mmdebstrap e2fsprogs containernetworking-plugins iproute2 \
+	gcc libc6-dev pkg-config libseccomp-dev git
 
 .PHONY: all build deps deps-apt deps-daemons deps-plugins test unit e2e-sandbox e2e image bench lint clean
 
