@@ -124,7 +124,7 @@ func resolvePlugins(ctx context.Context, c runConfig, progress func(string)) ([]
 		if err != nil {
 			return nil, err
 		}
-		if err := cniplugins.CheckDir(abs); err != nil {
+		if err := cniplugins.CheckDir(ctx, abs); err != nil {
 			return nil, err
 		}
 		return []pluginSet{{version: "custom:" + abs, dir: abs}}, nil
@@ -143,7 +143,7 @@ func resolvePlugins(ctx context.Context, c runConfig, progress func(string)) ([]
 		if err != nil {
 			return nil, err
 		}
-		if err := cniplugins.CheckDir(dir); err != nil {
+		if err := cniplugins.CheckDir(ctx, dir); err != nil {
 			return nil, err
 		}
 		out = append(out, pluginSet{version: v, dir: dir})

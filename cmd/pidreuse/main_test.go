@@ -77,6 +77,10 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 	empty := t.TempDir()
 	notExec := t.TempDir()
 	os.WriteFile(filepath.Join(notExec, "loopback"), []byte("x"), 0o644)
+	notCNI := t.TempDir()
+	if data, err := os.ReadFile("/bin/false"); err == nil {
+		os.WriteFile(filepath.Join(notCNI, "loopback"), data, 0o755)
+	}
 	notELF := t.TempDir()
 	os.WriteFile(filepath.Join(notELF, "loopback"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
 	cases := []struct {
@@ -88,6 +92,7 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 		{"missing plugin dir", []string{"run", "--cni-bin-dir", "/nonexistent/cni"}, "has no loopback plugin"},
 		{"dir without loopback", []string{"run", "--cni-bin-dir", empty}, "has no loopback plugin"},
 		{"non-executable plugin", []string{"run", "--cni-bin-dir", notExec}, "is not an executable file"},
+		{"a binary that is no CNI plugin", []string{"run", "--cni-bin-dir", notCNI}, "does not run (CNI_COMMAND=VERSION)"},
 		{"not an ELF plugin", []string{"bisect", "--scenario", "ephemeral-reused", "--cni-bin-dir", notELF}, "is not an ELF executable"},
 		{"unknown tier", []string{"run", "--tier", "cloud"}, `unknown tier "cloud"`},
 		{"unknown plugin version", []string{"run", "--plugin-version", "latest"}, `want a tag like v1.6.2`},

@@ -5,6 +5,7 @@ package cniplugins
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -98,9 +99,10 @@ func build(ctx context.Context, cacheRoot, version string) error {
 	return nil
 }
 
-// CheckDir fails unless dir holds a loopback plugin that can run here; a
-// bad plugin dir must never reach a verdict.
-func CheckDir(dir string) error {
+// CheckDir fails unless dir holds a loopback plugin that runs here and
+// speaks the CNI version pidreuse's network list uses; a bad plugin dir
+// must never reach a verdict.
+func CheckDir(ctx context.Context, dir string) error {
 	p := filepath.Join(dir, "loopback")
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("CNI plugin dir %s has no loopback plugin", dir)
@@ -108,7 +110,37 @@ func CheckDir(dir string) error {
 	if err := elfcheck.Executable(p); err != nil {
 		return fmt.Errorf("CNI plugin: %w", err)
 	}
-	return nil
+	return checkVersion(ctx, p)
+}
+
+// NetworkListVersion is the cniVersion of the network list the node agent
+// runs (see harness/agent): every plugin in the matrix speaks it.
+const NetworkListVersion = "0.4.0"
+
+// checkVersion runs the plugin's VERSION command, which every CNI plugin
+// answers without touching anything.
+func checkVersion(ctx context.Context, plugin string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, plugin)
+	cmd.Env = append(os.Environ(), "CNI_COMMAND=VERSION")
+	cmd.Stdin = strings.NewReader("{}")
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("CNI plugin %s does not run (CNI_COMMAND=VERSION): %w", plugin, err)
+	}
+	var v struct {
+		Supported []string `json:"supportedVersions"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		return fmt.Errorf("CNI plugin %s answered VERSION with %q: %w", plugin, strings.TrimSpace(string(out)), err)
+	}
+	for _, s := range v.Supported {
+		if s == NetworkListVersion {
+			return nil
+		}
+	}
+	return fmt.Errorf("CNI plugin %s supports CNI %v, not %s", plugin, v.Supported, NetworkListVersion)
 }
 
 // All returns the dir of every pinned version (version → dir), building
