@@ -101,6 +101,7 @@ func (b *builder) build(ctx context.Context, in Inputs, cacheRoot string, progre
 		return nil, fmt.Errorf("hashing image inputs: %w", err)
 	}
 	if img, err := Load(cacheRoot, d.hash); err == nil {
+		markUsed(img.Dir)
 		progress(StageCached, time.Since(start))
 		return img, nil
 	}
@@ -120,6 +121,7 @@ func (b *builder) build(ctx context.Context, in Inputs, cacheRoot string, progre
 	defer unlock()
 	// Whoever held the lock may just have built this very image.
 	if img, err := Load(cacheRoot, d.hash); err == nil {
+		markUsed(img.Dir)
 		progress(StageCached, time.Since(start))
 		return img, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness/libvirt"
+	"github.com/pidreuse/pidreuse/images"
 )
 
 // ownPrefix marks everything a run creates (see newRunID and the e2e
@@ -62,6 +63,7 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 	fset := flag.NewFlagSet("clean", flag.ContinueOnError)
 	olderThan := fset.Duration("older-than", 0, "remove only what has been idle this long, e.g. 2h (0: everything named "+ownPrefix+"*); a running run's files are younger")
 	dryRun := fset.Bool("dry-run", false, "say what would be removed, remove nothing")
+	pruneImages := fset.Duration("images-unused-for", 0, "also remove cached node images no run has used for this long, e.g. 168h (0: keep them all)")
 	socket := fset.String("libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", libvirt.DefaultSocket), "libvirtd's socket")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -91,6 +93,20 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 	dirs, files, err := cleanTemp(tmp, now, *olderThan, *dryRun, verb)
 	if err != nil {
 		errs = append(errs, err)
+	}
+
+	if *pruneImages > 0 {
+		if cache, err := images.CacheRoot(); err != nil {
+			errs = append(errs, err)
+		} else {
+			removed, err := images.Prune(cache, *pruneImages, now, *dryRun)
+			for _, dir := range removed {
+				fmt.Printf("%s image %s\n", verb, dir)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 
 	age := "any age"
