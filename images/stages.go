@@ -100,12 +100,55 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 
 func (t *tailWriter) String() string { return string(t.buf) }
 
-// stageRootfs installs the packages with mmdebstrap.
+// rootfsRecipe keys the cached package tree apart from FormatVersion
+// (which also covers the configure stage): bump it when the mmdebstrap
+// call changes.
+const rootfsRecipe = 1
+
+// RootfsCacheDir holds one tarball per package set (under the image cache
+// root), so a new image — a new node agent, a new plugin — costs an
+// extraction, not a Debian install.
+const RootfsCacheDir = ".rootfs"
+
+// rootfsKey names the package tree: the suite, the package set and the
+// apt sources, nothing that is laid in later.
+func (s *buildState) rootfsKey() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "pidreuse rootfs %d\n%s\n%s\n", rootfsRecipe, s.in.Suite, strings.Join(s.d.packages, ","))
+	h.Write(s.d.aptSources)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// stageRootfs installs the packages with mmdebstrap into a tarball cached
+// by package set, then unpacks it as the rootfs to configure.
 func stageRootfs(ctx context.Context, s *buildState) error {
 	work := s.workDir()
 	if err := os.Mkdir(work, 0o755); err != nil {
 		return err
 	}
+	cacheDir := filepath.Join(filepath.Dir(s.dir), RootfsCacheDir)
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return fmt.Errorf("rootfs cache: %w", err)
+	}
+	key := s.rootfsKey()
+	tarball := filepath.Join(cacheDir, key+".tar")
+	if _, err := os.Stat(tarball); err != nil {
+		if err := s.debootstrap(ctx, work, cacheDir, key, tarball); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(s.log, "rootfs: cached package tree %s\n", tarball)
+	}
+	s.rootfs = filepath.Join(work, "rootfs")
+	if err := os.Mkdir(s.rootfs, 0o755); err != nil {
+		return err
+	}
+	return s.run(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", tarball, "-C", s.rootfs)
+}
+
+// debootstrap runs mmdebstrap into a temporary tarball and renames it to
+// tarball only when complete, so an interrupted install is never cached.
+func (s *buildState) debootstrap(ctx context.Context, work, cacheDir, key, tarball string) error {
 	// Hand mmdebstrap the exact bytes that were hashed, under the original
 	// file name: mmdebstrap picks deb822 vs one-line format by the suffix.
 	// A missing or unusable mirror argument would make mmdebstrap fall back
@@ -114,18 +157,23 @@ func stageRootfs(ctx context.Context, s *buildState) error {
 	if err := os.WriteFile(sources, s.d.aptSources, 0o644); err != nil {
 		return fmt.Errorf("copying apt sources: %w", err)
 	}
-	s.rootfs = filepath.Join(work, "rootfs")
+	// The .tar suffix tells mmdebstrap to write a tarball.
+	tmp := filepath.Join(cacheDir, fmt.Sprintf(".tmp-%s-%d.tar", key, os.Getpid()))
+	defer os.Remove(tmp)
 	args := []string{
 		"--mode=root",
 		"--variant=minbase",
 		"--include=" + strings.Join(s.d.packages, ","),
-		s.in.Suite, s.rootfs, sources,
+		s.in.Suite, tmp, sources,
 	}
 	if err := s.run(ctx, "mmdebstrap", args...); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
 		return fmt.Errorf("%w\n(check the apt sources file %s and that its mirror is reachable)", err, s.in.AptSources)
+	}
+	if err := os.Rename(tmp, tarball); err != nil {
+		return fmt.Errorf("rootfs cache: %w", err)
 	}
 	return nil
 }
