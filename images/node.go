@@ -1,12 +1,15 @@
 package images
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/pidreuse/pidreuse/images/cachedir"
+	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/versions"
 )
 
@@ -60,3 +63,42 @@ func NodeInputs(agentDir string, pluginDirs map[string]string) (Inputs, error) {
 
 // CacheRoot is where images are cached (see cachedir).
 func CacheRoot() (string, error) { return cachedir.Dir("images") }
+
+// BuildNode builds or loads the node image: the agent and failonce in
+// agentDir, every pinned CNI plugin version, and, when extend is set,
+// whatever it adds (the CRI-O/kubelet node). progress, if set, gets one
+// line per build stage.
+func BuildNode(ctx context.Context, agentDir string, extend func(Inputs) (Inputs, error), progress func(string)) (*Image, error) {
+	plugins, err := cniplugins.All(ctx, progress)
+	if err != nil {
+		return nil, err
+	}
+	in, err := NodeInputs(agentDir, plugins)
+	if err != nil {
+		return nil, err
+	}
+	if extend != nil {
+		if in, err = extend(in); err != nil {
+			return nil, err
+		}
+	}
+	cache, err := CacheRoot()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	img, err := Build(ctx, in, cache, func(stage string, elapsed time.Duration) {
+		if progress == nil {
+			return
+		}
+		if elapsed == 0 {
+			progress(fmt.Sprintf("image: %s… (%s so far)", stage, time.Since(start).Round(time.Second)))
+		} else {
+			progress(fmt.Sprintf("image: %s done in %s", stage, elapsed.Round(100*time.Millisecond)))
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build node image: %w", err)
+	}
+	return img, nil
+}

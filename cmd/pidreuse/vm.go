@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
-	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
@@ -19,30 +17,7 @@ import (
 // agent next to agentPath and every CNI plugin version of the matrix, so
 // the image does not change with the version a run picks.
 func nodeImage(ctx context.Context, agentPath string, progress func(string)) (*images.Image, error) {
-	dirs, err := cniplugins.All(ctx, progress)
-	if err != nil {
-		return nil, err
-	}
-	in, err := images.NodeInputs(filepath.Dir(agentPath), dirs)
-	if err != nil {
-		return nil, err
-	}
-	cache, err := images.CacheRoot()
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	img, err := images.Build(ctx, in, cache, func(stage string, elapsed time.Duration) {
-		if elapsed == 0 {
-			progress(fmt.Sprintf("image: %s… (%s so far)", stage, time.Since(start).Round(time.Second)))
-		} else {
-			progress(fmt.Sprintf("image: %s done in %s", stage, elapsed.Round(100*time.Millisecond)))
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("build node image: %w", err)
-	}
-	return img, nil
+	return images.BuildNode(ctx, filepath.Dir(agentPath), nil, progress)
 }
 
 func cmdImage(ctx context.Context, args []string) (int, error) {

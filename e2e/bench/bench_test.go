@@ -15,7 +15,6 @@ import (
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
-	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/versions"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
@@ -69,16 +68,7 @@ func BenchmarkVMMatrix(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plugins, err := cniplugins.All(ctx, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	in, err := images.NodeInputs(filepath.Dir(agent), plugins)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cache, _ := images.CacheRoot()
-	img, err := images.Build(ctx, in, cache, nil)
+	img, err := images.BuildNode(ctx, filepath.Dir(agent), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -23,7 +23,6 @@ import (
 	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
-	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/components"
 	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/images/versions"
@@ -57,22 +56,14 @@ func crioImage(ctx context.Context) *images.Image {
 		paths[c.Name], err = components.Build(ctx, croot, c.Name, func(s string) { GinkgoWriter.Println(s) })
 		Expect(err).NotTo(HaveOccurred(), "component %s failed to build", c.Name)
 	}
-	plugins, err := cniplugins.All(ctx, nil)
-	Expect(err).NotTo(HaveOccurred())
-	base, err := images.NodeInputs(filepath.Dir(agent), plugins)
-	Expect(err).NotTo(HaveOccurred())
-	in, err := crionode.Inputs(base, crionode.Components{
-		Kubelet: paths[components.Kubelet], CRIO: paths[components.CRIO], Pinns: paths[components.Pinns],
-		Crictl: paths[components.Crictl], PodServer: podserver,
-	}, filepath.Join(dir, "stage"))
-	Expect(err).NotTo(HaveOccurred())
-	cache, err := images.CacheRoot()
-	Expect(err).NotTo(HaveOccurred())
 	By("building or loading the CRI-O node image")
-	start := time.Now()
-	img, err := images.Build(ctx, in, cache, func(stage string, elapsed time.Duration) {
-		GinkgoWriter.Printf("crio image: %s %s (%s so far)\n", stage, elapsed.Round(100*time.Millisecond), time.Since(start).Round(time.Second))
-	})
+	addCRIO := func(base images.Inputs) (images.Inputs, error) {
+		return crionode.Inputs(base, crionode.Components{
+			Kubelet: paths[components.Kubelet], CRIO: paths[components.CRIO], Pinns: paths[components.Pinns],
+			Crictl: paths[components.Crictl], PodServer: podserver,
+		}, filepath.Join(dir, "stage"))
+	}
+	img, err := images.BuildNode(ctx, filepath.Dir(agent), addCRIO, func(s string) { GinkgoWriter.Println("crio " + s) })
 	Expect(err).NotTo(HaveOccurred())
 	AddReportEntry("crio image", img.Manifest.InputHash+" (built in "+img.Manifest.BuildDuration.String()+")")
 	return img

@@ -17,7 +17,6 @@ import (
 	"github.com/pidreuse/pidreuse/e2e/e2eutil"
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/images"
-	"github.com/pidreuse/pidreuse/images/cniplugins"
 )
 
 func TestVM(t *testing.T) {
@@ -42,17 +41,8 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	agentPath, err := e2eutil.BuildAgent(ctx, dir)
 	Expect(err).NotTo(HaveOccurred())
 
-	plugins, err := cniplugins.All(ctx, func(s string) { GinkgoWriter.Println(s) })
-	Expect(err).NotTo(HaveOccurred())
-	in, err := images.NodeInputs(filepath.Dir(agentPath), plugins)
-	Expect(err).NotTo(HaveOccurred())
-	cache, err := images.CacheRoot()
-	Expect(err).NotTo(HaveOccurred())
 	By("building or loading the node image")
-	start := time.Now()
-	img, err := images.Build(ctx, in, cache, func(stage string, elapsed time.Duration) {
-		GinkgoWriter.Printf("image: %s %s (%s so far)\n", stage, elapsed.Round(100*time.Millisecond), time.Since(start).Round(time.Second))
-	})
+	img, err := images.BuildNode(ctx, filepath.Dir(agentPath), nil, func(s string) { GinkgoWriter.Println(s) })
 	Expect(err).NotTo(HaveOccurred())
 	AddReportEntry("image", img.Manifest.InputHash+" (built in "+img.Manifest.BuildDuration.String()+")")
 	data, err := json.Marshal(img.Dir)
