@@ -6,6 +6,7 @@
 //	nodeagent cni add|del --id ID --cni-bin-dir DIR[:DIR] [--plugins loopback] [--netns PATH]
 //	nodeagent pid reuse --pid N
 //	nodeagent pid status --pid N
+//	nodeagent pid squat --pids-file FILE
 //	nodeagent link show|up|down [NAME]
 //	nodeagent probe [--addr IP|auto] [--timeout 2s]
 //	nodeagent boot
@@ -20,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -114,6 +116,17 @@ func run(ctx context.Context, args []string) (any, error) {
 			return a.ReusePID(ctx, *pid)
 		}
 		return agent.PIDStatus(*pid)
+	case "pid squat":
+		fs := newFlags("pid squat")
+		file := fs.String("pids-file", "", "file of PIDs, separated by white space")
+		if err := parse(fs, rest); err != nil {
+			return nil, err
+		}
+		pids, err := readPIDs(*file)
+		if err != nil {
+			return nil, err
+		}
+		return a.Squat(ctx, pids), nil
 	case "link show", "link up", "link down":
 		name := "lo"
 		if len(rest) > 0 {
@@ -157,6 +170,26 @@ func pluginDirs(spec string) []string {
 		dirs = append(dirs, filepath.Dir(self))
 	}
 	return dirs
+}
+
+// readPIDs reads a file of PIDs separated by white space.
+func readPIDs(file string) ([]int, error) {
+	if file == "" {
+		return nil, usageError{"pid squat: --pids-file is required"}
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("pid squat: %w", err)
+	}
+	var pids []int
+	for _, w := range strings.Fields(string(data)) {
+		p, err := strconv.Atoi(w)
+		if err != nil || p < 2 {
+			return nil, fmt.Errorf("pid squat: %s: %q is not a PID", file, w)
+		}
+		pids = append(pids, p)
+	}
+	return pids, nil
 }
 
 func bootInfo() (agentapi.Boot, error) {

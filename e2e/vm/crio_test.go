@@ -157,17 +157,18 @@ var _ = Describe("CRI-O and kubelet on a VM", Ordered, Label("vm", "crio"), func
 			Expect(node.Reboot(ctx)).To(Succeed())
 			AddReportEntry("reboot to SSH", node.Timing.Reboot.String())
 			out := shell(ctx, node, "cat "+crionode.SquatResult)
-			dec := json.NewDecoder(strings.NewReader(out))
+			var squat agentapi.Squat
+			Expect(json.Unmarshal([]byte(out), &squat)).To(Succeed(), "squat result: %s", out)
+			Expect(squat.Missed).To(BeEmpty(), "host processes must take every PID the containers had")
 			taken := map[int]bool{}
-			for dec.More() {
-				var r agentapi.PIDReuse
-				Expect(dec.Decode(&r)).To(Succeed())
+			for _, r := range squat.Taken {
 				Expect(r.IsHostNetns).To(BeTrue())
 				taken[r.PID] = true
 			}
 			for _, p := range oldPIDs {
 				Expect(taken).To(HaveKey(p), "PID %d was not taken by a host process", p)
 			}
+			AddReportEntry("PIDs taken after the reboot", fmt.Sprint(oldPIDs))
 			order := shell(ctx, node, "systemctl show -p ExecMainExitTimestampMonotonic --value pidreuse-squat.service; systemctl show -p ExecMainStartTimestampMonotonic --value crio.service")
 			f := strings.Fields(order)
 			Expect(f).To(HaveLen(2))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -195,4 +196,63 @@ func PIDStatus(pid int) (agentapi.PIDStatus, error) {
 	}
 	st.NetnsTarget = target
 	return st, nil
+}
+
+// Squat makes host processes take every PID in pids. It takes the highest
+// first: each holder is a Go program whose runtime threads take the PIDs
+// right after its own, so in ascending order a holder's thread could take
+// the next PID on the list. It goes on past a PID it cannot take and
+// reports it, so one miss still says what happened to the others. A PID a
+// host process already has counts as taken (see heldByHost): the previous
+// boot's container PIDs lie in the range boot-time daemons get.
+func (a *Agent) Squat(ctx context.Context, pids []int) agentapi.Squat {
+	var res agentapi.Squat
+	for _, pid := range squatOrder(pids) {
+		if owner, ok := pidOwner(pid); ok && !ownThread(pid) {
+			if r, err := heldByHost(pid, owner); err == nil {
+				res.Taken = append(res.Taken, r)
+				continue
+			}
+		}
+		r, err := a.ReusePID(ctx, pid)
+		if err != nil {
+			res.Missed = append(res.Missed, agentapi.SquatMiss{PID: pid, Error: err.Error()})
+			continue
+		}
+		res.Taken = append(res.Taken, r)
+	}
+	return res
+}
+
+// heldByHost reports a PID some host process already has: what matters
+// to a runtime that reads /proc/<pid>/ns/net is that the path names the
+// host's netns, whoever holds it.
+func heldByHost(pid int, owner string) (agentapi.PIDReuse, error) {
+	res := agentapi.PIDReuse{PID: pid, HeldBy: owner}
+	var err error
+	if res.NetnsInode, err = netnsInode(fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil {
+		return res, err
+	}
+	if res.HostNetnsInode, err = HostNetnsInode(); err != nil {
+		return res, err
+	}
+	res.IsHostNetns = res.NetnsInode == res.HostNetnsInode
+	if !res.IsHostNetns {
+		return res, fmt.Errorf("pid %d is held by %s in another netns", pid, owner)
+	}
+	return res, nil
+}
+
+// squatOrder is pids without duplicates, highest first.
+func squatOrder(pids []int) []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, p := range pids {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(out)))
+	return out
 }

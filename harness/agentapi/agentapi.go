@@ -62,9 +62,26 @@ type PIDReuse struct {
 	HostNetnsInode uint64 `json:"hostNetnsInode"`
 	IsHostNetns    bool   `json:"isHostNetns"`
 	DurationMs     int64  `json:"durationMs"`
+	// HeldBy is set when a host process already had the PID and no new
+	// one was needed (`pid squat` only): boot-time processes get PIDs in
+	// the same range the previous boot's containers had.
+	HeldBy string `json:"heldBy,omitempty"`
 }
 
 // PIDStatus is printed by `pid status`: who, if anyone, owns a PID now.
+// Squat is printed by `pid squat`: host processes taking a list of PIDs
+// (the previous boot's container PIDs) in one go, before a runtime starts.
+type Squat struct {
+	Taken  []PIDReuse  `json:"taken"`
+	Missed []SquatMiss `json:"missed,omitempty"`
+}
+
+// SquatMiss is a PID that no host process could take, and why.
+type SquatMiss struct {
+	PID   int    `json:"pid"`
+	Error string `json:"error"`
+}
+
 type PIDStatus struct {
 	PID         int         `json:"pid"`
 	Exists      bool        `json:"exists"`
