@@ -70,6 +70,17 @@ type DomainSpec struct {
 	SSHPort int
 	// OnReboot is OnRebootDestroy (default when empty) or OnRebootRestart.
 	OnReboot string
+	// ReadOnlyDisks are raw disk images attached read-only after Disk
+	// (vdb, vdc, …); the guest finds each by its serial under
+	// /dev/disk/by-id/virtio-<serial>.
+	ReadOnlyDisks []ReadOnlyDisk
+}
+
+// ReadOnlyDisk is a raw image the guest may read but not change.
+type ReadOnlyDisk struct {
+	Path string
+	// Serial is at most 20 characters (virtio-blk's limit).
+	Serial string
 }
 
 var domainNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -124,6 +135,15 @@ func (s DomainSpec) Validate() error {
 	}
 	if s.SSHPort <= 0 || s.SSHPort > 65535 {
 		bad("SSHPort is %d: pick a free loopback port with FreeLoopbackPort", s.SSHPort)
+	}
+	if len(s.ReadOnlyDisks) > 25 {
+		bad("%d read-only disks: at most 25 fit after vda", len(s.ReadOnlyDisks))
+	}
+	for i, d := range s.ReadOnlyDisks {
+		checkAbs(&errs, fmt.Sprintf("ReadOnlyDisks[%d].Path", i), d.Path)
+		if d.Serial == "" || len(d.Serial) > 20 || !domainNameRE.MatchString(d.Serial) {
+			bad("ReadOnlyDisks[%d].Serial %q: use 1-20 letters, digits, '.', '_' or '-'", i, d.Serial)
+		}
 	}
 	switch s.OnReboot {
 	case "", OnRebootDestroy, OnRebootRestart:
@@ -264,6 +284,16 @@ func DomainXML(spec DomainSpec) (string, error) {
 				{Value: "virtio-net-pci,netdev=n0,bus=pci.0,addr=" + NetDevAddr},
 			},
 		},
+	}
+	for i, d := range spec.ReadOnlyDisks {
+		dom.Devices.Disks = append(dom.Devices.Disks, libvirtxml.DomainDisk{
+			Device:   "disk",
+			Driver:   &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw"},
+			Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: d.Path}},
+			Target:   &libvirtxml.DomainDiskTarget{Dev: "vd" + string(rune('b'+i)), Bus: "virtio"},
+			ReadOnly: &libvirtxml.DomainDiskReadOnly{},
+			Serial:   d.Serial,
+		})
 	}
 	out, err := dom.Marshal()
 	if err != nil {

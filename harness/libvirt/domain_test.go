@@ -278,3 +278,29 @@ func TestKVMUsableExplains(t *testing.T) {
 	}
 	t.Logf("KVMUsable: %v, %s", ok, why)
 }
+
+func TestDomainXMLReadOnlyDisks(t *testing.T) {
+	spec := validSpec()
+	spec.ReadOnlyDisks = []ReadOnlyDisk{{Path: "/var/tmp/run/layer.img", Serial: "pidreuse-layer"}}
+	out, err := DomainXML(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dom libvirtxml.Domain
+	if err := dom.Unmarshal(out); err != nil {
+		t.Fatal(err)
+	}
+	if len(dom.Devices.Disks) != 2 {
+		t.Fatalf("want the overlay and the layer, got %d disks", len(dom.Devices.Disks))
+	}
+	d := dom.Devices.Disks[1]
+	if d.Target.Dev != "vdb" || d.ReadOnly == nil || d.Serial != "pidreuse-layer" || d.Driver.Type != "raw" {
+		t.Errorf("layer disk = target %s readonly %v serial %q type %s", d.Target.Dev, d.ReadOnly != nil, d.Serial, d.Driver.Type)
+	}
+
+	spec.ReadOnlyDisks = []ReadOnlyDisk{{Path: "layer.img", Serial: "a serial with spaces"}}
+	_, err = DomainXML(spec)
+	if err == nil || !strings.Contains(err.Error(), "ReadOnlyDisks[0].Path") || !strings.Contains(err.Error(), "ReadOnlyDisks[0].Serial") {
+		t.Errorf("want both problems named, got %v", err)
+	}
+}
