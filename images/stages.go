@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pidreuse/pidreuse/images/layer"
 )
 
 // checkHost fails early, before a lock or temp directory exists, when the
@@ -220,6 +222,11 @@ func stageConfigure(ctx context.Context, s *buildState) error {
 		// IP from it) can lay in its own .network file via Inputs.Files.
 		// A failed run's artifacts include the journal of the boot before
 		// the reboot (journalctl -b -1): keep it on disk.
+		// A run's own binaries (CRI-O, kubelet, pinns, CNI plugins under
+		// test) arrive on a second disk and are laid over the image at
+		// boot: see images/layer.
+		{strings.TrimPrefix(layer.UnitPath, "/"), layer.Unit, 0o644},
+		{strings.TrimPrefix(layer.ScriptPath, "/"), layer.Script, 0o755},
 		{"etc/systemd/journald.conf.d/10-pidreuse.conf", "[Journal]\nStorage=persistent\n", 0o644},
 		{"etc/systemd/network/20-pidreuse-wired.network", "# Written by the pidreuse image builder.\n" +
 			"[Match]\nName=en* eth*\n\n" +
@@ -261,7 +268,7 @@ func stageConfigure(ctx context.Context, s *buildState) error {
 	}
 
 	// systemctl works offline in a chroot for enable/mask.
-	enable := append([]string{"systemd-networkd.service", "ssh.service", "serial-getty@ttyS0.service"}, s.d.units...)
+	enable := append([]string{"systemd-networkd.service", "ssh.service", "serial-getty@ttyS0.service", layer.UnitName}, s.d.units...)
 	if err := s.run(ctx, "chroot", append([]string{s.rootfs, "systemctl", "enable"}, enable...)...); err != nil {
 		return err
 	}
