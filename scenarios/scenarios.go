@@ -153,3 +153,14 @@ func Select(spec, tier string) ([]Scenario, error) {
 	}
 	return out, nil
 }
+
+// CRIONodeNames lists the scenarios that need the CRI-O/kubelet node.
+func CRIONodeNames() []string {
+	var names []string
+	for _, s := range All() {
+		if s.NeedsCRIONode() {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}

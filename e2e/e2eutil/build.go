@@ -19,10 +19,10 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// BuildAgent builds nodeagent and failonce (static, like the image's) into
+// BuildAgent builds nodeagent, failonce and podserver (static, like the image's) into
 // dir and returns the nodeagent path.
 func BuildAgent(ctx context.Context, dir string) (string, error) {
-	for _, name := range []string{"nodeagent", "failonce"} {
+	for _, name := range []string{"nodeagent", "failonce", "podserver"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, name), "./cmd/"+name)
 		cmd.Dir = RepoRoot()
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -115,6 +115,16 @@ func Markdown(run Run, results []runner.Result) string {
 			}
 			fmt.Fprintf(&b, "- `+%7.3fs` %s %s\n", e.At.Sub(t0).Seconds(), e.Step, e.Detail)
 		}
+		if len(r.Checks) > 0 {
+			b.WriteString("\n| check | holds | saw |\n|---|---|---|\n")
+			for _, c := range r.Checks {
+				ok := "yes"
+				if !c.OK {
+					ok = "**NO**"
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s |\n", c.Name, ok, strings.ReplaceAll(strings.ReplaceAll(c.Detail, "|", "\\|"), "\n", "<br>"))
+			}
+		}
 	}
 	return b.String()
 }
@@ -152,7 +162,11 @@ func JUnit(run Run, results []runner.Result) ([]byte, error) {
 		switch r.Verdict() {
 		case "FAIL":
 			s.Failures++
-			c.Failure = &junitProblem{Message: fmt.Sprintf("host lo %s, expected %s", r.LoState(), map[bool]string{true: "UP", false: "DOWN"}[r.ExpectedLoUp]), Text: "DEL error: " + r.DelError}
+			text := "DEL error: " + r.DelError
+			for _, ch := range r.FailedChecks() {
+				text += "\ncheck failed: " + ch.Name + ": " + ch.Detail
+			}
+			c.Failure = &junitProblem{Message: fmt.Sprintf("host lo %s, expected %s; %d checks failed", r.LoState(), map[bool]string{true: "UP", false: "DOWN"}[r.ExpectedLoUp], len(r.FailedChecks())), Text: text}
 		case "NO-VERDICT":
 			s.Errors++
 			c.Error = &junitProblem{Message: "no verdict", Text: r.Error}

@@ -50,3 +50,21 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("junit counts: %+v", s)
 	}
 }
+
+func TestChecksInSummaryAndJUnit(t *testing.T) {
+	rs := []runner.Result{{Scenario: "crio-kubelet-reboot", PluginVersion: "crio plugin_dirs", LoUp: true, ExpectedLoUp: true,
+		Checks: []runner.Check{{Name: "CRI-O finds the pin gone", OK: true, Detail: "line|1"}, {Name: "kubelet sees no failed liveness probe", OK: false, Detail: "a\nb"}}}}
+	md := Markdown(Run{ID: "r2", Tier: "vm"}, rs)
+	for _, want := range []string{"| CRI-O finds the pin gone | yes | line\\|1 |", "| kubelet sees no failed liveness probe | **NO** | a<br>b |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+	out, err := JUnit(Run{ID: "r2", Tier: "vm"}, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "1 checks failed") || !strings.Contains(string(out), "check failed: kubelet sees no failed liveness probe") {
+		t.Errorf("junit does not name the failed check:\n%s", out)
+	}
+}

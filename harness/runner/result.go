@@ -14,28 +14,49 @@ type Event struct {
 // Result is one scenario's outcome. Verdict fields are only meaningful
 // when Error is empty; a non-empty Error means no verdict.
 type Result struct {
-	Scenario         string  `json:"scenario"`
-	Tier             string  `json:"tier"`
-	Node             string  `json:"node"`
-	PluginVersion    string  `json:"pluginVersion"`
-	NetnsMode        string  `json:"netnsMode"`
-	NetnsPath        string  `json:"netnsPath"`
-	HolderPID        int     `json:"holderPID"`
-	BootIDBefore     string  `json:"bootIDBefore"`
-	BootIDAfter      string  `json:"bootIDAfter"`
-	PIDReused        bool    `json:"pidReused"`
-	PIDReuseAttempts int     `json:"pidReuseAttempts,omitempty"`
-	FirstDelError    string  `json:"firstDelError,omitempty"`
-	DelTarget        string  `json:"delTarget"`
-	DelError         string  `json:"delError"`
-	LoUp             bool    `json:"loUp"`
-	ExpectedLoUp     bool    `json:"expectedLoUp"`
-	ProbeWhileDown   string  `json:"probeWhileDown,omitempty"`
-	Restored         bool    `json:"restored,omitempty"`
-	Pass             bool    `json:"pass"`
-	Error            string  `json:"error,omitempty"`
-	DurationMs       int64   `json:"durationMs"`
-	Timeline         []Event `json:"timeline"`
+	Scenario         string `json:"scenario"`
+	Tier             string `json:"tier"`
+	Node             string `json:"node"`
+	PluginVersion    string `json:"pluginVersion"`
+	NetnsMode        string `json:"netnsMode"`
+	NetnsPath        string `json:"netnsPath"`
+	HolderPID        int    `json:"holderPID"`
+	BootIDBefore     string `json:"bootIDBefore"`
+	BootIDAfter      string `json:"bootIDAfter"`
+	PIDReused        bool   `json:"pidReused"`
+	PIDReuseAttempts int    `json:"pidReuseAttempts,omitempty"`
+	FirstDelError    string `json:"firstDelError,omitempty"`
+	DelTarget        string `json:"delTarget"`
+	DelError         string `json:"delError"`
+	LoUp             bool   `json:"loUp"`
+	ExpectedLoUp     bool   `json:"expectedLoUp"`
+	ProbeWhileDown   string `json:"probeWhileDown,omitempty"`
+	Restored         bool   `json:"restored,omitempty"`
+	// Checks are what a scenario verifies besides host lo (the CRI-O
+	// scenarios: journal lines, liveness, restarts). Pass needs them all.
+	Checks     []Check `json:"checks,omitempty"`
+	Pass       bool    `json:"pass"`
+	Error      string  `json:"error,omitempty"`
+	DurationMs int64   `json:"durationMs"`
+	Timeline   []Event `json:"timeline"`
+}
+
+// Check is one thing a scenario verified, and what it saw.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// FailedChecks names the checks that did not hold.
+func (r Result) FailedChecks() []Check {
+	var out []Check
+	for _, c := range r.Checks {
+		if !c.OK {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Verdict is the result in one word: pass, FAIL (a mismatch) or NO-VERDICT.
