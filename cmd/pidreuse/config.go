@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/scenarios"
 )
 
 // runConfig is everything `run` and `bisect` take from the command line.
@@ -22,6 +24,9 @@ type runConfig struct {
 	scenario      string
 	pluginVersion string
 	cniBinDir     string
+	crio          string
+	kubelet       string
+	pinns         string
 	agentPath     string
 	workDir       string
 	json          bool
@@ -40,6 +45,9 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	fs.StringVar(&c.scenario, "scenario", "all", "scenario name, comma-separated names, or all")
 	fs.StringVar(&c.pluginVersion, "plugin-version", versions.DefaultCNIPlugin, "CNI plugins to build and use: a tag ("+strings.Join(versions.CNIPlugins, ", ")+"), debian, or all")
 	fs.StringVar(&c.cniBinDir, "cni-bin-dir", "", "use the loopback plugin in this dir instead of a built version")
+	fs.StringVar(&c.crio, "crio", "", "vm tier: run this crio binary instead of the image's (laid over the cached image, no rebuild)")
+	fs.StringVar(&c.kubelet, "kubelet", "", "vm tier: run this kubelet binary instead of the image's")
+	fs.StringVar(&c.pinns, "pinns", "", "vm tier: give CRI-O this pinns binary instead of the image's")
 	fs.StringVar(&c.agentPath, "agent", "", "nodeagent binary (default: next to this binary, or $PIDREUSE_NODEAGENT)")
 	fs.StringVar(&c.workDir, "work-dir", "", "where nodes keep their files (default: a new dir under $TMPDIR)")
 	fs.StringVar(&c.rebootMode, "reboot", "destroy-start", "vm reboot: destroy-start (guest reboot, domain restarted) or reset (in place)")
@@ -60,6 +68,13 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	case "never", "on-failure", "always":
 	default:
 		return c, usageErr{fmt.Sprintf("--keep %q: use never, on-failure or always", c.keep)}
+	}
+	if c.tier != scenarios.TierVM {
+		for _, f := range []struct{ name, val string }{{"crio", c.crio}, {"kubelet", c.kubelet}, {"pinns", c.pinns}} {
+			if f.val != "" {
+				return c, usageErr{fmt.Sprintf("--%s applies to --tier vm: the %s tier runs no CRI-O or kubelet", f.name, c.tier)}
+			}
+		}
 	}
 	c.runID = newRunID()
 	return c, nil
@@ -114,6 +129,16 @@ func findAgent(flagPath string) (string, error) {
 type pluginSet struct {
 	version string
 	dir     string
+	// guestDir is where a VM node finds the set (default: the image's
+	// copy of the version).
+	guestDir string
+}
+
+func (s pluginSet) guest() string {
+	if s.guestDir != "" {
+		return s.guestDir
+	}
+	return images.GuestPluginDir(s.version)
 }
 
 // resolvePlugins turns --cni-bin-dir / --plugin-version into plugin dirs,

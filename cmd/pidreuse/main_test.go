@@ -99,6 +99,11 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 		{"no libvirtd", []string{"run", "--tier", "vm", "--libvirt-socket", "/nonexistent/libvirt-sock"}, "libvirtd not reachable at /nonexistent/libvirt-sock: run `make deps`"},
 		{"vm bisect, missing agent", []string{"bisect", "--tier", "vm", "--scenario", "ephemeral-reused", "--agent", "/nonexistent/nodeagent"}, "nodeagent /nonexistent/nodeagent is missing"},
 		{"bisect with two scenarios", []string{"bisect", "--scenario", "all"}, "name exactly one --scenario"},
+		{"crio on the sandbox tier", []string{"bisect", "--scenario", "ephemeral-reused", "--crio", "/bin/true"}, "--crio applies to --tier vm"},
+		{"crio with a scenario that runs no CRI-O", []string{"bisect", "--tier", "vm", "--scenario", "ephemeral-reused", "--crio", "/bin/true"}, "--crio only matters to the scenarios that run CRI-O"},
+		{"crio that is not an ELF", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--crio", filepath.Join(notELF, "loopback")}, "--crio: " + filepath.Join(notELF, "loopback") + " is not an ELF executable"},
+		{"kubelet without --version", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--kubelet", "/bin/false"}, "--kubelet: `/bin/false --version` failed"},
+		{"missing pinns", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--pinns", "/nonexistent/pinns"}, "--pinns: stat /nonexistent/pinns: no such file"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -36,10 +36,6 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	if err != nil {
 		return exitNoVerdict, err
 	}
-	scs, skipped, err := legacyOnly(c.scenario, scs)
-	if err != nil {
-		return exitNoVerdict, err
-	}
 	if bisect && len(scs) != 1 {
 		return exitNoVerdict, usageErr{"bisect: name exactly one --scenario (e.g. ephemeral-reused)"}
 	}
@@ -75,9 +71,6 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 		}
 	} else {
 		printTable(os.Stdout, results)
-		if len(skipped) > 0 {
-			fmt.Printf("not run here: %s (they need the CRI-O/kubelet node: make e2e)\n", strings.Join(skipped, ", "))
-		}
 	}
 	if bisect {
 		return bisectCode(results)
@@ -195,6 +188,9 @@ func printTable(w *os.File, results []runner.Result) {
 		if r.Error != "" {
 			fmt.Fprintf(w, "%s (%s): no verdict: %s\n", r.Scenario, r.PluginVersion, r.Error)
 		}
+		for _, ch := range r.FailedChecks() {
+			fmt.Fprintf(w, "%s: check failed: %s (%s)\n", r.Scenario, ch.Name, shorten(ch.Detail, 200))
+		}
 	}
 }
 
@@ -227,25 +223,6 @@ func (c runConfig) worthKeeping(results []runner.Result) bool {
 		}
 	}
 	return false
-}
-
-// legacyOnly keeps the scenarios this command can drive and names the
-// ones it skipped. The CRI-O/kubelet scenarios run in the VM suite (e2e/vm,
-// Label "crio"): naming one here is an error that says where to run it.
-func legacyOnly(spec string, scs []scenarios.Scenario) ([]scenarios.Scenario, []string, error) {
-	var out []scenarios.Scenario
-	var skipped []string
-	for _, sc := range scs {
-		if !sc.NeedsCRIONode() {
-			out = append(out, sc)
-			continue
-		}
-		if spec != "all" && spec != "" {
-			return nil, nil, fmt.Errorf("scenario %s needs the CRI-O/kubelet node, which only the VM suite drives: go test -tags e2e ./e2e/vm/ -ginkgo.label-filter=%s (or make e2e)", sc.Name, sc.Name)
-		}
-		skipped = append(skipped, sc.Name)
-	}
-	return out, skipped, nil
 }
 
 // runWorkDir is where the run's nodes keep their files. When pidreuse picks

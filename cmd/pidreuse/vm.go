@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/pidreuse/pidreuse/harness/kubescenario"
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
+	"github.com/pidreuse/pidreuse/images/crionode"
+	"github.com/pidreuse/pidreuse/images/layer"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
@@ -51,6 +55,18 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 	if err != nil {
 		return nil, err
 	}
+	var plain, kube []scenarios.Scenario
+	for _, sc := range scs {
+		if sc.NeedsCRIONode() {
+			kube = append(kube, sc)
+		} else {
+			plain = append(plain, sc)
+		}
+	}
+	lay, err := c.layer(ctx, len(kube) > 0)
+	if err != nil {
+		return nil, err
+	}
 	// Fail fast: no point building an image for a libvirtd that is not there.
 	lv, err := libvirt.Connect(ctx, c.libvirtSocket)
 	if err != nil {
@@ -61,61 +77,112 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 	if err != nil {
 		return nil, err
 	}
-	img, err := nodeImage(ctx, agentPath, progress)
-	if err != nil {
-		return nil, err
+	if lay.CNIDir != "" {
+		// Bring-your-own plugins go in with the layer: no image rebuild.
+		sets[0].guestDir = layer.GuestCNIDir
 	}
 	workDir, removeIfEmpty := c.runWorkDir()
 	defer removeIfEmpty()
+
+	var results []runner.Result
+	if len(plain) > 0 {
+		img, err := nodeImage(ctx, agentPath, progress)
+		if err != nil {
+			return nil, err
+		}
+		node, err := vm.Start(ctx, vm.Options{
+			Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, Socket: c.libvirtSocket,
+			RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress, Layer: layer.Layer{CNIDir: lay.CNIDir},
+		})
+		if err != nil {
+			return nil, err
+		}
+		var guestSets []runner.Plugins
+		for _, s := range sets {
+			guestSets = append(guestSets, runner.Plugins{Dir: s.guest(), Version: s.version})
+		}
+		results = runner.RunMatrix(ctx, node, plain, guestSets, runner.Options{
+			Tier: c.tier, OnStep: func(sc, step string) { progress(sc + ": " + step) },
+		})
+		if err := finishNode(ctx, c, node, workDir, results, node.KeepRunning, progress); err != nil {
+			return results, err
+		}
+	}
+	if len(kube) > 0 {
+		res, err := runKubeScenarios(ctx, c, agentPath, kube, sets, lay, filepath.Join(workDir, "crio"), progress)
+		results = append(results, res...)
+		if err != nil {
+			return results, err
+		}
+	}
+	return results, nil
+}
+
+// runKubeScenarios boots the CRI-O/kubelet node, with the run's own
+// binaries laid over it, and plays the scenarios that need it one after
+// the other (each reboots the node).
+func runKubeScenarios(ctx context.Context, c runConfig, agentPath string, scs []scenarios.Scenario, sets []pluginSet, lay layer.Layer, workDir string, progress func(string)) ([]runner.Result, error) {
+	img, err := crionode.BuildImage(ctx, filepath.Dir(agentPath), progress)
+	if err != nil {
+		return nil, err
+	}
 	node, err := vm.Start(ctx, vm.Options{
-		Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, Socket: c.libvirtSocket,
-		RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress,
+		Name: "pidreuse-" + c.runID + "-crio0", Dir: filepath.Join(workDir, "crio0"), Image: img, Socket: c.libvirtSocket,
+		RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress, Layer: lay,
 	})
 	if err != nil {
 		return nil, err
 	}
-	var guestSets []runner.Plugins
-	for _, s := range sets {
-		g := runner.Plugins{Dir: images.GuestPluginDir(s.version), Version: s.version}
-		if c.cniBinDir != "" {
-			// Bring-your-own plugins go in over SSH: no image rebuild.
-			g.Dir = images.GuestPluginDirRoot + "/custom"
-			if err := uploadDir(ctx, node, s.dir, g.Dir); err != nil {
-				node.Close(context.Background())
-				os.RemoveAll(workDir)
-				return nil, err
+	var results []runner.Result
+	index := 0
+	for _, sc := range scs {
+		// CRI-O uses its own plugin_dirs: one run. The legacy runtime
+		// runs once per plugin set.
+		runs := sets
+		if sc.DeleteBy == scenarios.CRIO {
+			runs = sets[:1]
+		}
+		for _, s := range runs {
+			results = append(results, kubescenario.Run(ctx, node, sc, kubescenario.Options{
+				Plugins: runner.Plugins{Dir: s.guest(), Version: s.version}, Index: index,
+				OnStep: func(sc, step string) { progress(sc + ": " + step) }, Progress: progress,
+			}))
+			index++
+			if ctx.Err() != nil {
+				break
 			}
 		}
-		guestSets = append(guestSets, g)
 	}
-	results := runner.RunMatrix(ctx, node, scs, guestSets, runner.Options{
-		Tier: c.tier, OnStep: func(sc, step string) { progress(sc + ": " + step) },
-	})
 	return results, finishNode(ctx, c, node, workDir, results, node.KeepRunning, progress)
 }
 
-// uploadDir copies the regular files of dir into the node.
-func uploadDir(ctx context.Context, node *vm.Node, dir, guestDir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	if _, err := node.Exec(ctx, "mkdir", "-p", guestDir); err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
+// layer collects --crio, --kubelet, --pinns and --cni-bin-dir into the
+// layer laid over the node image, checking each binary first.
+func (c runConfig) layer(ctx context.Context, kubeScenarios bool) (layer.Layer, error) {
+	var l layer.Layer
+	for _, b := range []struct{ name, path string }{{"crio", c.crio}, {"kubelet", c.kubelet}, {"pinns", c.pinns}} {
+		if b.path == "" {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return err
+		if !kubeScenarios {
+			return l, usageErr{fmt.Sprintf("--%s only matters to the scenarios that run CRI-O and kubelet (%s): name one with --scenario", b.name, strings.Join(scenarios.CRIONodeNames(), ", "))}
 		}
-		err = node.Upload(ctx, f, guestDir+"/"+e.Name(), 0o755)
-		f.Close()
+		abs, err := filepath.Abs(b.path)
 		if err != nil {
-			return fmt.Errorf("upload %s: %w", e.Name(), err)
+			return l, err
 		}
+		bin := layer.Binary{Name: b.name, Src: abs}
+		if err := layer.Check(ctx, &bin); err != nil {
+			return l, err
+		}
+		l.Binaries = append(l.Binaries, bin)
 	}
-	return nil
+	if c.cniBinDir != "" {
+		abs, err := filepath.Abs(c.cniBinDir)
+		if err != nil {
+			return l, err
+		}
+		l.CNIDir = abs
+	}
+	return l, nil
 }

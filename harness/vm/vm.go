@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/ssh"
 	"github.com/pidreuse/pidreuse/images"
+	"github.com/pidreuse/pidreuse/images/layer"
 )
 
 // Reboot modes.
@@ -52,6 +52,9 @@ type Options struct {
 	// Cmdline replaces the image's kernel command line (tests use it to
 	// make a boot fail).
 	Cmdline string
+	// Layer holds the run's own binaries, laid over the image at boot (see
+	// images/layer); Start checks that the guest runs them.
+	Layer layer.Layer
 	// Keep leaves the domain running and Dir in place at Close.
 	Keep bool
 	// Progress receives one line per long step.
@@ -156,10 +159,21 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if opts.Cmdline != "" {
 		cmdline = opts.Cmdline
 	}
+	var layerDisks []libvirt.ReadOnlyDisk
+	if !opts.Layer.Empty() {
+		opts.Progress(fmt.Sprintf("%s: laying the given binaries over the image", opts.Name))
+		disk, err := layer.Build(ctx, opts.Layer, opts.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+		}
+		layerDisks = append(layerDisks, libvirt.ReadOnlyDisk{Path: disk, Serial: layer.Serial})
+		cmdline += " " + layer.CmdlineFlag
+	}
 	xml, err := libvirt.DomainXML(libvirt.DomainSpec{
 		Name: opts.Name, VCPUs: opts.VCPUs, MemoryMiB: opts.MemoryMiB, KVM: n.kvm,
 		Kernel: opts.Image.Kernel, Initrd: opts.Image.Initrd, Cmdline: cmdline,
 		Disk: n.overlay, ConsoleLog: n.console, SSHPort: n.port, OnReboot: onReboot,
+		ReadOnlyDisks: layerDisks,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
@@ -177,7 +191,53 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	}
 	n.Timing.Boot = time.Since(start)
 	opts.Progress(fmt.Sprintf("%s booted to SSH in %s (%s)", opts.Name, n.Timing.Boot.Round(100*time.Millisecond), n.accel()))
+	if err := n.checkLayer(ctx); err != nil {
+		return nil, err
+	}
 	return n, nil
+}
+
+// checkLayer makes sure the guest sees the given binaries, byte for byte,
+// where CRI-O and kubelet are started from: a run must never judge the
+// image's build while the user believes it judged theirs.
+func (n *Node) checkLayer(ctx context.Context) error {
+	l := n.opts.Layer
+	if l.Empty() {
+		return nil
+	}
+	script := "systemctl is-active " + layer.UnitName
+	for _, b := range l.Binaries {
+		script += " && sha256sum " + b.GuestPath()
+	}
+	if l.CNIDir != "" {
+		script += " && test -d " + layer.GuestCNIDir
+	}
+	res, err := n.Exec(ctx, "sh", "-c", script)
+	if err == nil && res.ExitCode != 0 {
+		err = fmt.Errorf("%s", bytes.TrimSpace(append(res.Stdout, res.Stderr...)))
+	}
+	if err != nil {
+		return fmt.Errorf("vm %s: the layer of given binaries is not in place (journalctl -u %s in the guest): %w", n.opts.Name, layer.UnitName, err)
+	}
+	got := string(res.Stdout)
+	for _, b := range l.Binaries {
+		if !strings.Contains(got, b.SHA256+"  "+b.GuestPath()) {
+			return fmt.Errorf("vm %s: %s in the guest is not %s (sha256 %s); guest says: %s", n.opts.Name, b.GuestPath(), b.Src, b.SHA256, strings.TrimSpace(got))
+		}
+	}
+	n.opts.Progress(fmt.Sprintf("%s: the guest runs the given %s", n.opts.Name, layerNames(l)))
+	return nil
+}
+
+func layerNames(l layer.Layer) string {
+	var names []string
+	for _, b := range l.Binaries {
+		names = append(names, b.Name)
+	}
+	if l.CNIDir != "" {
+		names = append(names, "CNI plugins")
+	}
+	return strings.Join(names, ", ")
 }
 
 func (n *Node) accel() string {
@@ -317,6 +377,12 @@ func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
 		"journal-boot-1.log":  {"journalctl", "-b", "-1", "--no-pager", "-o", "short-precise"},
 		"agent-state.txt":     {"sh", "-c", "for f in $(find /var/lib/pidreuse -type f | sort); do echo \"== $f\"; cat \"$f\"; echo; done"},
 		"links-and-netns.txt": {"sh", "-c", "ip -d link; echo; ip netns list; echo; ls -l /run/netns /proc/1/ns/net"},
+		"layer.txt":           {"sh", "-c", "systemctl is-enabled " + layer.UnitName + " >/dev/null 2>&1 || exit 0; systemctl --no-pager status " + layer.UnitName + "; findmnt -t overlay,ext4; sha256sum /usr/local/bin/*"},
+		// The CRI-O/kubelet node only (images/crionode); empty elsewhere.
+		"crio.log":    {"sh", "-c", crioNodeOnly + "journalctl -b -1 -u crio --no-pager -o short-precise; echo; journalctl -b 0 -u crio --no-pager -o short-precise"},
+		"kubelet.log": {"sh", "-c", crioNodeOnly + "journalctl -b -1 -u kubelet --no-pager -o short-precise; echo; journalctl -b 0 -u kubelet --no-pager -o short-precise"},
+		"crictl.txt":  {"sh", "-c", crioNodeOnly + "crictl pods; crictl ps -a"},
+		"units.txt":   {"sh", "-c", crioNodeOnly + "systemctl --no-pager status crio kubelet pidreuse-squat pidreuse-load-images"},
 	} {
 		res, err := n.Exec(ctx, cmd...)
 		if err != nil {
@@ -324,6 +390,9 @@ func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
 			continue
 		}
 		out := append(res.Stdout, res.Stderr...)
+		if len(bytes.TrimSpace(out)) == 0 {
+			continue
+		}
 		errs = append(errs, os.WriteFile(filepath.Join(dir, file), out, 0o644))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -331,6 +400,9 @@ func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
 	}
 	return nil
 }
+
+// crioNodeOnly ends an artifact script on a node without CRI-O.
+const crioNodeOnly = "[ -e /etc/systemd/system/crio.service ] || exit 0; "
 
 // Close implements harness.Node: destroy and undefine the domain, remove
 // the overlay. With Keep it leaves all of it and says how to get in.
@@ -385,16 +457,6 @@ func ConsoleTail(path string, lines int) string {
 // for debugging.
 func (n *Node) KeepRunning() { n.opts.Keep = true }
 
-// Upload writes data to path inside the node.
-func (n *Node) Upload(ctx context.Context, data io.Reader, path string, mode os.FileMode) error {
-	n.mu.Lock()
-	c := n.ssh
-	n.mu.Unlock()
-	if c == nil {
-		return fmt.Errorf("upload to %s: not connected", n.opts.Name)
-	}
-	return c.Upload(ctx, data, path, mode)
-}
 
 // checkTraversable fails early, with the fix, where libvirt would fail at
 // start: QEMU runs as libvirt-qemu and must reach the overlay and console

@@ -1,0 +1,121 @@
+//go:build e2e
+
+package vm_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pidreuse/pidreuse/e2e/e2eutil"
+	"github.com/pidreuse/pidreuse/harness/libvirt"
+	"github.com/pidreuse/pidreuse/images/components"
+)
+
+// A CRI-O bisect step as a developer runs it: `pidreuse bisect --tier vm`
+// with their own crio, kubelet and pinns. The binaries are the cached
+// builds with a few bytes appended (a loader ignores them), so their
+// hashes differ from the image's: the run only passes if the guest runs
+// the given files, laid over the cached image without rebuilding it.
+var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet and pinns", Label("vm", "crio", "byo"), func() {
+	It("lays them over the cached image, runs crio-kubelet-reboot with them and exits 0 (host lo survived)", func(ctx SpecContext) {
+		binDir := GinkgoT().TempDir()
+		_, err := e2eutil.BuildAgent(ctx, binDir)
+		Expect(err).NotTo(HaveOccurred())
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(binDir, "pidreuse"), "./cmd/pidreuse")
+		build.Dir, build.Env = e2eutil.RepoRoot(), append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+
+		croot, err := components.CacheRoot()
+		Expect(err).NotTo(HaveOccurred())
+		mine := GinkgoT().TempDir()
+		args := []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--json"}
+		marker := fmt.Sprintf("\npidreuse-e2e-byo %d\n", time.Now().UnixNano())
+		for _, name := range []string{components.CRIO, components.Kubelet, components.Pinns} {
+			src, err := components.Build(ctx, croot, name, func(s string) { GinkgoWriter.Println(s) })
+			Expect(err).NotTo(HaveOccurred())
+			dst := filepath.Join(mine, name)
+			Expect(copyWithMarker(src, dst, marker)).To(Succeed())
+			args = append(args, "--"+name, dst)
+		}
+
+		tmp, err := os.MkdirTemp("", "byo-")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.Chmod(tmp, 0o755)).To(Succeed()) // QEMU must reach the VM's disks in it
+		DeferCleanup(os.RemoveAll, tmp)
+		reports := filepath.Join(reportDir(), "byo")
+		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pidreuse"), append(args, "--report-dir", reports)...)
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+		var stdout strings.Builder
+		cmd.Stdout = &stdout
+		cmd.Stderr = GinkgoWriter
+		By("pidreuse " + strings.Join(args, " "))
+		err = cmd.Run()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			Fail(fmt.Sprintf("pidreuse bisect exited %d, want 0; stdout:\n%s", exit.ExitCode(), stdout.String()))
+		}
+		Expect(err).NotTo(HaveOccurred())
+
+		var res struct {
+			Scenario  string `json:"scenario"`
+			LoUp      bool   `json:"loUp"`
+			PIDReused bool   `json:"pidReused"`
+			Pass      bool   `json:"pass"`
+			Checks    []struct {
+				Name string `json:"name"`
+				OK   bool   `json:"ok"`
+			} `json:"checks"`
+		}
+		Expect(json.Unmarshal([]byte(stdout.String()), &res)).To(Succeed(), stdout.String())
+		Expect(res.Scenario).To(Equal("crio-kubelet-reboot"))
+		Expect(res.LoUp && res.PIDReused && res.Pass).To(BeTrue(), stdout.String())
+		Expect(res.Checks).NotTo(BeEmpty())
+
+		By("checking the run left no domain or disk behind")
+		lv, err := libvirt.Connect(ctx, "")
+		Expect(err).NotTo(HaveOccurred())
+		defer lv.Close()
+		domains, err := lv.ListDomains(ctx, "pidreuse-")
+		Expect(err).NotTo(HaveOccurred())
+		for _, d := range domains {
+			Expect(d).To(HavePrefix("pidreuse-e2e-"), "domain %s outlived the run", d)
+		}
+		entries, err := os.ReadDir(tmp)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(entries).To(BeEmpty(), "the run left files in its TMPDIR (overlay, layer disk)")
+	}, NodeTimeout(40*time.Minute))
+})
+
+// copyWithMarker copies an executable and appends marker: the ELF loader
+// ignores bytes past the last segment, the hash changes.
+func copyWithMarker(src, dst, marker string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if _, err := io.WriteString(out, marker); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
