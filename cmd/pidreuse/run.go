@@ -43,11 +43,12 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	started := time.Now()
 
 	var results []runner.Result
+	var inputs []string
 	switch c.tier {
 	case scenarios.TierSandbox:
 		results, err = runSandboxTier(ctx, c, scs, progress)
 	case scenarios.TierVM:
-		results, err = runVMTier(ctx, c, scs, progress)
+		results, inputs, err = runVMTier(ctx, c, scs, progress)
 	default:
 		err = fmt.Errorf("unknown tier %q: use sandbox or vm", c.tier)
 	}
@@ -56,7 +57,7 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	}
 	if len(results) > 0 && c.reportDir != "" {
 		dir := filepath.Join(c.reportDir, c.runID)
-		if summary, err := report.Write(dir, report.Run{ID: c.runID, Tier: c.tier, Started: started}, results); err != nil {
+		if summary, err := report.Write(dir, report.Run{ID: c.runID, Tier: c.tier, Started: started, Inputs: inputs}, results); err != nil {
 			progress(err.Error())
 		} else {
 			progress("report: " + summary)

@@ -47,13 +47,15 @@ func cmdImage(ctx context.Context, args []string) (int, error) {
 
 func progressLine(msg string) { fmt.Fprintf(os.Stderr, "pidreuse: %s\n", msg) }
 
-func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progress func(string)) ([]runner.Result, error) {
+// runVMTier plays scs on VM nodes and returns the results and the inputs
+// the user laid over the image (for the report).
+func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progress func(string)) (_ []runner.Result, inputs []string, err error) {
 	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("the vm tier needs root (libvirt's system socket, image builds): run it as root")
+		return nil, nil, fmt.Errorf("the vm tier needs root (libvirt's system socket, image builds): run it as root")
 	}
 	agentPath, err := findAgent(c.agentPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var plain, kube []scenarios.Scenario
 	for _, sc := range scs {
@@ -65,17 +67,23 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 	}
 	lay, err := c.layer(ctx, len(kube) > 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	for _, b := range lay.Binaries {
+		inputs = append(inputs, fmt.Sprintf("%s: `%s` sha256 %s (%s)", b.Name, b.Src, b.SHA256, orDash(b.Version)))
+	}
+	if lay.CNIDir != "" {
+		inputs = append(inputs, fmt.Sprintf("CNI plugins: `%s`", lay.CNIDir))
 	}
 	// Fail fast: no point building an image for a libvirtd that is not there.
 	lv, err := libvirt.Connect(ctx, c.libvirtSocket)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	lv.Close()
 	sets, err := resolvePlugins(ctx, c, progress)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if lay.CNIDir != "" {
 		// Bring-your-own plugins go in with the layer: no image rebuild.
@@ -88,14 +96,14 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 	if len(plain) > 0 {
 		img, err := nodeImage(ctx, agentPath, progress)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		node, err := vm.Start(ctx, vm.Options{
 			Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, Socket: c.libvirtSocket,
 			RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress, Layer: layer.Layer{CNIDir: lay.CNIDir},
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		var guestSets []runner.Plugins
 		for _, s := range sets {
@@ -105,17 +113,17 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 			Tier: c.tier, OnStep: func(sc, step string) { progress(sc + ": " + step) },
 		})
 		if err := finishNode(ctx, c, node, workDir, results, node.KeepRunning, progress); err != nil {
-			return results, err
+			return results, inputs, err
 		}
 	}
 	if len(kube) > 0 {
 		res, err := runKubeScenarios(ctx, c, agentPath, kube, sets, lay, filepath.Join(workDir, "crio"), progress)
 		results = append(results, res...)
 		if err != nil {
-			return results, err
+			return results, inputs, err
 		}
 	}
-	return results, nil
+	return results, inputs, nil
 }
 
 // runKubeScenarios boots the CRI-O/kubelet node, with the run's own
@@ -185,4 +193,11 @@ func (c runConfig) layer(ctx context.Context, kubeScenarios bool) (layer.Layer, 
 		l.CNIDir = abs
 	}
 	return l, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

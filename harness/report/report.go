@@ -20,6 +20,9 @@ type Run struct {
 	ID      string
 	Tier    string
 	Started time.Time
+	// Inputs name what the run judged besides the image: the binaries a
+	// user laid over it, with their hashes (what a bisect step tested).
+	Inputs []string
 }
 
 // Write writes the report directory and returns the summary's path.
@@ -90,6 +93,12 @@ func Markdown(run Run, results []runner.Result) string {
 		}
 	}
 	fmt.Fprintf(&b, "%d passed, %d failed, %d without a verdict — started %s\n\n", pass, fail, none, run.Started.UTC().Format(time.RFC3339))
+	for _, in := range run.Inputs {
+		fmt.Fprintf(&b, "- %s\n", in)
+	}
+	if len(run.Inputs) > 0 {
+		b.WriteString("\n")
+	}
 	b.WriteString("| scenario | plugins | netns path | PID reused | DEL result | host lo | expected | verdict |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {

@@ -54,8 +54,8 @@ func TestWrite(t *testing.T) {
 func TestChecksInSummaryAndJUnit(t *testing.T) {
 	rs := []runner.Result{{Scenario: "crio-kubelet-reboot", PluginVersion: "crio plugin_dirs", LoUp: true, ExpectedLoUp: true,
 		Checks: []runner.Check{{Name: "CRI-O finds the pin gone", OK: true, Detail: "line|1"}, {Name: "kubelet sees no failed liveness probe", OK: false, Detail: "a\nb"}}}}
-	md := Markdown(Run{ID: "r2", Tier: "vm"}, rs)
-	for _, want := range []string{"| CRI-O finds the pin gone | yes | line\\|1 |", "| kubelet sees no failed liveness probe | **NO** | a<br>b |"} {
+	md := Markdown(Run{ID: "r2", Tier: "vm", Inputs: []string{"crio: `/tmp/crio` sha256 abc"}}, rs)
+	for _, want := range []string{"- crio: `/tmp/crio` sha256 abc\n", "| CRI-O finds the pin gone | yes | line\\|1 |", "| kubelet sees no failed liveness probe | **NO** | a<br>b |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("summary lacks %q:\n%s", want, md)
 		}

@@ -457,7 +457,6 @@ func ConsoleTail(path string, lines int) string {
 // for debugging.
 func (n *Node) KeepRunning() { n.opts.Keep = true }
 
-
 // checkTraversable fails early, with the fix, where libvirt would fail at
 // start: QEMU runs as libvirt-qemu and must reach the overlay and console
 // log in dir, so no parent may be closed to others (a 0700 temp dir is).

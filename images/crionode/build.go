@@ -29,7 +29,7 @@ func BuildImage(ctx context.Context, agentDir string, progress func(string)) (*i
 	}
 	paths := map[string]string{}
 	for _, c := range components.All() {
-		progress(fmt.Sprintf("component %s %s (built from source once, then cached)", c.Name, c.Version))
+		progress(fmt.Sprintf("component %s %s", c.Name, c.Version))
 		if paths[c.Name], err = components.Build(ctx, croot, c.Name, progress); err != nil {
 			return nil, fmt.Errorf("crio node: %w", err)
 		}
