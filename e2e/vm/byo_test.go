@@ -18,7 +18,9 @@ import (
 
 	"github.com/pidreuse/pidreuse/e2e/e2eutil"
 	"github.com/pidreuse/pidreuse/harness/libvirt"
+	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/components"
+	"github.com/pidreuse/pidreuse/images/versions"
 )
 
 // A CRI-O bisect step as a developer runs it: `pidreuse bisect --tier vm`
@@ -26,7 +28,7 @@ import (
 // builds with a few bytes appended (a loader ignores them), so their
 // hashes differ from the image's: the run only passes if the guest runs
 // the given files, laid over the cached image without rebuilding it.
-var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet and pinns", Label("vm", "crio", "byo"), func() {
+var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns and CNI plugins", Label("vm", "crio", "byo"), func() {
 	It("lays them over the cached image, runs crio-kubelet-reboot with them and exits 0 (host lo survived)", func(ctx SpecContext) {
 		binDir := GinkgoT().TempDir()
 		_, err := e2eutil.BuildAgent(ctx, binDir)
@@ -49,11 +51,17 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet and pin
 			args = append(args, "--"+name, dst)
 		}
 
+		// And a plugin build for CRI-O's plugin_dirs: its loopback lands
+		// over Debian's, bridge and host-local stay Debian's.
+		plugins, err := cniplugins.Dir(ctx, mustCNICache(), versions.DefaultCNIPlugin, func(s string) { GinkgoWriter.Println(s) })
+		Expect(err).NotTo(HaveOccurred())
+		args = append(args, "--cni-bin-dir", plugins)
+
 		tmp, err := os.MkdirTemp("", "byo-")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(os.Chmod(tmp, 0o755)).To(Succeed()) // QEMU must reach the VM's disks in it
 		DeferCleanup(os.RemoveAll, tmp)
-		reports := filepath.Join(reportDir(), "byo")
+		reports := filepath.Join(reportDir(), "byo", filepath.Base(tmp))
 		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pidreuse"), append(args, "--report-dir", reports)...)
 		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 		var stdout strings.Builder
@@ -82,6 +90,17 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet and pin
 		Expect(res.LoUp && res.PIDReused && res.Pass).To(BeTrue(), stdout.String())
 		Expect(res.Checks).NotTo(BeEmpty())
 
+		By("checking the report names the binaries it judged")
+		summaries, err := filepath.Glob(filepath.Join(reports, "*", "summary.md"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(summaries).To(HaveLen(1))
+		md, err := os.ReadFile(summaries[0])
+		Expect(err).NotTo(HaveOccurred())
+		for _, name := range []string{components.CRIO, components.Kubelet, components.Pinns} {
+			Expect(string(md)).To(ContainSubstring("- %s: `%s` sha256 ", name, filepath.Join(mine, name)))
+		}
+		Expect(string(md)).To(ContainSubstring("- CNI plugins: `%s`", plugins))
+
 		By("checking the run left no domain or disk behind")
 		lv, err := libvirt.Connect(ctx, "")
 		Expect(err).NotTo(HaveOccurred())
@@ -96,6 +115,12 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet and pin
 		Expect(entries).To(BeEmpty(), "the run left files in its TMPDIR (overlay, layer disk)")
 	}, NodeTimeout(40*time.Minute))
 })
+
+func mustCNICache() string {
+	root, err := cniplugins.CacheRoot()
+	Expect(err).NotTo(HaveOccurred())
+	return root
+}
 
 // copyWithMarker copies an executable and appends marker: the ELF loader
 // ignores bytes past the last segment, the hash changes.
