@@ -17,7 +17,6 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pidreuse/pidreuse/e2e/e2eutil"
-	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/components"
 	"github.com/pidreuse/pidreuse/images/versions"
@@ -102,17 +101,7 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns 
 		Expect(string(md)).To(ContainSubstring("- CNI plugins: `%s`", plugins))
 
 		By("checking the run left no domain or disk behind")
-		lv, err := libvirt.Connect(ctx, "")
-		Expect(err).NotTo(HaveOccurred())
-		defer lv.Close()
-		domains, err := lv.ListDomains(ctx, "pidreuse-")
-		Expect(err).NotTo(HaveOccurred())
-		for _, d := range domains {
-			Expect(d).To(HavePrefix("pidreuse-e2e-"), "domain %s outlived the run", d)
-		}
-		entries, err := os.ReadDir(tmp)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(entries).To(BeEmpty(), "the run left files in its TMPDIR (overlay, layer disk)")
+		expectNothingLeft(ctx, tmp)
 	}, NodeTimeout(40*time.Minute))
 })
 

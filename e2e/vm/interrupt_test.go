@@ -4,6 +4,7 @@ package vm_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -65,17 +66,7 @@ var _ = Describe("pidreuse run --tier vm interrupted", Ordered, Label("vm", "cle
 		Expect(errors.As(err, &exit)).To(BeTrue(), "the run finished before the interrupt")
 		Expect(exit.ExitCode()).To(Equal(125), "an interrupted run has no verdict")
 
-		lv, err := libvirt.Connect(ctx, "")
-		Expect(err).NotTo(HaveOccurred())
-		defer lv.Close()
-		domains, err := lv.ListDomains(ctx, "pidreuse-")
-		Expect(err).NotTo(HaveOccurred())
-		for _, d := range domains {
-			Expect(d).To(HavePrefix("pidreuse-e2e-"), "domain %s outlived the interrupted run", d)
-		}
-		entries, err := os.ReadDir(tmp)
-		Expect(err).NotTo(HaveOccurred())
-		Expect(entries).To(BeEmpty(), "the interrupted run left files in its TMPDIR (overlay, console log)")
+		expectNothingLeft(ctx, tmp)
 	}
 
 	It("during boot", func(ctx SpecContext) {
@@ -90,3 +81,19 @@ var _ = Describe("pidreuse run --tier vm interrupted", Ordered, Label("vm", "cle
 		interruptAt(ctx, "ephemeral-reused: CNI DEL", 0)
 	}, NodeTimeout(10*time.Minute))
 })
+
+// expectNothingLeft fails unless no domain but the suite's own exists and
+// tmp, the CLI's TMPDIR, is empty (no overlay, layer disk or console log).
+func expectNothingLeft(ctx context.Context, tmp string) {
+	lv, err := libvirt.Connect(ctx, "")
+	Expect(err).NotTo(HaveOccurred())
+	defer lv.Close()
+	domains, err := lv.ListDomains(ctx, "pidreuse-")
+	Expect(err).NotTo(HaveOccurred())
+	for _, d := range domains {
+		Expect(d).To(HavePrefix("pidreuse-e2e-"), "domain %s outlived the CLI's run", d)
+	}
+	entries, err := os.ReadDir(tmp)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(entries).To(BeEmpty(), "the CLI's run left files in its TMPDIR (overlay, layer disk, console log)")
+}
