@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -34,8 +35,8 @@ func LastUsed(dir string) time.Time {
 	return time.Time{}
 }
 
-// Prune removes the cache entries no build has used for unusedFor (every
-// entry with 0) and returns their dirs. Every change to an image input —
+// Prune removes the cache entries, and the cached Debian installs, no
+// build has used for unusedFor (every one with 0) and returns their paths. Every change to an image input —
 // the node agent included — makes a new entry of about a gigabyte, so old
 // ones pile up. An entry in use by a running VM was marked when the run
 // started, so an age of an hour or more keeps it.
@@ -63,6 +64,27 @@ func Prune(cacheRoot string, unusedFor time.Duration, now time.Time, dryRun bool
 			}
 		}
 		removed = append(removed, dir)
+	}
+	// The Debian installs, one tarball per package set (~750 MB each):
+	// their mtime is when a build last unpacked one.
+	tars, err := filepath.Glob(filepath.Join(cacheRoot, RootfsCacheDir, "*.tar"))
+	if err != nil {
+		return removed, fmt.Errorf("prune images: %w", err)
+	}
+	for _, tar := range tars {
+		if !entryName.MatchString(strings.TrimSuffix(filepath.Base(tar), ".tar")) {
+			continue
+		}
+		st, err := os.Stat(tar)
+		if err != nil || (unusedFor > 0 && now.Sub(st.ModTime()) < unusedFor) {
+			continue
+		}
+		if !dryRun {
+			if err := os.Remove(tar); err != nil {
+				return removed, fmt.Errorf("prune images: %w", err)
+			}
+		}
+		removed = append(removed, tar)
 	}
 	return removed, nil
 }

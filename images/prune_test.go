@@ -39,3 +39,29 @@ func TestPrune(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneRootfsTarballs(t *testing.T) {
+	root := t.TempDir()
+	now := time.Now()
+	tars := filepath.Join(root, RootfsCacheDir)
+	os.MkdirAll(tars, 0o755)
+	mk := func(name string, age time.Duration) string {
+		p := filepath.Join(tars, name)
+		os.WriteFile(p, []byte("tar"), 0o644)
+		os.Chtimes(p, now.Add(-age), now.Add(-age))
+		return p
+	}
+	old := mk(strings.Repeat("d", 64)+".tar", 48*time.Hour)
+	recent := mk(strings.Repeat("e", 64)+".tar", time.Hour)
+	partial := mk(".tmp-"+strings.Repeat("f", 64)+".tar", 48*time.Hour) // a build in progress names its own
+
+	got, err := Prune(root, 24*time.Hour, now, false)
+	if err != nil || len(got) != 1 || got[0] != old {
+		t.Fatalf("prune: %v %v, want only %s", got, err, old)
+	}
+	for p, want := range map[string]bool{old: false, recent: true, partial: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists=%v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+}

@@ -140,6 +140,9 @@ func stageRootfs(ctx context.Context, s *buildState) error {
 		}
 	} else {
 		fmt.Fprintf(s.log, "rootfs: cached package tree %s\n", tarball)
+		// Its mtime says when a build last used it, for Prune.
+		now := time.Now()
+		_ = os.Chtimes(tarball, now, now)
 	}
 	s.rootfs = filepath.Join(work, "rootfs")
 	if err := os.Mkdir(s.rootfs, 0o755); err != nil {

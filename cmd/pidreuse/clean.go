@@ -63,7 +63,7 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 	fset := flag.NewFlagSet("clean", flag.ContinueOnError)
 	olderThan := fset.Duration("older-than", 0, "remove only what has been idle this long, e.g. 2h (0: everything named "+ownPrefix+"*); a running run's files are younger")
 	dryRun := fset.Bool("dry-run", false, "say what would be removed, remove nothing")
-	pruneImages := fset.Duration("images-unused-for", 0, "also remove cached node images no run has used for this long, e.g. 168h (0: keep them all)")
+	pruneImages := fset.Duration("images-unused-for", 0, "also remove cached node images (and Debian install tarballs) no run has used for this long, e.g. 168h (0: keep them all)")
 	socket := fset.String("libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", libvirt.DefaultSocket), "libvirtd's socket")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
