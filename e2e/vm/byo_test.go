@@ -27,16 +27,20 @@ import (
 // builds with a few bytes appended (a loader ignores them), so their
 // hashes differ from the image's: the run only passes if the guest runs
 // the given files, laid over the cached image without rebuilding it.
-var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns and CNI plugins", Label("vm", "crio", "byo"), func() {
-	It("lays them over the cached image, runs crio-kubelet-reboot with them and exits 0 (host lo survived)", func(ctx SpecContext) {
-		binDir := GinkgoT().TempDir()
+var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns and CNI plugins", Ordered, Label("vm", "crio", "byo"), func() {
+	var binDir string
+
+	BeforeAll(func(ctx SpecContext) {
+		binDir = GinkgoT().TempDir()
 		_, err := e2eutil.BuildAgent(ctx, binDir)
 		Expect(err).NotTo(HaveOccurred())
 		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(binDir, "pidreuse"), "./cmd/pidreuse")
 		build.Dir, build.Env = e2eutil.RepoRoot(), append(os.Environ(), "CGO_ENABLED=0")
 		out, err := build.CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), string(out))
+	}, NodeTimeout(5*time.Minute))
 
+	It("lays them over the cached image, runs crio-kubelet-reboot with them and exits 0 (host lo survived)", func(ctx SpecContext) {
 		croot, err := components.CacheRoot()
 		Expect(err).NotTo(HaveOccurred())
 		mine := GinkgoT().TempDir()
@@ -103,6 +107,33 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns 
 		By("checking the run left no domain or disk behind")
 		expectNothingLeft(ctx, tmp)
 	}, NodeTimeout(40*time.Minute))
+
+	// A build that passes the checks on the host but cannot run in the
+	// node — here /bin/true as crio: it answers --version, then never
+	// tells systemd it is ready — is "skip" (125) in about a boot's time,
+	// never a verdict.
+	It("says 125, and blames crio, when the given crio cannot start", func(ctx SpecContext) {
+		crio := filepath.Join(GinkgoT().TempDir(), "crio")
+		Expect(copyWithMarker("/bin/true", crio, "")).To(Succeed())
+		tmp, err := os.MkdirTemp("", "byo-bad-")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.Chmod(tmp, 0o755)).To(Succeed())
+		DeferCleanup(os.RemoveAll, tmp)
+		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pidreuse"), "bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot",
+			"--crio", crio, "--report-dir", filepath.Join(reportDir(), "byo", filepath.Base(tmp)))
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+		var stderr strings.Builder
+		cmd.Stderr = io.MultiWriter(&stderr, GinkgoWriter)
+		start := time.Now()
+		err = cmd.Run()
+		var exit *exec.ExitError
+		Expect(errors.As(err, &exit)).To(BeTrue(), "want exit 125, got %v", err)
+		Expect(exit.ExitCode()).To(Equal(125))
+		Expect(stderr.String()).To(ContainSubstring("is the crio under test a working build for this node?"))
+		Expect(stderr.String()).To(ContainSubstring("Failed with result 'protocol'"))
+		AddReportEntry("exit 125 after", time.Since(start).String())
+		expectNothingLeft(ctx, tmp)
+	}, NodeTimeout(15*time.Minute))
 })
 
 func mustCNICache() string {

@@ -97,15 +97,76 @@ func (p *play) check(name string, ok bool, detail string) {
 	p.res.Checks = append(p.res.Checks, runner.Check{Name: name, OK: ok, Detail: detail})
 }
 
-// waitPods waits for both static pods.
+// waitPods waits for both static pods. A crio or kubelet that keeps
+// failing (a build under test that cannot start) ends the wait early: no
+// verdict in a minute rather than after the whole timeout.
 func (p *play) waitPods(ctx context.Context, when string, timeout time.Duration) ([]kube.Container, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cs, err := kube.WaitRunning(ctx, p.node, p.opts.Progress, crionode.WebPod, crionode.SDNPod)
-	if err != nil {
-		return nil, fmt.Errorf("%s: CRI-O and kubelet did not run the static pods (see crio.log and kubelet.log in the artifacts): %w", when, err)
+	start := time.Now()
+	for {
+		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+		cs, err := kube.WaitRunning(wctx, p.node, nil, crionode.WebPod, crionode.SDNPod)
+		wcancel()
+		if err == nil {
+			return cs, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: CRI-O and kubelet did not run the static pods within %s (see crio.log and kubelet.log in the artifacts): %w", when, timeout, err)
+		}
+		if why := p.failingUnit(ctx); why != "" {
+			return nil, fmt.Errorf("%s: %s", when, why)
+		}
+		if p.opts.Progress != nil {
+			p.opts.Progress(fmt.Sprintf("%s: waiting for pods %s, %s (%s)", p.node.Name(), crionode.WebPod, crionode.SDNPod, time.Since(start).Round(time.Second)))
+		}
 	}
-	return cs, nil
+}
+
+// unitRestartLimit is how many restarts make crio or kubelet "failing":
+// both restart on failure every 2 s, and neither restarts at all when
+// healthy.
+const unitRestartLimit = 3
+
+// failingUnit names crio or kubelet when one keeps failing, with the last
+// lines of the journal of the one to blame: crio when it is not active
+// (kubelet then fails only for want of it), else the failing one. ""
+// when both look alive (or cannot be asked).
+func (p *play) failingUnit(ctx context.Context) string {
+	out, err := p.shell(ctx, "for u in crio kubelet; do echo $u $(systemctl show -p NRestarts --value $u) $(systemctl show -p ActiveState --value $u); done")
+	if err != nil {
+		return ""
+	}
+	type unit struct {
+		name, state string
+		restarts    int
+	}
+	var units []unit
+	failing := false
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		u := unit{name: f[0], state: f[2]}
+		u.restarts, _ = strconv.Atoi(f[1])
+		units = append(units, u)
+		failing = failing || u.restarts >= unitRestartLimit || u.state == "failed"
+	}
+	if !failing || len(units) == 0 {
+		return ""
+	}
+	blame := units[0] // crio
+	if blame.state == "active" && len(units) > 1 {
+		blame = units[1]
+	}
+	var states []string
+	for _, u := range units {
+		states = append(states, fmt.Sprintf("%s.service %s after %d restarts", u.name, u.state, u.restarts))
+	}
+	tail, _ := p.shell(ctx, "journalctl -b 0 -u "+blame.name+" -n 6 --no-pager -o cat")
+	return fmt.Sprintf("%s: is the %s under test a working build for this node? %s.service's journal ends:\n%s",
+		strings.Join(states, ", "), blame.name, blame.name, strings.TrimSpace(tail))
 }
 
 func (p *play) bootID(ctx context.Context) (string, error) {
