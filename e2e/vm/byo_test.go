@@ -132,7 +132,8 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns 
 		Expect(stderr.String()).To(ContainSubstring("is the crio under test a working build for this node?"))
 		Expect(stderr.String()).To(ContainSubstring("Failed with result 'protocol'"))
 		AddReportEntry("exit 125 after", time.Since(start).String())
-		expectNothingLeft(ctx, tmp)
+		kept := expectOnlyArtifactsLeft(ctx, tmp)
+		Expect(kept).To(ContainElements("console.log", "crio.log", "kubelet.log", "layer.txt"), "a run without a verdict keeps what explains it")
 	}, NodeTimeout(15*time.Minute))
 })
 

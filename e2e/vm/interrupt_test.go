@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,6 +86,30 @@ var _ = Describe("pidreuse run --tier vm interrupted", Ordered, Label("vm", "cle
 // expectNothingLeft fails unless no domain but the suite's own exists and
 // tmp, the CLI's TMPDIR, is empty (no overlay, layer disk or console log).
 func expectNothingLeft(ctx context.Context, tmp string) {
+	expectNoDomainLeft(ctx)
+	entries, err := os.ReadDir(tmp)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(entries).To(BeEmpty(), "the CLI's run left files in its TMPDIR (overlay, layer disk, console log)")
+}
+
+// expectOnlyArtifactsLeft is expectNothingLeft for a run without a
+// verdict: it keeps its artifacts by design, and nothing else.
+func expectOnlyArtifactsLeft(ctx context.Context, tmp string) []string {
+	expectNoDomainLeft(ctx)
+	var kept []string
+	Expect(filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(tmp, p)
+		Expect(strings.Split(rel, string(filepath.Separator))).To(ContainElement("artifacts"), "the run left %s behind", rel)
+		kept = append(kept, filepath.Base(p))
+		return nil
+	})).To(Succeed())
+	return kept
+}
+
+func expectNoDomainLeft(ctx context.Context) {
 	lv, err := libvirt.Connect(ctx, "")
 	Expect(err).NotTo(HaveOccurred())
 	defer lv.Close()
@@ -93,7 +118,4 @@ func expectNothingLeft(ctx context.Context, tmp string) {
 	for _, d := range domains {
 		Expect(d).To(HavePrefix("pidreuse-e2e-"), "domain %s outlived the CLI's run", d)
 	}
-	entries, err := os.ReadDir(tmp)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(entries).To(BeEmpty(), "the CLI's run left files in its TMPDIR (overlay, layer disk, console log)")
 }
