@@ -184,7 +184,7 @@ func readPIDs(file string) ([]int, error) {
 	var pids []int
 	for _, w := range strings.Fields(string(data)) {
 		p, err := strconv.Atoi(w)
-		if err != nil || p < 2 {
+		if err != nil || p < 1 {
 			return nil, fmt.Errorf("pid squat: %s: %q is not a PID", file, w)
 		}
 		pids = append(pids, p)

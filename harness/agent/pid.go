@@ -208,13 +208,7 @@ func PIDStatus(pid int) (agentapi.PIDStatus, error) {
 func (a *Agent) Squat(ctx context.Context, pids []int) agentapi.Squat {
 	var res agentapi.Squat
 	for _, pid := range squatOrder(pids) {
-		if owner, ok := pidOwner(pid); ok && !ownThread(pid) {
-			if r, err := heldByHost(pid, owner); err == nil {
-				res.Taken = append(res.Taken, r)
-				continue
-			}
-		}
-		r, err := a.ReusePID(ctx, pid)
+		r, err := a.squatOne(ctx, pid)
 		if err != nil {
 			res.Missed = append(res.Missed, agentapi.SquatMiss{PID: pid, Error: err.Error()})
 			continue
@@ -222,6 +216,35 @@ func (a *Agent) Squat(ctx context.Context, pids []int) agentapi.Squat {
 		res.Taken = append(res.Taken, r)
 	}
 	return res
+}
+
+// squatAttempts bounds the tries per PID. Early in boot the kernel and
+// systemd start tasks all the time: a PID can be taken between the check
+// and the fork (measured in CI: by a kernel thread still named kthreadd,
+// being born), so a miss is looked at again after a short pause.
+const squatAttempts = 5
+
+func (a *Agent) squatOne(ctx context.Context, pid int) (agentapi.PIDReuse, error) {
+	var err error
+	for attempt := 1; attempt <= squatAttempts; attempt++ {
+		if owner, ok := pidOwner(pid); ok && !ownThread(pid) {
+			var r agentapi.PIDReuse
+			if r, err = heldByHost(pid, owner); err == nil {
+				return r, nil
+			}
+		} else {
+			var r agentapi.PIDReuse
+			if r, err = a.ReusePID(ctx, pid); err == nil {
+				return r, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return agentapi.PIDReuse{PID: pid}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return agentapi.PIDReuse{PID: pid}, fmt.Errorf("after %d tries: %w", squatAttempts, err)
 }
 
 // heldByHost reports a PID some host process already has: what matters

@@ -1,0 +1,44 @@
+package sandbox_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/agentapi"
+)
+
+// The CRI-O scenario's squat (images/crionode's pidreuse-squat.service)
+// on a real kernel: neighbouring PIDs, where in ascending order a holder's
+// runtime threads would take the next PID on the list, and a PID a host
+// process already holds (the node's init, PID 1).
+var _ = Describe("nodeagent pid squat", Label("sandbox"), func() {
+	It("takes neighbouring PIDs and counts one a host process holds", func(ctx SpecContext) {
+		node := startNode(ctx, "squat")
+		// The node sees the machine's file system (its own /run only).
+		pids := filepath.Join(GinkgoT().TempDir(), "squat-pids")
+		Expect(os.WriteFile(pids, []byte("1 30500 30501 30502 30503\n"), 0o644)).To(Succeed())
+		var squat agentapi.Squat
+		Expect(harness.Agent(ctx, node, &squat, "pid", "squat", "--pids-file", pids)).To(Succeed())
+		Expect(squat.Missed).To(BeEmpty())
+		taken := map[int]agentapi.PIDReuse{}
+		for _, r := range squat.Taken {
+			Expect(r.IsHostNetns).To(BeTrue(), "PID %d", r.PID)
+			taken[r.PID] = r
+		}
+		Expect(taken).To(HaveLen(5))
+		Expect(taken[1].HeldBy).NotTo(BeEmpty(), "PID 1 was already held")
+		for _, pid := range []int{30500, 30501, 30502, 30503} {
+			Expect(taken[pid].HeldBy).To(BeEmpty(), "PID %d must be a new holder", pid)
+			var st agentapi.PIDStatus
+			Expect(harness.Agent(ctx, node, &st, "pid", "status", "--pid", strconv.Itoa(pid))).To(Succeed())
+			Expect(st.Exists).To(BeTrue())
+			Expect(st.NetnsTarget).To(Equal(agentapi.TargetHost))
+		}
+	}, NodeTimeout(time.Minute))
+})
