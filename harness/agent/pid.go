@@ -235,6 +235,7 @@ func (a *Agent) squatOne(ctx context.Context, pid int) (agentapi.PIDReuse, error
 		} else {
 			var r agentapi.PIDReuse
 			if r, err = a.ReusePID(ctx, pid); err == nil {
+				settle(ctx, pid)
 				return r, nil
 			}
 		}
@@ -264,6 +265,43 @@ func heldByHost(pid int, owner string) (agentapi.PIDReuse, error) {
 		return res, fmt.Errorf("pid %d is held by %s in another netns", pid, owner)
 	}
 	return res, nil
+}
+
+// settle waits until the holder at pid has started the threads its Go
+// runtime starts at exec (they take PIDs too): the next holder's PID is
+// written to ns_last_pid right before its fork, and a thread born in that
+// window would take it. It gives up after half a second: a holder that
+// keeps starting threads is only a slower squat.
+func settle(ctx context.Context, pid int) {
+	last, stable := -1, 0
+	for i := 0; i < 25 && stable < 3; i++ {
+		n := threadCount(pid)
+		if n == last && n > 0 {
+			stable++
+		} else {
+			last, stable = n, 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// threadCount is the Threads: line of /proc/<pid>/status (0 if gone).
+func threadCount(pid int) int {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
 }
 
 // squatOrder is pids without duplicates, highest first.
