@@ -24,16 +24,11 @@ func buildCLI(b *testing.B) string {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
-	dir := b.TempDir()
-	if _, err := e2eutil.BuildAgent(context.Background(), dir); err != nil {
+	cli, err := e2eutil.BuildCLI(context.Background(), b.TempDir())
+	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "pidreuse"), "./cmd/pidreuse")
-	cmd.Dir = e2eutil.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("%v\n%s", err, out)
-	}
-	return filepath.Join(dir, "pidreuse")
+	return cli
 }
 
 // BenchmarkSandboxMatrixCLI times `pidreuse run --tier sandbox --scenario

@@ -19,17 +19,35 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// BuildAgent builds nodeagent, failonce and podserver (static, like the image's) into
-// dir and returns the nodeagent path.
+// BuildAgent builds nodeagent, failonce and podserver (static, like the
+// image's) into dir and returns the nodeagent path.
 func BuildAgent(ctx context.Context, dir string) (string, error) {
 	for _, name := range []string{"nodeagent", "failonce", "podserver"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, name), "./cmd/"+name)
-		cmd.Dir = RepoRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("build %s: %w\n%s", name, err, strings.TrimSpace(string(out)))
+		if err := goBuild(ctx, dir, name); err != nil {
+			return "", err
 		}
 	}
 	return filepath.Join(dir, "nodeagent"), nil
+}
+
+// BuildCLI builds the pidreuse CLI with the agent binaries next to it,
+// where it looks for them, and returns the CLI's path.
+func BuildCLI(ctx context.Context, dir string) (string, error) {
+	if _, err := BuildAgent(ctx, dir); err != nil {
+		return "", err
+	}
+	if err := goBuild(ctx, dir, "pidreuse"); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "pidreuse"), nil
+}
+
+func goBuild(ctx context.Context, dir, name string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, name), "./cmd/"+name)
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %w\n%s", name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }

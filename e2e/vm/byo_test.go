@@ -32,12 +32,8 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns 
 
 	BeforeAll(func(ctx SpecContext) {
 		binDir = GinkgoT().TempDir()
-		_, err := e2eutil.BuildAgent(ctx, binDir)
+		_, err := e2eutil.BuildCLI(ctx, binDir)
 		Expect(err).NotTo(HaveOccurred())
-		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(binDir, "pidreuse"), "./cmd/pidreuse")
-		build.Dir, build.Env = e2eutil.RepoRoot(), append(os.Environ(), "CGO_ENABLED=0")
-		out, err := build.CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(out))
 	}, NodeTimeout(5*time.Minute))
 
 	It("lays them over the cached image, runs crio-kubelet-reboot with them and exits 0 (host lo survived)", func(ctx SpecContext) {

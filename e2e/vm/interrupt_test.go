@@ -28,12 +28,8 @@ var _ = Describe("pidreuse run --tier vm interrupted", Ordered, Label("vm", "cle
 
 	BeforeAll(func(ctx SpecContext) {
 		binDir = GinkgoT().TempDir()
-		_, err := e2eutil.BuildAgent(ctx, binDir)
+		_, err := e2eutil.BuildCLI(ctx, binDir)
 		Expect(err).NotTo(HaveOccurred())
-		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(binDir, "pidreuse"), "./cmd/pidreuse")
-		build.Dir, build.Env = e2eutil.RepoRoot(), append(os.Environ(), "CGO_ENABLED=0")
-		out, err := build.CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(out))
 	}, NodeTimeout(5*time.Minute))
 
 	// interruptAt runs the CLI and sends SIGINT delay after the first
