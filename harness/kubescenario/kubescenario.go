@@ -8,8 +8,10 @@ package kubescenario
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -376,9 +378,9 @@ func (p *play) crioReboot(ctx context.Context) error {
 // legacySymptom is legacy-symptom: next to CRI-O's pods, a legacy runtime
 // (the node agent) records an ephemeral netns path; after the reboot a
 // host process takes the PID and the legacy DEL sets the host's lo down.
-// The symptom a user sees follows: the node cannot reach its own address,
-// kubelet fails the hostNetwork pod's liveness probe and restarts it, and
-// all is well again after `ip link set lo up`.
+// The runner plays that timeline, as on every node; this adds what a user
+// of a Kubernetes node sees: kubelet fails the hostNetwork pod's liveness
+// probe and restarts it while lo is down, and stops once lo is up again.
 func (p *play) legacySymptom(ctx context.Context) error {
 	if p.opts.Plugins.Dir == "" {
 		return fmt.Errorf("legacy-symptom: no CNI plugin dir for the legacy runtime")
@@ -387,93 +389,38 @@ func (p *play) legacySymptom(ctx context.Context) error {
 	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
 		return err
 	}
-	id := fmt.Sprintf("legacy-%d", p.opts.Index)
-	pid := strconv.Itoa(runner.HolderPIDTop - p.opts.Index*runner.HolderPIDStep)
-	p.step("sandbox create", "ephemeral netns, holder at PID "+pid)
-	var sb agentapi.Sandbox
-	if err := harness.Agent(ctx, p.node, &sb, "sandbox", "create", "--id", id, "--mode", string(agentapi.Ephemeral), "--pid", pid); err != nil {
-		return err
+	var before int
+	r := runner.New(p.node, runner.Options{
+		Tier: scenarios.TierVM, OnStep: p.opts.OnStep, FirstTrial: p.opts.Index,
+		WhileLoDown: func(ctx context.Context) error {
+			p.step("kubelet liveness", "waiting for kubelet to fail the sdn pod's probe and restart it")
+			restarted, failures, err := p.waitLivenessRestart(ctx, before, 4*time.Minute)
+			if err != nil {
+				return err
+			}
+			p.check("kubelet fails the hostNetwork pod's liveness probe and restarts it", restarted, lastLines(failures, 3))
+			return nil
+		},
+	})
+	t, err := r.PrepareWith(ctx, p.sc, p.opts.Plugins)
+	if err == nil {
+		err = r.Reboot(ctx)
 	}
-	p.res.NetnsPath, p.res.HolderPID, p.res.BootIDBefore = sb.NetnsPath, sb.HolderPID, sb.BootID
-	cni := func(cmd string) []string {
-		return []string{"cni", cmd, "--id", id, "--cni-bin-dir", p.opts.Plugins.Dir, "--plugins", strings.Join(p.sc.Plugins, ",")}
+	if err == nil {
+		p.step("static pods Running again", "")
+		var cs []kube.Container
+		if cs, err = p.waitPods(ctx, "after the reboot", p.opts.PodTimeout); err == nil {
+			before = kube.Restarts(cs, crionode.SDNPod)
+		}
 	}
-	p.step("CNI ADD", sb.NetnsPath)
-	if err := harness.Agent(ctx, p.node, nil, cni("add")...); err != nil {
-		return err
-	}
-	if err := p.reboot(ctx); err != nil {
-		return err
-	}
-	p.step("static pods Running again", "")
-	if _, err := p.waitPods(ctx, "after the reboot", p.opts.PodTimeout); err != nil {
-		return err
-	}
-	if lo, err := p.lo(ctx); err != nil {
-		return err
-	} else if !lo.Up {
-		return fmt.Errorf("host lo is already DOWN before the legacy DEL: cannot judge it")
-	}
-	var st agentapi.PIDStatus
-	if err := harness.Agent(ctx, p.node, &st, "pid", "status", "--pid", pid); err != nil {
-		return err
-	}
-	if st.Exists {
-		return fmt.Errorf("PID %s was taken by %q by chance before the scenario could control it", pid, st.Comm)
-	}
-	p.step("PID reuse", "a host process takes PID "+pid)
-	var reuse agentapi.PIDReuse
-	if err := harness.Agent(ctx, p.node, &reuse, "pid", "reuse", "--pid", pid); err != nil {
-		return err
-	}
-	p.res.PIDReused, p.res.PIDReuseAttempts = reuse.IsHostNetns, reuse.Attempts
-	cs, err := kube.Containers(ctx, p.node)
 	if err != nil {
-		return err
+		return p.adopt(t.Result(), err)
 	}
-	before := kube.Restarts(cs, crionode.SDNPod)
-	var del agentapi.CNIResult
-	if err := harness.Agent(ctx, p.node, &del, cni("del")...); err != nil {
-		return err
-	}
-	p.res.DelTarget, p.res.DelError = string(del.NetnsTarget), del.Error
-	p.step("CNI DEL", fmt.Sprintf("%s named %s; error: %s", del.NetnsPath, del.NetnsTarget, orNone(del.Error)))
-	lo, err := p.lo(ctx)
-	if err != nil {
-		return err
-	}
-	p.res.LoUp = lo.Up
-	p.step("host lo "+upDown(lo.Up), lo.Flags)
-	if lo.Up {
-		return nil // no symptom to show; the verdict says whether one was expected
+	if err := p.adopt(r.Finish(ctx, t), nil); err != nil || p.res.LoUp {
+		return err // lo UP: no symptom to show; the verdict says whether one was expected
 	}
 
-	var down agentapi.Probe
-	if err := harness.Agent(ctx, p.node, &down, "probe", "--addr", crionode.NodeIP, "--timeout", "1s"); err != nil {
-		return err
-	}
-	p.res.ProbeWhileDown = orNone(down.Error)
-	p.step("probe own address", fmt.Sprintf("%s reachable=%v %s", crionode.NodeIP, down.OK, down.Error))
-	p.check("the node cannot reach its own address "+crionode.NodeIP, !down.OK, orNone(down.Error))
-
-	p.step("kubelet liveness", "waiting for kubelet to fail the sdn pod's probe and restart it")
-	restarted, failures, err := p.waitLivenessRestart(ctx, before, 4*time.Minute)
-	if err != nil {
-		return err
-	}
-	p.check("kubelet fails the hostNetwork pod's liveness probe and restarts it", restarted, lastLines(failures, 3))
-
-	p.step("ip link set lo up", "")
-	if err := harness.Agent(ctx, p.node, nil, "link", "up", "lo"); err != nil {
-		return err
-	}
-	var up agentapi.Probe
-	if err := harness.Agent(ctx, p.node, &up, "probe", "--addr", crionode.NodeIP, "--timeout", "2s"); err != nil {
-		return err
-	}
-	p.res.Restored = up.OK
-	p.check("the node reaches its own address again", up.OK, orNone(up.Error))
-	cs, err = p.waitPods(ctx, "after lo came back", 4*time.Minute)
+	cs, err := p.waitPods(ctx, "after lo came back", 4*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -487,6 +434,23 @@ func (p *play) legacySymptom(ctx context.Context) error {
 	now := kube.Restarts(cs, crionode.SDNPod)
 	p.check("kubelet stops restarting the sdn pod once lo is back", kube.Running(cs, crionode.SDNPod) && now == settled,
 		fmt.Sprintf("restarts %d → %d", settled, now))
+	return nil
+}
+
+// adopt takes the runner's result as the scenario's, keeping the steps
+// and checks this play added, in time order; err, or the runner's own
+// error, becomes the scenario's.
+func (p *play) adopt(res runner.Result, err error) error {
+	timeline := append(append([]runner.Event{}, p.res.Timeline...), res.Timeline...)
+	sort.SliceStable(timeline, func(i, j int) bool { return timeline[i].At.Before(timeline[j].At) })
+	res.Timeline, res.Checks, res.Pass = timeline, p.res.Checks, false
+	p.res = res
+	if err != nil {
+		return err
+	}
+	if res.Error != "" {
+		return errors.New(res.Error)
+	}
 	return nil
 }
 

@@ -32,6 +32,14 @@ type Options struct {
 	PluginVersion string
 	// OnStep, if set, is called as each step starts (Ginkgo's By, progress).
 	OnStep func(scenario, step string)
+	// FirstTrial numbers this runner's first trial, for a node that several
+	// runners use one after the other: each trial's sandbox ID and holder
+	// PID come from its number and must not repeat on a node.
+	FirstTrial int
+	// WhileLoDown, if set, runs after a DEL took host lo down and before
+	// the runner shows the symptom and sets lo up again: what else a user
+	// would see meanwhile (kubelet's liveness probe failing).
+	WhileLoDown func(ctx context.Context) error
 }
 
 // Plugins names one CNI plugin set as the node sees it.
@@ -80,14 +88,14 @@ func (r *Runner) Prepare(ctx context.Context, sc scenarios.Scenario) (*Trial, er
 // PrepareWith is Prepare with another plugin set, so trials of several
 // plugin versions can share one node and one reboot.
 func (r *Runner) PrepareWith(ctx context.Context, sc scenarios.Scenario, pl Plugins) (*Trial, error) {
-	t := &Trial{sc: sc, pl: pl, id: fmt.Sprintf("%s-%d", sc.Name, len(r.trials)), start: time.Now()}
+	n := r.opts.FirstTrial + len(r.trials)
+	t := &Trial{sc: sc, pl: pl, id: fmt.Sprintf("%s-%d", sc.Name, n), start: time.Now()}
 	t.res = Result{Scenario: sc.Name, Tier: r.opts.Tier, Node: r.node.Name(), PluginVersion: pl.Version,
 		NetnsMode: string(sc.Netns), ExpectedLoUp: sc.ExpectLoUp}
 	r.trials = append(r.trials, t)
 	if sc.DeleteBy != scenarios.LegacyEmulator {
 		return t, t.fail(fmt.Errorf("scenario %s: deleter %s is not driven by this runner", sc.Name, sc.DeleteBy))
 	}
-	n := len(r.trials) - 1
 	if n*HolderPIDStep >= HolderPIDTop-HolderPIDStep {
 		return t, t.fail(fmt.Errorf("too many scenarios on one node (%d)", n+1))
 	}
@@ -128,6 +136,10 @@ func (r *Runner) Reboot(ctx context.Context) error {
 
 // Trials are the prepared trials, in order.
 func (r *Runner) Trials() []*Trial { return r.trials }
+
+// Result is the trial's result so far, for a caller that stops before
+// Finish.
+func (t *Trial) Result() Result { return t.res }
 
 // Scenario is the trial's scenario.
 func (t *Trial) Scenario() scenarios.Scenario { return t.sc }
@@ -215,6 +227,11 @@ func (r *Runner) finish(ctx context.Context, t *Trial) error {
 	t.res.Pass = lo.Up == t.sc.ExpectLoUp
 	r.step(t, "host lo "+upDown(lo.Up), lo.Flags)
 	if !lo.Up {
+		if r.opts.WhileLoDown != nil {
+			if err := r.opts.WhileLoDown(ctx); err != nil {
+				return err
+			}
+		}
 		return r.restore(ctx, t)
 	}
 	return nil

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -158,5 +159,44 @@ func TestHolderPIDsGoDown(t *testing.T) {
 		if !strings.Contains(pids[i], w) {
 			t.Errorf("trial %d: %q, want %s", i, pids[i], w)
 		}
+	}
+}
+
+func TestFirstTrialShiftsIDsAndPIDs(t *testing.T) {
+	node := &fakeNode{bootID: "boot-2"}
+	r := New(node, Options{Tier: "vm", FirstTrial: 2})
+	tr, err := r.PrepareWith(context.Background(), scenario(t, "pinned-reused"), Plugins{Dir: "/p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.id != "pinned-reused-2" || !strings.Contains(tr.res.Timeline[0].Detail, "PID 28000") {
+		t.Fatalf("id %q, first step %q: want pinned-reused-2 at PID 28000", tr.id, tr.res.Timeline[0].Detail)
+	}
+}
+
+func TestWhileLoDownRunsBeforeLoIsSetUp(t *testing.T) {
+	node := &fakeNode{bootID: "boot-2", delTgt: agentapi.TargetHost}
+	var loUpThen bool
+	called := 0
+	opts := Options{Tier: "sandbox", PluginDir: "/p", WhileLoDown: func(context.Context) error {
+		called++
+		loUpThen = node.loUp
+		return nil
+	}}
+	res := Run(context.Background(), node, []scenarios.Scenario{scenario(t, "ephemeral-reused")}, opts)
+	if called != 1 || loUpThen || !res[0].Pass || !res[0].Restored {
+		t.Fatalf("called %d times, lo up then %v, result %+v", called, loUpThen, res[0])
+	}
+	// lo stays up: nothing to watch.
+	called = 0
+	Run(context.Background(), &fakeNode{bootID: "boot-2", loUp: true}, []scenarios.Scenario{scenario(t, "pinned-reused")}, opts)
+	if called != 0 {
+		t.Fatalf("WhileLoDown ran although lo stayed up")
+	}
+	// Its error is the scenario's: no verdict.
+	opts.WhileLoDown = func(context.Context) error { return errors.New("journal unreadable") }
+	res = Run(context.Background(), &fakeNode{bootID: "boot-2", delTgt: agentapi.TargetHost}, []scenarios.Scenario{scenario(t, "ephemeral-reused")}, opts)
+	if res[0].Error != "journal unreadable" {
+		t.Fatalf("error %q", res[0].Error)
 	}
 }
