@@ -137,6 +137,7 @@ func runKubeScenarios(ctx context.Context, c runConfig, agentPath string, scs []
 	node, err := vm.Start(ctx, vm.Options{
 		Name: "pidreuse-" + c.runID + "-crio0", Dir: filepath.Join(workDir, "crio0"), Image: img, Socket: c.libvirtSocket,
 		RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress, Layer: lay,
+		Artifacts: crionode.Artifacts,
 	})
 	if err != nil {
 		return nil, err

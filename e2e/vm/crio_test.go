@@ -73,7 +73,7 @@ var _ = Describe("CRI-O and kubelet on a VM", Ordered, ContinueOnFailure, Label(
 		name := fmt.Sprintf("pidreuse-e2e-%d-%d-crio", time.Now().Unix()%100000, GinkgoParallelProcess())
 		By("booting VM " + name)
 		var err error
-		node, err = vm.Start(ctx, vm.Options{Name: name, Dir: filepath.Join(os.TempDir(), name), Image: img, Progress: report})
+		node, err = vm.Start(ctx, vm.Options{Name: name, Dir: filepath.Join(os.TempDir(), name), Image: img, Progress: report, Artifacts: crionode.Artifacts})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) {
 			Expect(node.Close(ctx)).To(Succeed())

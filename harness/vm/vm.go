@@ -55,6 +55,10 @@ type Options struct {
 	// Layer holds the run's own binaries, laid over the image at boot (see
 	// images/layer); Start checks that the guest runs them.
 	Layer layer.Layer
+	// Artifacts are shell scripts, by output file name, whose output the
+	// image's owner wants among the node's artifacts (crio and kubelet
+	// logs for the CRI-O node: images/crionode.Artifacts).
+	Artifacts map[string]string
 	// Keep leaves the domain running and Dir in place at Close.
 	Keep bool
 	// Progress receives one line per long step.
@@ -378,11 +382,6 @@ func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
 		"agent-state.txt":     {"sh", "-c", "for f in $(find /var/lib/pidreuse -type f | sort); do echo \"== $f\"; cat \"$f\"; echo; done"},
 		"links-and-netns.txt": {"sh", "-c", "ip -d link; echo; ip netns list; echo; ls -l /run/netns /proc/1/ns/net"},
 		"layer.txt":           {"sh", "-c", "systemctl is-enabled " + layer.UnitName + " >/dev/null 2>&1 || exit 0; systemctl --no-pager status " + layer.UnitName + "; findmnt -t overlay,ext4; sha256sum /usr/local/bin/*"},
-		// The CRI-O/kubelet node only (images/crionode); empty elsewhere.
-		"crio.log":    {"sh", "-c", crioNodeOnly + "journalctl -b -1 -u crio --no-pager -o short-precise; echo; journalctl -b 0 -u crio --no-pager -o short-precise"},
-		"kubelet.log": {"sh", "-c", crioNodeOnly + "journalctl -b -1 -u kubelet --no-pager -o short-precise; echo; journalctl -b 0 -u kubelet --no-pager -o short-precise"},
-		"crictl.txt":  {"sh", "-c", crioNodeOnly + "crictl pods; crictl ps -a"},
-		"units.txt":   {"sh", "-c", crioNodeOnly + "systemctl --no-pager status crio kubelet pidreuse-squat pidreuse-load-images"},
 	} {
 		res, err := n.Exec(ctx, cmd...)
 		if err != nil {
@@ -395,14 +394,19 @@ func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
 		}
 		errs = append(errs, os.WriteFile(filepath.Join(dir, file), out, 0o644))
 	}
+	for file, script := range n.opts.Artifacts {
+		res, err := n.Exec(ctx, "sh", "-c", script)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", file, err))
+			continue
+		}
+		errs = append(errs, os.WriteFile(filepath.Join(dir, file), append(res.Stdout, res.Stderr...), 0o644))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("collect %s: %w", n.opts.Name, err)
 	}
 	return nil
 }
-
-// crioNodeOnly ends an artifact script on a node without CRI-O.
-const crioNodeOnly = "[ -e /etc/systemd/system/crio.service ] || exit 0; "
 
 // Close implements harness.Node: destroy and undefine the domain, remove
 // the overlay. With Keep it leaves all of it and says how to get in.

@@ -44,6 +44,16 @@ const (
 // 1.1.5 are what CRI-O 1.34 runs with here; skopeo loads the pod image.
 var Packages = []string{"conmon", "runc", "libseccomp2", "skopeo", "containernetworking-plugins"}
 
+// Artifacts are what a failed run keeps from the node besides what every
+// VM gives (console, journals, agent state): scripts by output file name,
+// for vm.Options.Artifacts.
+var Artifacts = map[string]string{
+	"crio.log":    "journalctl -b -1 -u crio --no-pager -o short-precise; echo; journalctl -b 0 -u crio --no-pager -o short-precise",
+	"kubelet.log": "journalctl -b -1 -u kubelet --no-pager -o short-precise; echo; journalctl -b 0 -u kubelet --no-pager -o short-precise",
+	"crictl.txt":  "crictl pods; crictl ps -a",
+	"units.txt":   "systemctl --no-pager status crio kubelet pidreuse-squat pidreuse-load-images",
+}
+
 // Units are enabled in the image.
 var Units = []string{"crio.service", "kubelet.service", "pidreuse-load-images.service", "pidreuse-squat.service"}
 
