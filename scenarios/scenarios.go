@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
 // Deleter is who issues CNI DEL after the reboot.

@@ -26,9 +26,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pidreuse/pidreuse/harness/agent"
-	"github.com/pidreuse/pidreuse/harness/agentapi"
-	"github.com/pidreuse/pidreuse/harness/sandbox"
+	"github.com/pidreuse/pidreuse/node/agent"
+	"github.com/pidreuse/pidreuse/node/agentapi"
+	"github.com/pidreuse/pidreuse/node/sandboxinit"
 )
 
 // usageError is bad input: exit 2, like flag's own errors.
@@ -154,9 +154,9 @@ func run(ctx context.Context, args []string) (any, error) {
 		return nil, nil
 	case "init ":
 		// PID 1 of a sandbox node (see harness/sandbox).
-		return nil, sandbox.RunInit(ctx, rest)
+		return nil, sandboxinit.RunInit(ctx, rest)
 	case "serve ":
-		return nil, sandbox.Serve(ctx, os.Stdin, os.Stdout)
+		return nil, sandboxinit.Serve(ctx, os.Stdin, os.Stdout)
 	}
 	return nil, usageError{fmt.Sprintf("unknown step %q", strings.TrimSpace(cmd+" "+sub))}
 }

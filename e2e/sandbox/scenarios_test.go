@@ -9,9 +9,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/pidreuse/pidreuse/harness/agentapi"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/sandbox"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 

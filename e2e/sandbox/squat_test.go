@@ -10,7 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pidreuse/pidreuse/harness"
-	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
 // The CRI-O scenario's squat (images/crionode's pidreuse-squat.service)

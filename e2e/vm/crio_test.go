@@ -14,13 +14,13 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pidreuse/pidreuse/e2e/e2eutil"
-	"github.com/pidreuse/pidreuse/harness/agentapi"
 	"github.com/pidreuse/pidreuse/harness/kubescenario"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 

@@ -13,11 +13,11 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/pidreuse/pidreuse/e2e/e2eutil"
-	"github.com/pidreuse/pidreuse/harness/agentapi"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 

@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
-	"github.com/pidreuse/pidreuse/harness/agentapi"
 	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/images/crionode"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 

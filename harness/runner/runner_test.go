@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/pidreuse/pidreuse/harness"
-	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 

@@ -1,3 +1,9 @@
+// Package sandbox is the fast node: fresh pid, net, mount and uts
+// namespaces on this machine, with a private /run and a state dir on disk.
+// Its PID 1 is `nodeagent init` (node/sandboxinit); a reboot kills that PID
+// namespace and starts a new one with a fresh netns and a fresh /run,
+// keeping the state dir. This package is the host side: it starts, drives
+// and tears down the node.
 package sandbox
 
 import (
@@ -16,7 +22,8 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
-	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/node/agentapi"
+	"github.com/pidreuse/pidreuse/node/sandboxinit"
 )
 
 // Options says how to make a sandbox node.
@@ -145,7 +152,7 @@ func (n *Node) Exec(ctx context.Context, argv ...string) (harness.ExecResult, er
 	if n.cmd == nil {
 		return harness.ExecResult{}, fmt.Errorf("exec on %s: node is not running", n.opts.Name)
 	}
-	req := request{Argv: argv}
+	req := sandboxinit.Request{Argv: argv}
 	if dl, ok := ctx.Deadline(); ok {
 		req.TimeoutMs = max(1, time.Until(dl).Milliseconds())
 	}
@@ -157,7 +164,7 @@ func (n *Node) Exec(ctx context.Context, argv ...string) (harness.ExecResult, er
 		return harness.ExecResult{}, fmt.Errorf("exec on %s: node init is gone: %w", n.opts.Name, err)
 	}
 	type answer struct {
-		resp response
+		resp sandboxinit.Response
 		err  error
 	}
 	ch := make(chan answer, 1)

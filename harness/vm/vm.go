@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
-	"github.com/pidreuse/pidreuse/harness/agentapi"
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/ssh"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/layer"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
 // Reboot modes.

@@ -5,8 +5,6 @@ package cniplugins
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,13 +13,13 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/images/cachedir"
-	"github.com/pidreuse/pidreuse/images/elfcheck"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/node/cniplugin"
 )
 
 // Plugins are the binaries built for each version: the loopback plugin is
 // the one the bug lives in.
-var Plugins = []string{"loopback"}
+var Plugins = []string{cniplugin.Loopback}
 
 // CacheRoot is where builds are kept, one dir per version (see cachedir).
 func CacheRoot() (string, error) { return cachedir.Dir("cni-plugins") }
@@ -99,49 +97,8 @@ func build(ctx context.Context, cacheRoot, version string) error {
 	return nil
 }
 
-// CheckDir fails unless dir holds a loopback plugin that runs here and
-// speaks the CNI version pidreuse's network list uses; a bad plugin dir
-// must never reach a verdict.
-func CheckDir(ctx context.Context, dir string) error {
-	p := filepath.Join(dir, "loopback")
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("CNI plugin dir %s has no loopback plugin", dir)
-	}
-	if err := elfcheck.Executable(p); err != nil {
-		return fmt.Errorf("CNI plugin: %w", err)
-	}
-	return checkVersion(ctx, p)
-}
-
-// NetworkListVersion is the cniVersion of the network list the node agent
-// runs (see harness/agent): every plugin in the matrix speaks it.
-const NetworkListVersion = "0.4.0"
-
-// checkVersion runs the plugin's VERSION command, which every CNI plugin
-// answers without touching anything.
-func checkVersion(ctx context.Context, plugin string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, plugin)
-	cmd.Env = append(os.Environ(), "CNI_COMMAND=VERSION")
-	cmd.Stdin = strings.NewReader("{}")
-	out, err := cmd.Output()
-	if err != nil {
-		return fmt.Errorf("CNI plugin %s does not run (CNI_COMMAND=VERSION): %w", plugin, err)
-	}
-	var v struct {
-		Supported []string `json:"supportedVersions"`
-	}
-	if err := json.Unmarshal(out, &v); err != nil {
-		return fmt.Errorf("CNI plugin %s answered VERSION with %q: %w", plugin, strings.TrimSpace(string(out)), err)
-	}
-	for _, s := range v.Supported {
-		if s == NetworkListVersion {
-			return nil
-		}
-	}
-	return fmt.Errorf("CNI plugin %s supports CNI %v, not %s", plugin, v.Supported, NetworkListVersion)
-}
+// CheckDir is cniplugin.CheckDir: the node agent runs the same check.
+func CheckDir(ctx context.Context, dir string) error { return cniplugin.CheckDir(ctx, dir) }
 
 // All returns the dir of every pinned version (version → dir), building
 // the ones not cached yet: the node image carries all of them.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pidreuse/pidreuse/images/elfcheck"
+	"github.com/pidreuse/pidreuse/internal/elfcheck"
 )
 
 // TestRealBuild builds every component for real, one after the other

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/images/cachedir"
-	"github.com/pidreuse/pidreuse/images/elfcheck"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/internal/elfcheck"
 )
 
 // Component is one binary at one pinned version.

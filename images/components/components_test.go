@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/mod/modfile"
 
-	"github.com/pidreuse/pidreuse/images/elfcheck"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/internal/elfcheck"
 )
 
 // kubernetesGoMod is the shape of k8s.io/kubernetes' go.mod, cut down.

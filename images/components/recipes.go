@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/pidreuse/pidreuse/images/elfcheck"
+	"github.com/pidreuse/pidreuse/internal/elfcheck"
 )
 
 // Modules the components are built from.

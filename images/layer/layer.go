@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pidreuse/pidreuse/images/elfcheck"
+	"github.com/pidreuse/pidreuse/internal/elfcheck"
 )
 
 // Guest side of the layer; the image's configure stage writes Unit and

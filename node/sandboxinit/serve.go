@@ -1,4 +1,4 @@
-package sandbox
+package sandboxinit
 
 import (
 	"bufio"
@@ -13,15 +13,15 @@ import (
 	"time"
 )
 
-// request and response are the sandbox node's tiny exec protocol, one JSON
+// Request and Response are the sandbox node's tiny exec protocol, one JSON
 // line each way over the init's stdin and stdout: the sandbox's stand-in
 // for what sshd is to a VM.
-type request struct {
+type Request struct {
 	Argv      []string `json:"argv"`
 	TimeoutMs int64    `json:"timeoutMs,omitempty"`
 }
 
-type response struct {
+type Response struct {
 	Stdout   []byte `json:"stdout"`
 	Stderr   []byte `json:"stderr"`
 	ExitCode int    `json:"exitCode"`
@@ -39,8 +39,8 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	enc := json.NewEncoder(w)
 	for sc.Scan() {
-		var req request
-		var resp response
+		var req Request
+		var resp Response
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			resp.Error = fmt.Sprintf("bad request: %v", err)
 		} else {
@@ -53,9 +53,9 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	return sc.Err()
 }
 
-func execute(ctx context.Context, self string, req request) response {
+func execute(ctx context.Context, self string, req Request) Response {
 	if len(req.Argv) == 0 {
-		return response{Error: "empty argv"}
+		return Response{Error: "empty argv"}
 	}
 	argv := req.Argv
 	if argv[0] == "nodeagent" {
@@ -70,7 +70,7 @@ func execute(ctx context.Context, self string, req request) response {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	resp := response{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	resp := Response{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	var exit *exec.ExitError
 	switch {
 	case err == nil:

@@ -9,13 +9,13 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 
-	"github.com/pidreuse/pidreuse/harness/agentapi"
-	"github.com/pidreuse/pidreuse/images/cniplugins"
+	"github.com/pidreuse/pidreuse/node/agentapi"
+	"github.com/pidreuse/pidreuse/node/cniplugin"
 )
 
 // CNIVersion is spoken by every plugin version in the matrix (v0.8.x to
 // current), so one network list works with all of them.
-const CNIVersion = cniplugins.NetworkListVersion
+const CNIVersion = cniplugin.NetworkListVersion
 
 // NetworkName is the name of the network list the legacy-runtime emulator
 // runs; libcni keys its result cache by it.
@@ -66,7 +66,7 @@ func (a *Agent) CNI(ctx context.Context, command string, req CNIRequest) (agenta
 	if len(req.PluginDirs) == 0 {
 		return res, fmt.Errorf("cni %s: no plugin dir given", command)
 	}
-	if err := cniplugins.CheckDir(ctx, req.PluginDirs[0]); err != nil {
+	if err := cniplugin.CheckDir(ctx, req.PluginDirs[0]); err != nil {
 		return res, err
 	}
 	sb, err := a.LoadSandbox(req.ID)

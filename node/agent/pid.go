@@ -14,7 +14,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
 const nsLastPIDFile = "/proc/sys/kernel/ns_last_pid"

@@ -12,7 +12,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
 // DefaultStateDir is on disk in a VM, so sandbox records survive a reboot.

@@ -1,8 +1,9 @@
-// Package sandbox is the fast node: fresh pid, net, mount and uts
-// namespaces on this machine, with a private /run and a state dir on disk.
-// Its PID 1 is `nodeagent init`; a reboot kills that PID namespace and
-// starts a new one with a fresh netns and a fresh /run, keeping the state dir.
-package sandbox
+// Package sandboxinit is what runs inside a sandbox node (see
+// harness/sandbox, which starts it): `nodeagent init` as the node's PID 1,
+// which makes the node's mounts and reaps its processes, and `nodeagent
+// serve`, which runs the harness's commands one per request line. It is
+// node-side code: it imports nothing of the host-side harness.
+package sandboxinit
 
 import (
 	"context"
@@ -18,7 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/pidreuse/pidreuse/harness/agent"
+	"github.com/pidreuse/pidreuse/node/agent"
 )
 
 // RunInit is PID 1 of a sandbox node. It makes the node's mounts, brings

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/pidreuse/pidreuse/harness/agentapi"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
 // nsfsMagic is NSFS_MAGIC: what statfs reports for a /proc/<pid>/ns/* file
