@@ -45,3 +45,57 @@ func TestSelect(t *testing.T) {
 		t.Fatalf("unknown name: error %v should list the known ones", err)
 	}
 }
+
+func TestLoopbackFailsOnMissingPath(t *testing.T) {
+	for v, want := range map[string]Answer{
+		"v0.7.5": Unknown, "v0.8.0": Yes, "v0.8.7": Yes, "v1.0.1": Yes,
+		"v1.1.0": No, "v1.1.1": No, "v1.10.0": No, "debian": No,
+		"custom:/tmp/cni": Unknown, "": Unknown,
+	} {
+		if got := LoopbackFailsOnMissingPath(v); got != want {
+			t.Errorf("%s: %v, want %v", v, got, want)
+		}
+	}
+}
+
+func ids(cs []Check) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+// The write-up's expectations as the model states them, scenario by
+// scenario and plugin version by plugin version.
+func TestChecksApplyWhereTheyShould(t *testing.T) {
+	byName := map[string]Scenario{}
+	for _, s := range All() {
+		byName[s.Name] = s
+	}
+	cases := []struct {
+		scenario, version, tier string
+		want                    []string
+	}{
+		{"ephemeral-reused", "v1.10.0", TierSandbox, []string{"real-reboot", "pid-taken-by-host", "del-names-host-netns", "own-address-unreachable", "lo-up-restores"}},
+		{"ephemeral-not-reused", "v1.0.1", TierSandbox, []string{"real-reboot", "pid-not-taken", "del-names-nothing", "statfs-error-line"}},
+		{"ephemeral-not-reused", "debian", TierVM, []string{"real-reboot", "pid-not-taken", "del-names-nothing", "missing-path-ignored"}},
+		{"ephemeral-not-reused", "custom:/x", TierSandbox, []string{"real-reboot", "pid-not-taken", "del-names-nothing"}},
+		{"pinned-reused", "v0.8.7", TierSandbox, []string{"real-reboot", "pid-taken-by-host", "del-names-nothing", "statfs-error-line"}},
+		{"del-retry", "v1.10.0", TierSandbox, []string{"real-reboot", "first-del-fails", "pid-taken-by-host", "del-names-host-netns", "own-address-unreachable", "lo-up-restores"}},
+		{"legacy-symptom", "v1.10.0", TierVM, []string{"real-reboot", "pid-taken-by-host", "del-names-host-netns", "own-address-unreachable", "lo-up-restores", "liveness-restart", "liveness-recovers"}},
+	}
+	for _, c := range cases {
+		got := ids(byName[c.scenario].Checks(c.version, c.tier))
+		if strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("%s %s %s: %v, want %v", c.scenario, c.version, c.tier, got, c.want)
+		}
+	}
+	for _, s := range All() {
+		for _, c := range s.Checks("v1.10.0", TierVM) {
+			if c.ID == "" || c.What == "" || (c.Kind != Timeline && c.Kind != Outcome) {
+				t.Errorf("%s: malformed check %+v", s.Name, c)
+			}
+		}
+	}
+}

@@ -83,6 +83,8 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 	}
 	notELF := t.TempDir()
 	os.WriteFile(filepath.Join(notELF, "loopback"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	aFile := filepath.Join(t.TempDir(), "report")
+	os.WriteFile(aFile, nil, 0o644)
 	cases := []struct {
 		name string
 		args []string
@@ -103,6 +105,8 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 		{"crio with a scenario that runs no CRI-O", []string{"bisect", "--tier", "vm", "--scenario", "ephemeral-reused", "--crio", "/bin/true"}, "--crio only matters to the scenarios that run CRI-O"},
 		{"crio that is not an ELF", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--crio", filepath.Join(notELF, "loopback")}, "--crio: " + filepath.Join(notELF, "loopback") + " is not an ELF executable"},
 		{"kubelet without --version", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--kubelet", "/bin/false"}, "--kubelet: `/bin/false --version` failed"},
+		{"report dir is a file", []string{"run", "--report-dir", aFile}, "report dir " + aFile + " cannot be created"},
+		{"report dir is read-only", []string{"bisect", "--scenario", "ephemeral-reused", "--report-dir", "/proc/sys"}, "report dir /proc/sys is not writable"},
 		{"missing pinns", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--pinns", "/nonexistent/pinns"}, "--pinns: stat /nonexistent/pinns: no such file"},
 	}
 	for _, c := range cases {
@@ -157,6 +161,15 @@ func TestRunJSON(t *testing.T) {
 		}
 		if m["pass"] != true || m["loUp"] != m["expectedLoUp"] {
 			t.Errorf("%v: pass=%v loUp=%v expected=%v", m["scenario"], m["pass"], m["loUp"], m["expectedLoUp"])
+		}
+		checks, _ := m["checks"].([]any)
+		if len(checks) < 3 {
+			t.Errorf("%v: checks %v: want the scenario's checks", m["scenario"], m["checks"])
+		}
+		for _, c := range checks {
+			if c.(map[string]any)["ok"] != true {
+				t.Errorf("%v: check failed: %v", m["scenario"], c)
+			}
 		}
 		seen[m["scenario"].(string)] = true
 	}

@@ -41,6 +41,16 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	}
 	progress := func(msg string) { fmt.Fprintf(os.Stderr, "pidreuse: %s\n", msg) }
 	started := time.Now()
+	if err := rootFor(c.tier); err != nil {
+		return exitNoVerdict, err
+	}
+	// A report that was asked for must be writable before any node starts:
+	// a release gate must never get exit 0 with its report lost.
+	if c.reportDir != "" {
+		if err := report.CheckDir(c.reportDir); err != nil {
+			return exitNoVerdict, err
+		}
+	}
 
 	var results []runner.Result
 	var inputs []string
@@ -55,14 +65,6 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	if err != nil {
 		return exitNoVerdict, err
 	}
-	if len(results) > 0 && c.reportDir != "" {
-		dir := filepath.Join(c.reportDir, c.runID)
-		if summary, err := report.Write(dir, report.Run{ID: c.runID, Tier: c.tier, Started: started, Inputs: inputs}, results); err != nil {
-			progress(err.Error())
-		} else {
-			progress("report: " + summary)
-		}
-	}
 	if c.json {
 		enc := json.NewEncoder(os.Stdout)
 		for _, r := range results {
@@ -73,10 +75,32 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	} else {
 		printTable(os.Stdout, results)
 	}
+	if len(results) > 0 && c.reportDir != "" {
+		dir := filepath.Join(c.reportDir, c.runID)
+		summary, err := report.Write(dir, report.Run{ID: c.runID, Tier: c.tier, Started: started, Inputs: inputs}, results)
+		if err != nil {
+			return exitNoVerdict, err
+		}
+		progress("report: " + summary)
+	}
 	if bisect {
 		return bisectCode(results)
 	}
 	return runCode(results)
+}
+
+// rootFor says why tier cannot run without root.
+func rootFor(tier string) error {
+	if os.Geteuid() == 0 {
+		return nil
+	}
+	switch tier {
+	case scenarios.TierSandbox:
+		return errors.New("the sandbox tier needs root (it creates pid, net and mount namespaces): run it as root")
+	case scenarios.TierVM:
+		return errors.New("the vm tier needs root (libvirt's system socket, image builds): run it as root")
+	}
+	return nil
 }
 
 // runCode: 125 if any scenario had no verdict, else 1 on any mismatch.
@@ -94,12 +118,25 @@ func runCode(results []runner.Result) (int, error) {
 }
 
 // bisectCode judges the component, not the expectation: 0 when host lo
-// survived, 1 when it went down.
+// survived, 1 when it went down. A run whose timeline checks failed (no
+// real reboot, DEL did not name the host netns although a host process
+// took the PID) did not reproduce the scenario: 125, skip, never a
+// verdict. Outcome checks (error lines, the symptom) do not decide a
+// bisect step: they are the component's behaviour, reported, not judged.
 func bisectCode(results []runner.Result) (int, error) {
 	for _, r := range results {
 		if r.Error != "" {
 			return exitNoVerdict, fmt.Errorf("%s: no verdict: %s", r.Scenario, r.Error)
 		}
+		if broken := r.TimelineBroken(); len(broken) > 0 {
+			var names []string
+			for _, c := range broken {
+				names = append(names, fmt.Sprintf("%s (%s: saw %s)", c.ID, c.Name, shorten(c.Detail, 200)))
+			}
+			return exitNoVerdict, fmt.Errorf("%s: no verdict: the timeline did not happen as scripted: %s", r.Scenario, strings.Join(names, "; "))
+		}
+	}
+	for _, r := range results {
 		if !r.LoUp {
 			return exitBad, nil
 		}
@@ -108,9 +145,6 @@ func bisectCode(results []runner.Result) (int, error) {
 }
 
 func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progress func(string)) ([]runner.Result, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("the sandbox tier needs root (it creates pid, net and mount namespaces): run it as root")
-	}
 	agentPath, err := findAgent(c.agentPath)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,22 @@ type Run struct {
 	Inputs []string
 }
 
+// CheckDir makes sure a report can be written under dir: it creates dir
+// if needed and writes and removes a file in it. Call it before a run, so
+// an unwritable report dir stops the run before any node starts.
+func CheckDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report dir %s cannot be created: %w (pass a writable --report-dir or set PIDREUSE_REPORT_DIR)", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".pidreuse-write-check-")
+	if err != nil {
+		return fmt.Errorf("report dir %s is not writable: %w (pass a writable --report-dir or set PIDREUSE_REPORT_DIR)", dir, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
 // Write writes the report directory and returns the summary's path.
 func Write(dir string, run Run, results []runner.Result) (string, error) {
 	resDir := filepath.Join(dir, "results")
@@ -125,17 +141,22 @@ func Markdown(run Run, results []runner.Result) string {
 			fmt.Fprintf(&b, "- `+%7.3fs` %s %s\n", e.At.Sub(t0).Seconds(), e.Step, e.Detail)
 		}
 		if len(r.Checks) > 0 {
-			b.WriteString("\n| check | holds | saw |\n|---|---|---|\n")
+			b.WriteString("\n| check | expectation | holds | saw |\n|---|---|---|---|\n")
 			for _, c := range r.Checks {
 				ok := "yes"
 				if !c.OK {
 					ok = "**NO**"
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s |\n", c.Name, ok, strings.ReplaceAll(strings.ReplaceAll(c.Detail, "|", "\\|"), "\n", "<br>"))
+				fmt.Fprintf(&b, "| `%s` (%s) | %s | %s | %s |\n", c.ID, c.Kind, cell(c.Name), ok, cell(c.Detail))
 			}
 		}
 	}
 	return b.String()
+}
+
+// cell makes s fit a Markdown table cell.
+func cell(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", "<br>")
 }
 
 type junitSuite struct {
@@ -173,7 +194,7 @@ func JUnit(run Run, results []runner.Result) ([]byte, error) {
 			s.Failures++
 			text := "DEL error: " + r.DelError
 			for _, ch := range r.FailedChecks() {
-				text += "\ncheck failed: " + ch.Name + ": " + ch.Detail
+				text += "\ncheck failed: " + ch.ID + " (" + ch.Name + "): " + ch.Detail
 			}
 			c.Failure = &junitProblem{Message: fmt.Sprintf("host lo %s, expected %s; %d checks failed", r.LoState(), map[bool]string{true: "UP", false: "DOWN"}[r.ExpectedLoUp], len(r.FailedChecks())), Text: text}
 		case "NO-VERDICT":

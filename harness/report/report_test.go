@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness/runner"
+	"github.com/pidreuse/pidreuse/scenarios"
 )
 
 func results() []runner.Result {
@@ -53,9 +54,12 @@ func TestWrite(t *testing.T) {
 
 func TestChecksInSummaryAndJUnit(t *testing.T) {
 	rs := []runner.Result{{Scenario: "crio-kubelet-reboot", PluginVersion: "crio plugin_dirs", LoUp: true, ExpectedLoUp: true,
-		Checks: []runner.Check{{Name: "CRI-O finds the pin gone", OK: true, Detail: "line|1"}, {Name: "kubelet sees no failed liveness probe", OK: false, Detail: "a\nb"}}}}
+		Checks: []runner.Check{
+			runner.NewCheck(scenarios.CheckPinGone, "web", true, "line|1"),
+			runner.NewCheck(scenarios.CheckNoLivenessFailure, "", false, "a\nb"),
+		}}}
 	md := Markdown(Run{ID: "r2", Tier: "vm", Inputs: []string{"crio: `/tmp/crio` sha256 abc"}}, rs)
-	for _, want := range []string{"- crio: `/tmp/crio` sha256 abc\n", "| CRI-O finds the pin gone | yes | line\\|1 |", "| kubelet sees no failed liveness probe | **NO** | a<br>b |"} {
+	for _, want := range []string{"- crio: `/tmp/crio` sha256 abc\n", "| `pin-gone` (outcome) | after the reboot CRI-O finds each old sandbox's pinned netns gone (web) | yes | line\\|1 |", "| `no-liveness-failure` (outcome) | kubelet logs no failed liveness probe | **NO** | a<br>b |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("summary lacks %q:\n%s", want, md)
 		}
@@ -64,7 +68,7 @@ func TestChecksInSummaryAndJUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), "1 checks failed") || !strings.Contains(string(out), "check failed: kubelet sees no failed liveness probe") {
+	if !strings.Contains(string(out), "1 checks failed") || !strings.Contains(string(out), "check failed: no-liveness-failure (kubelet logs no failed liveness probe): a") {
 		t.Errorf("junit does not name the failed check:\n%s", out)
 	}
 }

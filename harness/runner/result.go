@@ -2,7 +2,11 @@
 // agent steps, with one reboot that several scenarios can share.
 package runner
 
-import "time"
+import (
+	"time"
+
+	"github.com/pidreuse/pidreuse/scenarios"
+)
 
 // Event is one step of a scenario's timeline.
 type Event struct {
@@ -32,20 +36,59 @@ type Result struct {
 	ExpectedLoUp     bool   `json:"expectedLoUp"`
 	ProbeWhileDown   string `json:"probeWhileDown,omitempty"`
 	Restored         bool   `json:"restored,omitempty"`
-	// Checks are what a scenario verifies besides host lo (the CRI-O
-	// scenarios: journal lines, liveness, restarts). Pass needs them all.
-	Checks     []Check `json:"checks,omitempty"`
+	// Checks are what the scenario expects besides host lo (see
+	// scenarios.Scenario.Checks), each with what was seen. Pass needs
+	// them all.
+	Checks     []Check `json:"checks"`
 	Pass       bool    `json:"pass"`
 	Error      string  `json:"error,omitempty"`
 	DurationMs int64   `json:"durationMs"`
 	Timeline   []Event `json:"timeline"`
 }
 
-// Check is one thing a scenario verified, and what it saw.
+// Check is one expectation of a scenario, judged: what was expected
+// (scenarios.Check), of what (Subject, when the check runs once per
+// sandbox or pod), whether it held and what was seen.
 type Check struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
+	ID      string              `json:"id"`
+	Kind    scenarios.CheckKind `json:"kind"`
+	Name    string              `json:"name"`
+	Subject string              `json:"subject,omitempty"`
+	OK      bool                `json:"ok"`
+	Detail  string              `json:"detail,omitempty"`
+}
+
+// NewCheck judges c: ok and what was seen.
+func NewCheck(c scenarios.Check, subject string, ok bool, detail string) Check {
+	name := c.What
+	if subject != "" {
+		name += " (" + subject + ")"
+	}
+	return Check{ID: c.ID, Kind: c.Kind, Name: name, Subject: subject, OK: ok, Detail: detail}
+}
+
+// Record adds a judged check to the result.
+func (r *Result) Record(c scenarios.Check, subject string, ok bool, detail string) {
+	r.Checks = append(r.Checks, NewCheck(c, subject, ok, detail))
+}
+
+// Judge sets Pass: a verdict, host lo as expected and every check held.
+// Each expected check must have been recorded: one that was not (the
+// scenario ended before it) counts as failed, so a check can never pass
+// by being skipped. Call it once, when the scenario is over.
+func (r *Result) Judge(expected []scenarios.Check) {
+	if r.Error == "" {
+		seen := map[string]bool{}
+		for _, c := range r.Checks {
+			seen[c.ID] = true
+		}
+		for _, c := range expected {
+			if !seen[c.ID] {
+				r.Record(c, "", false, "not reached: the scenario ended before this check")
+			}
+		}
+	}
+	r.Pass = r.Error == "" && r.LoUp == r.ExpectedLoUp && len(r.FailedChecks()) == 0
 }
 
 // FailedChecks names the checks that did not hold.
@@ -53,6 +96,19 @@ func (r Result) FailedChecks() []Check {
 	var out []Check
 	for _, c := range r.Checks {
 		if !c.OK {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TimelineBroken returns the failed checks that say the scenario's
+// timeline did not happen as scripted: such a run judges nothing about
+// the component (a bisect step must skip it).
+func (r Result) TimelineBroken() []Check {
+	var out []Check
+	for _, c := range r.FailedChecks() {
+		if c.Kind == scenarios.Timeline {
 			out = append(out, c)
 		}
 	}
@@ -76,10 +132,11 @@ func (r Result) LoState() string {
 	if r.Error != "" {
 		return "?"
 	}
-	return upDown(r.LoUp)
+	return UpDown(r.LoUp)
 }
 
-func upDown(up bool) string {
+// UpDown prints a link state as the write-up does.
+func UpDown(up bool) string {
 	if up {
 		return "UP"
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,12 +18,15 @@ import (
 type fakeNode struct {
 	bootID   string
 	loUp     bool
-	pidTaken bool
-	delErr   []string // per DEL call, in order
-	delTgt   agentapi.NetnsTarget
-	probeOK  bool
-	rebooted bool
-	calls    []string
+	pidTaken bool // by chance, before the scenario controls it
+	// reuseLies makes `pid reuse` answer success without a host process
+	// taking the PID: a broken agent.
+	reuseLies bool
+	delErr    []string // per DEL call, in order
+	delTgt    agentapi.NetnsTarget
+	probeOK   bool
+	rebooted  bool
+	calls     []string
 }
 
 func (f *fakeNode) Name() string { return "fake" }
@@ -60,7 +64,14 @@ func (f *fakeNode) Exec(_ context.Context, argv ...string) (harness.ExecResult, 
 		f.loUp = true
 		out = agentapi.Link{Name: "lo", Up: true}
 	case "pid status":
-		out = agentapi.PIDStatus{PID: 30000, Exists: f.pidTaken, Comm: "sshd"}
+		switch {
+		case f.pidTaken:
+			out = agentapi.PIDStatus{PID: 30000, Exists: true, Comm: "sshd", NetnsTarget: agentapi.TargetHost}
+		case f.count("pid reuse") > 0 && !f.reuseLies:
+			out = agentapi.PIDStatus{PID: 30000, Exists: true, Comm: "nodeagent", NetnsTarget: agentapi.TargetHost}
+		default:
+			out = agentapi.PIDStatus{PID: 30000, NetnsTarget: agentapi.TargetMissing}
+		}
 	case "pid reuse":
 		out = agentapi.PIDReuse{PID: 30000, Attempts: 1, IsHostNetns: true}
 	case "cni del":
@@ -69,7 +80,7 @@ func (f *fakeNode) Exec(_ context.Context, argv ...string) (harness.ExecResult, 
 		if n < len(f.delErr) {
 			e = f.delErr[n]
 		}
-		out = agentapi.CNIResult{Command: "DEL", NetnsTarget: f.delTgt, Error: e}
+		out = agentapi.CNIResult{Command: "DEL", NetnsPath: "/proc/30000/ns/net", NetnsTarget: f.delTgt, Error: e}
 	case "probe":
 		out = agentapi.Probe{OK: f.probeOK || f.loUp, Error: map[bool]string{true: "", false: "i/o timeout"}[f.probeOK || f.loUp]}
 	default:
@@ -127,10 +138,8 @@ func TestNoVerdict(t *testing.T) {
 		scenario string
 		want     string
 	}{
-		"no real reboot":         {&fakeNode{bootID: "boot-1"}, "ephemeral-reused", "did not reboot"},
-		"PID reused by luck":     {&fakeNode{bootID: "boot-2", pidTaken: true}, "ephemeral-not-reused", "by chance"},
-		"first DEL did not fail": {&fakeNode{bootID: "boot-2"}, "del-retry", "first DEL succeeded"},
-		"probe blind to symptom": {&fakeNode{bootID: "boot-2", probeOK: true, delTgt: agentapi.TargetHost}, "ephemeral-reused", "probe cannot see"},
+		"no real reboot":     {&fakeNode{bootID: "boot-1"}, "ephemeral-reused", "did not reboot"},
+		"PID reused by luck": {&fakeNode{bootID: "boot-2", pidTaken: true}, "ephemeral-not-reused", "by chance"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -139,6 +148,73 @@ func TestNoVerdict(t *testing.T) {
 				t.Fatalf("want no verdict with %q, got %s: %q", c.want, r.Verdict(), r.Error)
 			}
 		})
+	}
+}
+
+// A check that does not hold fails the scenario even when host lo ended as
+// expected; a timeline check says the run cannot judge the component.
+func TestFailedChecks(t *testing.T) {
+	cases := map[string]struct {
+		node     *fakeNode
+		scenario string
+		failed   string
+		timeline bool
+	}{
+		"first DEL did not fail": {&fakeNode{bootID: "boot-2", delTgt: agentapi.TargetHost}, "del-retry", "first-del-fails", true},
+		"probe blind to symptom": {&fakeNode{bootID: "boot-2", probeOK: true, delTgt: agentapi.TargetHost}, "ephemeral-reused", "own-address-unreachable", false},
+		"reuse step lied":        {&fakeNode{bootID: "boot-2", reuseLies: true, delTgt: agentapi.TargetHost}, "ephemeral-reused", "pid-taken-by-host", true},
+		"DEL named nothing":      {&fakeNode{bootID: "boot-2", delTgt: agentapi.TargetMissing}, "ephemeral-reused", "del-names-host-netns", true},
+		"pin still there":        {&fakeNode{bootID: "boot-2", loUp: true, delTgt: agentapi.TargetOther}, "pinned-reused", "del-names-nothing", true},
+		"no symptom":             {&fakeNode{bootID: "boot-2", loUp: true, delTgt: agentapi.TargetHost}, "ephemeral-reused", "lo-up-restores", false},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := run(t, c.node, c.scenario)
+			if r.Error != "" || r.Pass || r.Verdict() != "FAIL" {
+				t.Fatalf("want FAIL with a verdict, got %s (error %q)", r.Verdict(), r.Error)
+			}
+			var ids []string
+			for _, ch := range r.FailedChecks() {
+				ids = append(ids, ch.ID)
+			}
+			if !slices.Contains(ids, c.failed) {
+				t.Fatalf("failed checks %v, want %s among them", ids, c.failed)
+			}
+			if got := len(r.TimelineBroken()) > 0; got != c.timeline {
+				t.Fatalf("timeline broken %v, want %v (%+v)", got, c.timeline, r.FailedChecks())
+			}
+		})
+	}
+}
+
+// Every check the scenario model lists is recorded, on every scenario.
+func TestEveryExpectedCheckIsRecorded(t *testing.T) {
+	for _, sc := range scenarios.All() {
+		if !sc.RunsOn(scenarios.TierSandbox) {
+			continue
+		}
+		for _, v := range []string{"v0.8.7", "v1.10.0", "debian", "custom:/x"} {
+			node := &fakeNode{bootID: "boot-2", delTgt: agentapi.TargetMissing}
+			switch {
+			case sc.RetryDEL:
+				node.delErr = []string{"injected"}
+			case v == "v0.8.7":
+				node.delErr = []string{"plugin type=loopback: " + StatfsLine("/proc/30000/ns/net")}
+			}
+			if sc.Reproduces() {
+				node.delTgt = agentapi.TargetHost
+			} else {
+				node.loUp = true
+			}
+			res := Run(context.Background(), node, []scenarios.Scenario{sc}, Options{Tier: "sandbox", PluginDir: "/p", PluginVersion: v})[0]
+			want := sc.Checks(v, scenarios.TierSandbox)
+			if len(res.Checks) != len(want) {
+				t.Errorf("%s %s: %d checks recorded, model lists %d: %+v", sc.Name, v, len(res.Checks), len(want), res.Checks)
+			}
+			if !res.Pass {
+				t.Errorf("%s %s: %+v", sc.Name, v, res.FailedChecks())
+			}
+		}
 	}
 }
 

@@ -1,0 +1,148 @@
+package scenarios
+
+import (
+	"golang.org/x/mod/semver"
+
+	"github.com/pidreuse/pidreuse/node/agentapi"
+)
+
+// CheckKind says what a failed check means.
+type CheckKind string
+
+const (
+	// Timeline checks say the scenario's story happened as scripted: a real
+	// reboot between ADD and DEL, a host process holding the old PID, DEL
+	// naming what it should. When one fails, the run did not reproduce the
+	// timeline, so it cannot judge the component: `pidreuse bisect` answers
+	// 125 (skip), never 0 or 1.
+	Timeline CheckKind = "timeline"
+	// Outcome checks are what the component under test did besides the
+	// host lo state: its error lines, the symptom, the recovery.
+	Outcome CheckKind = "outcome"
+)
+
+// Check is one expectation a scenario has besides the host lo state.
+type Check struct {
+	// ID is stable: reports, tests and the runner key on it.
+	ID   string
+	Kind CheckKind
+	// What is the expectation as a sentence.
+	What string
+}
+
+// The checks. A runner records each one a scenario has (see Checks) with
+// what it saw; a result passes only when every one holds.
+var (
+	CheckRealReboot = Check{"real-reboot", Timeline,
+		"the node rebooted between ADD and DEL (new boot id)"}
+	CheckPIDTakenByHost = Check{"pid-taken-by-host", Timeline,
+		"at DEL time a host process (host netns) holds the holder's old PID"}
+	CheckPIDNotTaken = Check{"pid-not-taken", Timeline,
+		"at DEL time no process holds the holder's old PID"}
+	CheckDelNamesHost = Check{"del-names-host-netns", Timeline,
+		"DEL's netns path names the host's netns"}
+	CheckDelNamesNothing = Check{"del-names-nothing", Timeline,
+		"DEL's netns path names nothing (it is gone)"}
+	CheckFirstDelFails = Check{"first-del-fails", Timeline,
+		"the first DEL fails, so a runtime retries it"}
+	CheckStatfsLine = Check{"statfs-error-line", Outcome,
+		"loopback v0.8.0-v1.0.1: DEL on the missing path fails with the write-up's `failed to Statfs \"<path>\": no such file or directory`"}
+	CheckMissingPathIgnored = Check{"missing-path-ignored", Outcome,
+		"loopback v1.1.0 and later: DEL on the missing path succeeds"}
+	CheckOwnAddrUnreachable = Check{"own-address-unreachable", Outcome,
+		"with host lo DOWN the node cannot reach its own address"}
+	CheckLoUpRestores = Check{"lo-up-restores", Outcome,
+		"`ip link set lo up` makes the node reach its own address again"}
+
+	// CRI-O and kubelet (harness/kubescenario).
+	CheckCRIOPinsNetns = Check{"crio-pins-netns", Outcome,
+		"CRI-O pins every sandbox netns under /var/run/netns"}
+	CheckPinGone = Check{"pin-gone", Outcome,
+		"after the reboot CRI-O finds each old sandbox's pinned netns gone"}
+	CheckDelEmptyNetns = Check{"del-empty-netns", Outcome,
+		"CRI-O runs CNI DEL for each old pod-network sandbox with an empty netns"}
+	CheckSDNNotRestarted = Check{"sdn-not-restarted", Outcome,
+		"the hostNetwork sdn pod keeps running, not restarted"}
+	CheckNoLivenessFailure = Check{"no-liveness-failure", Outcome,
+		"kubelet logs no failed liveness probe"}
+	CheckLivenessRestart = Check{"liveness-restart", Outcome,
+		"while host lo is DOWN kubelet fails the sdn pod's liveness probe and restarts it"}
+	CheckLivenessRecovers = Check{"liveness-recovers", Outcome,
+		"once lo is up again kubelet stops restarting the sdn pod"}
+)
+
+// Checks lists what sc expects besides the host lo state when it runs on
+// tier with the loopback plugin of pluginVersion (a tag, "debian", or a
+// user's dir, whose version is unknown): the one place that says which
+// check applies where.
+func (s Scenario) Checks(pluginVersion, tier string) []Check {
+	var out []Check
+	add := func(c ...Check) { out = append(out, c...) }
+	add(CheckRealReboot)
+	if s.DeleteBy == CRIO {
+		add(CheckPIDTakenByHost, CheckCRIOPinsNetns, CheckPinGone, CheckDelEmptyNetns, CheckSDNNotRestarted, CheckNoLivenessFailure)
+		return out
+	}
+	if s.RetryDEL {
+		add(CheckFirstDelFails)
+	}
+	if s.ReusePID {
+		add(CheckPIDTakenByHost)
+	} else {
+		add(CheckPIDNotTaken)
+	}
+	missing := s.Netns == agentapi.Pinned || !s.ReusePID
+	if missing {
+		add(CheckDelNamesNothing)
+		switch LoopbackFailsOnMissingPath(pluginVersion) {
+		case Yes:
+			add(CheckStatfsLine)
+		case No:
+			add(CheckMissingPathIgnored)
+		}
+	} else {
+		add(CheckDelNamesHost)
+	}
+	if !s.ExpectLoUp {
+		add(CheckOwnAddrUnreachable, CheckLoUpRestores)
+	}
+	if s.NeedsKubelet && tier == TierVM && !s.ExpectLoUp {
+		add(CheckLivenessRestart, CheckLivenessRecovers)
+	}
+	return out
+}
+
+// Answer is yes, no, or unknown.
+type Answer int
+
+const (
+	Unknown Answer = iota
+	Yes
+	No
+)
+
+// DebianLoopbackVersion is the upstream release Debian 12's
+// containernetworking-plugins (1.1.1+ds1) packages.
+const DebianLoopbackVersion = "v1.1.1"
+
+// LoopbackFailsOnMissingPath says whether the loopback plugin of version
+// fails DEL when the netns path does not exist: v0.8.0 to v1.0.1 return
+// `failed to Statfs "<path>": no such file or directory` (the write-up's
+// line); v1.1.0 made DEL ignore a missing netns. v0.7.x fails too, but
+// differently. A user's plugin dir ("custom:…") is Unknown.
+func LoopbackFailsOnMissingPath(version string) Answer {
+	if version == "debian" {
+		version = DebianLoopbackVersion
+	}
+	if !semver.IsValid(version) {
+		return Unknown
+	}
+	switch {
+	case semver.Compare(version, "v0.8.0") < 0:
+		return Unknown
+	case semver.Compare(version, "v1.1.0") < 0:
+		return Yes
+	default:
+		return No
+	}
+}
