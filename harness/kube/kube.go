@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/internal/crioguest"
 )
 
-const endpoint = "unix:///var/run/crio/crio.sock"
+// endpoint is where crictl finds CRI-O in the node.
+const endpoint = crioguest.CRISocket
 
 // Container is one container as crictl reports it.
 type Container struct {

@@ -36,9 +36,3 @@ func TestLegacySymptomNeedsPlugins(t *testing.T) {
 		t.Fatalf("Run = %+v", res)
 	}
 }
-
-func TestLastLines(t *testing.T) {
-	if got := lastLines("a\n\nb\nc\n", 2); got != "b\nc" {
-		t.Fatalf("lastLines = %q", got)
-	}
-}

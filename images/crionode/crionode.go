@@ -14,6 +14,7 @@ import (
 
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/ociimage"
+	"github.com/pidreuse/pidreuse/internal/crioguest"
 )
 
 //go:embed rootfs
@@ -25,20 +26,6 @@ type Components struct {
 	// PodServer is cmd/podserver, built static: the pods' only binary.
 	PodServer string
 }
-
-// Guest paths and names the harness relies on.
-const (
-	CRISocket    = "unix:///var/run/crio/crio.sock"
-	PodImage     = "localhost/pidreuse-pod:v1"
-	PodImageDir  = "/opt/pidreuse/images/pod"
-	SquatFile    = "/var/lib/pidreuse/squat-pids"
-	SquatResult  = "/var/lib/pidreuse/squat-result.json"
-	NodeIP       = "10.0.2.15" // QEMU user networking's guest address
-	SDNPort      = 10256
-	SDNPod       = "sdn"
-	WebPod       = "web"
-	CrictlBinary = "/usr/local/bin/crictl"
-)
 
 // Packages are the Debian packages the node adds: conmon 2.1.6 and runc
 // 1.1.5 are what CRI-O 1.34 runs with here; skopeo loads the pod image.
@@ -68,7 +55,7 @@ func Inputs(base images.Inputs, c Components, stageDir string) (images.Inputs, e
 	// A slice, not a map: the image hash covers the order of Files.
 	for _, f := range []struct{ src, dst string }{
 		{c.Kubelet, "/usr/local/bin/kubelet"}, {c.CRIO, "/usr/local/bin/crio"},
-		{c.Pinns, "/usr/local/bin/pinns"}, {c.Crictl, CrictlBinary},
+		{c.Pinns, "/usr/local/bin/pinns"}, {c.Crictl, crioguest.CrictlBinary},
 	} {
 		src, dst := f.src, f.dst
 		if src == "" {
@@ -116,6 +103,6 @@ func Inputs(base images.Inputs, c Components, stageDir string) (images.Inputs, e
 	}); err != nil {
 		return in, fmt.Errorf("crio node: pod image: %w", err)
 	}
-	in.Files = append(in.Files, images.File{Src: layout, Dst: PodImageDir})
+	in.Files = append(in.Files, images.File{Src: layout, Dst: crioguest.PodImageDir})
 	return in, nil
 }

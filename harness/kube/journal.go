@@ -1,0 +1,70 @@
+package kube
+
+import (
+	"regexp"
+	"strings"
+)
+
+// The journal lines the CRI-O scenarios judge, as pure functions of the
+// journal text (testdata/ holds real journals from VM runs). CRI-O logs
+// through logrus, which quotes a message that contains quotes: the
+// journal shows \" for ", so every pattern accepts both.
+
+// quote matches a double quote as logrus may have escaped it.
+const quote = `\\?"`
+
+// RestoreFailedLine finds CRI-O's line for a sandbox it could not restore
+// at start-up because its pinned netns is gone (CRI-O >= 1.19):
+//
+//	Could not restore sandbox <id>: failed to Statfs "<path>": no such file or directory
+//
+// It returns the matched text, or "".
+func RestoreFailedLine(journal, sandboxID, netnsPath string) string {
+	re := regexp.MustCompile(`Could not restore sandbox ` + regexp.QuoteMeta(sandboxID) +
+		`: failed to Statfs ` + quote + regexp.QuoteMeta(netnsPath) + quote + `: no such file or directory`)
+	return re.FindString(journal)
+}
+
+// DeletedWithEmptyNetns says whether CRI-O ran the CNI DEL of a pod's old
+// sandbox with no netns path at all (what CRI-O >= 1.19 does for a sandbox
+// whose pin is gone): its "Got pod network" line with an empty NetNS, and
+// its "Deleting pod <ns>_<name> from CNI network" line.
+func DeletedWithEmptyNetns(journal, namespace, name, sandboxID string) bool {
+	got := regexp.MustCompile(`Got pod network &\{Name:` + regexp.QuoteMeta(name) + ` Namespace:\S+ ID:` +
+		regexp.QuoteMeta(sandboxID) + ` UID:\S+ NetNS: Networks:`)
+	return got.MatchString(journal) && strings.Contains(journal, "Deleting pod "+namespace+"_"+name+" from CNI network")
+}
+
+// LivenessProbeFailed is the part of kubelet's log line for a failed
+// liveness probe that JournalGrep looks for in the node (kubelet logs it
+// from --v=1 up; the image runs it with --v=2).
+const LivenessProbeFailed = `Probe failed`
+
+// LivenessFailures keeps the lines of kubelet's journal that say a
+// liveness probe of container failed:
+//
+//	"Probe failed" probeType="Liveness" pod="kube-system/sdn-pidreuse-node" … containerName="sdn" …
+func LivenessFailures(kubeletJournal, container string) []string {
+	var out []string
+	for _, line := range strings.Split(kubeletJournal, "\n") {
+		if strings.Contains(line, LivenessProbeFailed) && strings.Contains(line, `probeType="Liveness"`) &&
+			strings.Contains(line, `containerName="`+container+`"`) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// LastLines keeps the last n non-empty lines of s.
+func LastLines(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

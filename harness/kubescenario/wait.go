@@ -1,0 +1,88 @@
+package kubescenario
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pidreuse/pidreuse/harness/kube"
+	"github.com/pidreuse/pidreuse/internal/crioguest"
+)
+
+// waitPods waits for both static pods. A crio or kubelet that keeps
+// failing (a build under test that cannot start) ends the wait early: no
+// verdict in a minute rather than after the whole timeout.
+func (p *play) waitPods(ctx context.Context, when string, timeout time.Duration) ([]kube.Container, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	for {
+		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
+		cs, err := kube.WaitRunning(wctx, p.node, nil, crioguest.WebPod, crioguest.SDNPod)
+		wcancel()
+		if err == nil {
+			return cs, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: CRI-O and kubelet did not run the static pods within %s (see crio.log and kubelet.log in the artifacts): %w", when, timeout, err)
+		}
+		if why := p.failingUnit(ctx); why != "" {
+			return nil, fmt.Errorf("%s: %s", when, why)
+		}
+		p.progress(fmt.Sprintf("%s: waiting for pods %s, %s (%s)", p.node.Name(), crioguest.WebPod, crioguest.SDNPod, time.Since(start).Round(time.Second)))
+	}
+}
+
+// failingUnit says why crio or kubelet keeps failing, with the end of the
+// journal of the one to blame; "" when both look alive (or cannot be
+// asked: the pod wait goes on and its timeout speaks).
+func (p *play) failingUnit(ctx context.Context) string {
+	units, err := kube.Units(ctx, p.node, crioguest.CRIOUnit, crioguest.KubeletUnit)
+	if err != nil {
+		return ""
+	}
+	blame, failing := kube.Failing(units)
+	if !failing {
+		return ""
+	}
+	tail, _ := kube.JournalTail(ctx, p.node, blame.Name, 6)
+	return kube.FailingMessage(units, blame, tail)
+}
+
+// livenessFailures returns kubelet's lines of this boot saying the sdn
+// container's liveness probe failed.
+func (p *play) livenessFailures(ctx context.Context) ([]string, error) {
+	lines, err := kube.JournalGrep(ctx, p.node, crioguest.KubeletUnit, kube.LivenessProbeFailed)
+	if err != nil {
+		return nil, err
+	}
+	return kube.LivenessFailures(lines, crioguest.SDNPod), nil
+}
+
+// waitLivenessRestart polls until kubelet has logged a failed liveness
+// probe and restarted the sdn container, or timeout passes (not an error:
+// the check records it).
+func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time.Duration) (bool, string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		failures, err := p.livenessFailures(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		cs, err := kube.Containers(ctx, p.node)
+		if err != nil {
+			return false, "", err
+		}
+		last := kube.LastLines(strings.Join(failures, "\n"), 3)
+		if len(failures) > 0 && kube.Restarts(cs, crioguest.SDNPod) > before {
+			return true, last, nil
+		}
+		if time.Now().After(deadline) {
+			return false, last, nil
+		}
+		if err := sleep(ctx, 5*time.Second); err != nil {
+			return false, "", err
+		}
+	}
+}

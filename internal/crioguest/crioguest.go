@@ -1,0 +1,47 @@
+// Package crioguest names what the CRI-O/kubelet node looks like from the
+// inside: its sockets, files, pods and addresses. The image builder
+// (images/crionode) lays them out, the harness (harness/kube,
+// harness/kubescenario) relies on them: both read them here, so they
+// cannot drift apart. The image's config files spell some of them out;
+// images/crionode's tests check they agree with these.
+package crioguest
+
+// CRISocket is CRI-O's runtime endpoint, as kubelet and crictl name it.
+const CRISocket = "unix:///var/run/crio/crio.sock"
+
+// The pod image, built on the host (an OCI layout) and loaded into CRI-O's
+// storage at the guest's first boot.
+const (
+	PodImage    = "localhost/pidreuse-pod:v1"
+	PodImageDir = "/opt/pidreuse/images/pod"
+)
+
+// The squat: before crio.service starts, pidreuse-squat.service makes host
+// processes take the PIDs listed in SquatFile and writes what happened to
+// SquatResult (agentapi.Squat).
+const (
+	SquatFile   = "/var/lib/pidreuse/squat-pids"
+	SquatResult = "/var/lib/pidreuse/squat-result.json"
+	SquatUnit   = "pidreuse-squat.service"
+)
+
+// The static pods: a regular pod and a hostNetwork daemon whose liveness
+// probe hits the node's own address on SDNPort (the shape of openshift-sdn).
+const (
+	WebPod  = "web"
+	SDNPod  = "sdn"
+	SDNPort = 10256
+)
+
+// NodeIP is QEMU user networking's guest address: the node's own address,
+// which the sdn probe targets.
+const NodeIP = "10.0.2.15"
+
+// The units the harness watches.
+const (
+	CRIOUnit    = "crio"
+	KubeletUnit = "kubelet"
+)
+
+// CrictlBinary is where the image installs crictl.
+const CrictlBinary = "/usr/local/bin/crictl"
