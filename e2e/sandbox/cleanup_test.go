@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -15,13 +14,6 @@ import (
 	"github.com/pidreuse/pidreuse/images/versions"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
-
-func reportDir() string {
-	if d := os.Getenv("PIDREUSE_REPORT_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join(os.TempDir(), "pidreuse-e2e-report")
-}
 
 var _ = Describe("cleanup", Label("sandbox", "cleanup"), Serial, func() {
 	It("leaves no processes, mounts or node dirs behind after 50 full runs", func(ctx SpecContext) {

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/pidreuse/pidreuse/e2e/e2eutil"
 	"github.com/pidreuse/pidreuse/harness"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
@@ -18,8 +19,9 @@ import (
 // runtime threads would take the next PID on the list, and a PID a host
 // process already holds (the node's init, PID 1).
 var _ = Describe("nodeagent pid squat", Label("sandbox"), func() {
+	failures := e2eutil.TrackFailures()
 	It("takes neighbouring PIDs and counts one a host process holds", func(ctx SpecContext) {
-		node := startNode(ctx, "squat")
+		node := startNode(ctx, failures, "squat")
 		// The node sees the machine's file system (its own /run only).
 		pids := filepath.Join(GinkgoT().TempDir(), "squat-pids")
 		Expect(os.WriteFile(pids, []byte("1 30500 30501 30502 30503\n"), 0o644)).To(Succeed())

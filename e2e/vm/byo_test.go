@@ -60,7 +60,7 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns 
 		Expect(err).NotTo(HaveOccurred())
 		Expect(os.Chmod(tmp, 0o755)).To(Succeed()) // QEMU must reach the VM's disks in it
 		DeferCleanup(os.RemoveAll, tmp)
-		reports := filepath.Join(reportDir(), "byo", filepath.Base(tmp))
+		reports := filepath.Join(e2eutil.ReportDir(), "byo", filepath.Base(tmp))
 		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pidreuse"), append(args, "--report-dir", reports)...)
 		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 		var stdout strings.Builder
@@ -116,7 +116,7 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns 
 		Expect(os.Chmod(tmp, 0o755)).To(Succeed())
 		DeferCleanup(os.RemoveAll, tmp)
 		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pidreuse"), "bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot",
-			"--crio", crio, "--report-dir", filepath.Join(reportDir(), "byo", filepath.Base(tmp)))
+			"--crio", crio, "--report-dir", filepath.Join(e2eutil.ReportDir(), "byo", filepath.Base(tmp)))
 		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 		var stderr strings.Builder
 		cmd.Stderr = io.MultiWriter(&stderr, GinkgoWriter)

@@ -3,10 +3,10 @@
 package vm_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -17,7 +17,6 @@ import (
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/versions"
-	"github.com/pidreuse/pidreuse/node/agentapi"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
@@ -25,20 +24,29 @@ import (
 // fails on a missing path with the write-up's error line.
 var pluginVersions = []string{versions.DefaultCNIPlugin, "v1.0.1"}
 
+// startVM boots a VM from img through the suites' one node fixture.
+func startVM(ctx context.Context, failures *e2eutil.Failures, what string, img *images.Image, opts vm.Options) *vm.Node {
+	GinkgoHelper()
+	name := e2eutil.NodeName(what)
+	opts.Name, opts.Dir, opts.Image = name, filepath.Join(os.TempDir(), name), img
+	opts.Progress = func(s string) { GinkgoWriter.Println(s) }
+	node := e2eutil.StartNode(ctx, failures, name, func(ctx context.Context) (*vm.Node, error) { return vm.Start(ctx, opts) })
+	AddReportEntry("boot to SSH", node.Timing.Boot.String())
+	return node
+}
+
 // The legacy runtime's story on one VM: every scenario prepares its own
 // sandbox, the VM reboots once for real, then each scenario's PID is reused
-// and its DEL judged.
+// and its DEL judged. The runner judges each scenario's checks; the suite
+// adds what only a test knows: the real machine's network is unchanged.
 var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func() {
 	var (
-		node  *vm.Node
-		r     *runner.Runner
-		host  e2eutil.HostNet
-		byKey = map[string]*runner.Trial{}
-		// Ordered specs after a failure are skipped: remember it for the
-		// artifacts.
-		failed bool
+		node     *vm.Node
+		r        *runner.Runner
+		host     e2eutil.HostNet
+		byKey    = map[string]*runner.Trial{}
+		failures = e2eutil.TrackFailures()
 	)
-	AfterEach(func() { failed = failed || CurrentSpecReport().Failed() })
 
 	BeforeAll(func(ctx SpecContext) {
 		var err error
@@ -46,26 +54,7 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 		Expect(err).NotTo(HaveOccurred())
 		img, err := images.LoadDir(imageDir)
 		Expect(err).NotTo(HaveOccurred())
-		name := fmt.Sprintf("pidreuse-e2e-%d-%d-legacy", time.Now().Unix()%100000, GinkgoParallelProcess())
-		By("booting VM " + name)
-		node, err = vm.Start(ctx, vm.Options{
-			Name: name, Dir: filepath.Join(os.TempDir(), name), Image: img,
-			Progress: func(s string) { GinkgoWriter.Println(s) },
-		})
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func(ctx SpecContext) {
-			Expect(node.Close(ctx)).To(Succeed())
-		}, NodeTimeout(2*time.Minute))
-		// Registered after the teardown, so it runs first (LIFO) while
-		// the VM still exists.
-		DeferCleanup(func(ctx SpecContext) {
-			if failed || CurrentSpecReport().Failed() {
-				art := filepath.Join(reportDir(), "artifacts", name)
-				err := node.CollectArtifacts(ctx, art)
-				AddReportEntry("artifacts", fmt.Sprintf("%s (collect error: %v)", art, err))
-			}
-		}, NodeTimeout(2*time.Minute))
-		AddReportEntry("boot to SSH", node.Timing.Boot.String())
+		node = startVM(ctx, failures, "legacy", img, vm.Options{})
 
 		r = runner.New(node, runner.Options{Tier: scenarios.TierVM, OnStep: func(sc, step string) { By(sc + ": " + step) }})
 		for _, v := range pluginVersions {
@@ -101,22 +90,7 @@ var _ = Describe("legacy runtime on a VM", Ordered, Label("vm", "legacy"), func(
 				Expect(t).NotTo(BeNil())
 				res := r.Finish(ctx, t)
 				AddReportEntry("result", res)
-				Expect(res.Error).To(BeEmpty(), "no verdict")
-				Expect(res.BootIDAfter).NotTo(Equal(res.BootIDBefore), "no real reboot between ADD and DEL")
-				Expect(res.LoUp).To(Equal(sc.ExpectLoUp), "the guest's host lo after DEL (DEL error: %q)", res.DelError)
-				Expect(res.PIDReused).To(Equal(sc.ReusePID))
-				if sc.Netns == agentapi.Ephemeral && sc.ReusePID {
-					Expect(res.DelTarget).To(Equal(string(agentapi.TargetHost)))
-				} else {
-					Expect(res.DelTarget).To(Equal(string(agentapi.TargetMissing)))
-				}
-				if sc.Netns == agentapi.Ephemeral && !sc.ReusePID && v == "v1.0.1" {
-					Expect(res.DelError).To(ContainSubstring(fmt.Sprintf("failed to Statfs %q: no such file or directory", res.NetnsPath)))
-				}
-				if !res.LoUp {
-					Expect(strings.ToLower(res.ProbeWhileDown)).NotTo(Equal("none"), "the guest reached its own address with lo down")
-					Expect(res.Restored).To(BeTrue(), "after `ip link set lo up` the guest reaches its own address again")
-				}
+				e2eutil.ExpectVerdict(res)
 				now, err := e2eutil.ReadHostNet()
 				Expect(err).NotTo(HaveOccurred())
 				Expect(now).To(Equal(host), "the real machine's network changed")

@@ -51,10 +51,3 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 }, func(data []byte) {
 	Expect(json.Unmarshal(data, &imageDir)).To(Succeed())
 }, NodeTimeout(30*time.Minute))
-
-func reportDir() string {
-	if d := os.Getenv("PIDREUSE_REPORT_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join(os.TempDir(), "pidreuse-e2e-report")
-}
