@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/images/layer"
+	"github.com/pidreuse/pidreuse/internal/fileutil"
 )
 
 // checkHost fails early, before a lock or temp directory exists, when the
@@ -419,31 +420,14 @@ func (s *buildState) copyKernel() error {
 	if _, err := os.Stat(initrd); err != nil {
 		return fmt.Errorf("no initrd for kernel %s (is initramfs-tools installed?): %w", version, err)
 	}
-	if err := copyFile(kernels[0], filepath.Join(s.dir, KernelName), 0o644); err != nil {
+	if _, err := fileutil.Copy(kernels[0], filepath.Join(s.dir, KernelName), 0o644); err != nil {
 		return fmt.Errorf("copying kernel: %w", err)
 	}
-	if err := copyFile(initrd, filepath.Join(s.dir, InitrdName), 0o644); err != nil {
+	if _, err := fileutil.Copy(initrd, filepath.Join(s.dir, InitrdName), 0o644); err != nil {
 		return fmt.Errorf("copying initrd: %w", err)
 	}
 	s.kernelVersion = version
 	return nil
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // installedPackages asks the rootfs's own dpkg what is installed, so the
@@ -557,18 +541,22 @@ func stageManifest(ctx context.Context, s *buildState) error {
 // artifact hashes and syncs one entry file; syncing here means the rename
 // that publishes the entry never exposes data still in the page cache only.
 func artifact(dir, name string) (Artifact, error) {
-	f, err := os.Open(filepath.Join(dir, name))
+	p := filepath.Join(dir, name)
+	sum, size, err := fileutil.SHA256(p)
 	if err != nil {
-		return Artifact{}, fmt.Errorf("image artifact missing: %w", err)
+		return Artifact{}, fmt.Errorf("image artifact: %w", err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return Artifact{}, fmt.Errorf("hashing %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
+	if err := syncFile(p); err != nil {
 		return Artifact{}, fmt.Errorf("syncing %s: %w", name, err)
 	}
-	return Artifact{Path: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return Artifact{Path: name, Size: size, SHA256: sum}, nil
+}
+
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
