@@ -19,6 +19,7 @@ import (
 	"github.com/pidreuse/pidreuse/harness/ssh"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/layer"
+	"github.com/pidreuse/pidreuse/internal/shell"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
@@ -314,11 +315,7 @@ func (n *Node) Exec(ctx context.Context, argv ...string) (harness.ExecResult, er
 	if len(argv) > 0 && argv[0] == "nodeagent" {
 		argv = append([]string{images.GuestAgentPath}, argv[1:]...)
 	}
-	quoted := make([]string, len(argv))
-	for i, a := range argv {
-		quoted[i] = ssh.ShellQuote(a)
-	}
-	stdout, stderr, code, err := c.Run(ctx, strings.Join(quoted, " "), nil)
+	stdout, stderr, code, err := c.Run(ctx, shell.Join(argv), nil)
 	if err != nil {
 		return harness.ExecResult{}, err
 	}

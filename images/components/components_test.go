@@ -334,11 +334,3 @@ func TestCheckBinary(t *testing.T) {
 		t.Error("/bin/sh passed as static")
 	}
 }
-
-func TestShellLine(t *testing.T) {
-	got := shellLine([]string{"GOFLAGS=-mod=mod -buildvcs=false", "go", "build", "-ldflags", "-X a.b=it's", "./x"})
-	want := `'GOFLAGS=-mod=mod -buildvcs=false' go build -ldflags '-X a.b=it'\''s' ./x`
-	if got != want {
-		t.Errorf("shellLine = %s, want %s", got, want)
-	}
-}
