@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/images/layer"
+	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/fileutil"
+	"github.com/pidreuse/pidreuse/internal/shell"
 )
 
 // checkHost fails early, before a lock or temp directory exists, when the
@@ -48,8 +50,8 @@ func checkHost() error {
 func (s *buildState) workDir() string { return filepath.Join(s.dir, "work") }
 
 // run runs a command with its output going to the build log; on failure the
-// error carries the output's tail so the caller sees why without the log
-// (which is deleted with the failed build).
+// error carries the output's last lines (see command.Run) so the caller sees
+// why without the log (which is deleted with the failed build).
 func (s *buildState) run(ctx context.Context, name string, args ...string) error {
 	_, err := s.output(ctx, false, name, args...)
 	return err
@@ -58,15 +60,13 @@ func (s *buildState) run(ctx context.Context, name string, args ...string) error
 // output is run that also returns stdout when captureStdout is set.
 func (s *buildState) output(ctx context.Context, captureStdout bool, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
-	tail := &tailWriter{max: 3000}
-	logw := io.MultiWriter(s.log, tail)
 	var stdout bytes.Buffer
 	if captureStdout {
 		cmd.Stdout = &stdout
 	} else {
-		cmd.Stdout = logw
+		cmd.Stdout = s.log
 	}
-	cmd.Stderr = logw
+	cmd.Stderr = s.log
 	// SIGTERM rather than SIGKILL on cancel: mmdebstrap traps it and
 	// unmounts what it mounted inside the rootfs (measured: it can take
 	// ~25 s to wind down mid-install). WaitDelay bounds how long a command
@@ -74,34 +74,15 @@ func (s *buildState) output(ctx context.Context, captureStdout bool, name string
 	// mount it left.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
-	fmt.Fprintf(s.log, "+ %s %s\n", name, strings.Join(args, " "))
+	fmt.Fprintf(s.log, "+ %s\n", shell.Join(cmd.Args))
 	start := time.Now()
-	err := cmd.Run()
+	err := command.Run(ctx, cmd)
 	fmt.Fprintf(s.log, "  (%s, %v)\n", name, time.Since(start).Round(time.Millisecond))
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s interrupted: %w", name, ctx.Err())
-		}
-		return nil, fmt.Errorf("%s failed: %w; last output:\n%s", name, err, tail.String())
+		return nil, err
 	}
 	return stdout.Bytes(), nil
 }
-
-// tailWriter keeps the last max bytes written to it.
-type tailWriter struct {
-	max int
-	buf []byte
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailWriter) String() string { return string(t.buf) }
 
 // rootfsRecipe keys the cached package tree apart from FormatVersion
 // (which also covers the configure stage): bump it when the mmdebstrap

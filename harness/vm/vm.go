@@ -19,6 +19,7 @@ import (
 	"github.com/pidreuse/pidreuse/harness/ssh"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/layer"
+	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/shell"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
@@ -446,12 +447,8 @@ func ConsoleTail(path string, lines int) string {
 	if err != nil {
 		return fmt.Sprintf("(no console log: %v)", err)
 	}
-	data = bytes.TrimRight(data, "\r\n")
-	parts := strings.Split(strings.ReplaceAll(string(data), "\r", ""), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return "  " + strings.Join(parts, "\n  ")
+	tail := command.LastLines(strings.ReplaceAll(string(data), "\r", ""), lines)
+	return "  " + strings.ReplaceAll(tail, "\n", "\n  ")
 }
 
 // KeepRunning makes Close leave the domain, its disk and its dir in place,

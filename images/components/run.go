@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/shell"
 )
 
@@ -21,7 +22,8 @@ func (w *workspace) run(ctx context.Context, dir string, env []string, name stri
 }
 
 // runOut is run, but returns stdout instead of logging it; stderr is
-// still logged.
+// still logged. On failure it returns what stdout there was with the error
+// (`go mod download -json` reports its error there).
 func (w *workspace) runOut(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
 	fmt.Fprintf(w.log, "\n$ cd %s && %s\n", shell.Quote(dir), shell.Line(env, slices.Concat([]string{name}, args)))
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -30,11 +32,11 @@ func (w *workspace) runOut(ctx context.Context, dir string, env []string, name s
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, w.log
 	start := time.Now()
-	err := cmd.Run()
+	err := command.Run(ctx, cmd)
 	fmt.Fprintf(w.log, "# %s took %s\n", name, time.Since(start).Round(time.Millisecond))
 	if err != nil {
 		w.log.Write(stdout.Bytes())
-		return nil, fmt.Errorf("%s: %w", shell.Join(slices.Concat([]string{name}, args)), err)
+		return stdout.Bytes(), err
 	}
 	return stdout.Bytes(), nil
 }

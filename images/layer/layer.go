@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/elfcheck"
 	"github.com/pidreuse/pidreuse/internal/fileutil"
 )
@@ -144,6 +145,8 @@ func Check(ctx context.Context, b *Binary) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// Not command.Run: this is a probe whose answer is its first line, and
+	// its failure is one line of a usage error.
 	out, err := exec.CommandContext(ctx, b.Src, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("--%s: `%s %s` failed (%v): %s", b.Name, b.Src, strings.Join(args, " "), err, firstLine(string(out)))
@@ -206,9 +209,9 @@ func Build(ctx context.Context, l Layer, dir string) (string, error) {
 	kib := (size+size/4)/1024 + 16*1024
 	cmd := exec.CommandContext(ctx, "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal",
 		"-L", "pidreuse-layer", "-E", "root_owner=0:0", "-d", stage, img, fmt.Sprintf("%dk", kib))
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if err := command.Run(ctx, cmd); err != nil {
 		_ = os.Remove(img)
-		return "", fmt.Errorf("layer: mke2fs: %w: %s", err, strings.TrimSpace(string(out)))
+		return "", fmt.Errorf("layer: %w", err)
 	}
 	return img, nil
 }
