@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -21,6 +20,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/pidreuse/pidreuse/internal/fileutil"
 )
 
 // FormatVersion is part of every image hash. Bump it whenever the recipe
@@ -333,7 +334,7 @@ func digestTree(f File) ([]fileDigest, error) {
 		switch {
 		case fi.Mode().IsRegular():
 			d.Kind = "file"
-			sum, err := sha256File(src)
+			sum, _, err := fileutil.SHA256(src)
 			if err != nil {
 				return err
 			}
@@ -398,17 +399,4 @@ func walkSource(f File, visit func(src, dst string, fi os.FileInfo, mode os.File
 		}
 		return nil
 	})
-}
-
-func sha256File(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("reading %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -21,6 +21,9 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/images/layer"
+	"github.com/pidreuse/pidreuse/internal/command"
+	"github.com/pidreuse/pidreuse/internal/fileutil"
+	"github.com/pidreuse/pidreuse/internal/shell"
 )
 
 // checkHost fails early, before a lock or temp directory exists, when the
@@ -47,8 +50,8 @@ func checkHost() error {
 func (s *buildState) workDir() string { return filepath.Join(s.dir, "work") }
 
 // run runs a command with its output going to the build log; on failure the
-// error carries the output's tail so the caller sees why without the log
-// (which is deleted with the failed build).
+// error carries the output's last lines (see command.Run) so the caller sees
+// why without the log (which is deleted with the failed build).
 func (s *buildState) run(ctx context.Context, name string, args ...string) error {
 	_, err := s.output(ctx, false, name, args...)
 	return err
@@ -57,15 +60,13 @@ func (s *buildState) run(ctx context.Context, name string, args ...string) error
 // output is run that also returns stdout when captureStdout is set.
 func (s *buildState) output(ctx context.Context, captureStdout bool, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
-	tail := &tailWriter{max: 3000}
-	logw := io.MultiWriter(s.log, tail)
 	var stdout bytes.Buffer
 	if captureStdout {
 		cmd.Stdout = &stdout
 	} else {
-		cmd.Stdout = logw
+		cmd.Stdout = s.log
 	}
-	cmd.Stderr = logw
+	cmd.Stderr = s.log
 	// SIGTERM rather than SIGKILL on cancel: mmdebstrap traps it and
 	// unmounts what it mounted inside the rootfs (measured: it can take
 	// ~25 s to wind down mid-install). WaitDelay bounds how long a command
@@ -73,34 +74,15 @@ func (s *buildState) output(ctx context.Context, captureStdout bool, name string
 	// mount it left.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
-	fmt.Fprintf(s.log, "+ %s %s\n", name, strings.Join(args, " "))
+	fmt.Fprintf(s.log, "+ %s\n", shell.Join(cmd.Args))
 	start := time.Now()
-	err := cmd.Run()
+	err := command.Run(ctx, cmd)
 	fmt.Fprintf(s.log, "  (%s, %v)\n", name, time.Since(start).Round(time.Millisecond))
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s interrupted: %w", name, ctx.Err())
-		}
-		return nil, fmt.Errorf("%s failed: %w; last output:\n%s", name, err, tail.String())
+		return nil, err
 	}
 	return stdout.Bytes(), nil
 }
-
-// tailWriter keeps the last max bytes written to it.
-type tailWriter struct {
-	max int
-	buf []byte
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailWriter) String() string { return string(t.buf) }
 
 // rootfsRecipe keys the cached package tree apart from FormatVersion
 // (which also covers the configure stage): bump it when the mmdebstrap
@@ -419,31 +401,14 @@ func (s *buildState) copyKernel() error {
 	if _, err := os.Stat(initrd); err != nil {
 		return fmt.Errorf("no initrd for kernel %s (is initramfs-tools installed?): %w", version, err)
 	}
-	if err := copyFile(kernels[0], filepath.Join(s.dir, KernelName), 0o644); err != nil {
+	if _, err := fileutil.Copy(kernels[0], filepath.Join(s.dir, KernelName), 0o644); err != nil {
 		return fmt.Errorf("copying kernel: %w", err)
 	}
-	if err := copyFile(initrd, filepath.Join(s.dir, InitrdName), 0o644); err != nil {
+	if _, err := fileutil.Copy(initrd, filepath.Join(s.dir, InitrdName), 0o644); err != nil {
 		return fmt.Errorf("copying initrd: %w", err)
 	}
 	s.kernelVersion = version
 	return nil
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // installedPackages asks the rootfs's own dpkg what is installed, so the
@@ -557,18 +522,22 @@ func stageManifest(ctx context.Context, s *buildState) error {
 // artifact hashes and syncs one entry file; syncing here means the rename
 // that publishes the entry never exposes data still in the page cache only.
 func artifact(dir, name string) (Artifact, error) {
-	f, err := os.Open(filepath.Join(dir, name))
+	p := filepath.Join(dir, name)
+	sum, size, err := fileutil.SHA256(p)
 	if err != nil {
-		return Artifact{}, fmt.Errorf("image artifact missing: %w", err)
+		return Artifact{}, fmt.Errorf("image artifact: %w", err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return Artifact{}, fmt.Errorf("hashing %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
+	if err := syncFile(p); err != nil {
 		return Artifact{}, fmt.Errorf("syncing %s: %w", name, err)
 	}
-	return Artifact{Path: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return Artifact{Path: name, Size: size, SHA256: sum}, nil
+}
+
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -11,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/images"
@@ -226,18 +227,18 @@ func cleanTemp(tmp string, now time.Time, olderThan time.Duration, dryRun bool, 
 		isDir[e.Name()] = e.IsDir()
 	}
 	stale := selectStale(items, now, olderThan)
-	mounts, mErr := mountPoints()
 	var errs []error
 	for _, n := range stale {
 		p := filepath.Join(tmp, n)
 		// RemoveAll would descend into a mount and delete what it shows;
 		// a crashed run should never leave one here, but if it did, the
 		// files behind it are not ours.
+		m, mErr := mountUnder(p)
 		if mErr != nil {
 			errs = append(errs, fmt.Errorf("clean: kept %s: cannot tell whether anything is mounted under it: %w", p, mErr))
 			continue
 		}
-		if m := mountedUnder(mounts, p); m != "" {
+		if m != "" {
 			errs = append(errs, fmt.Errorf("clean: kept %s: %s is mounted under it: unmount it (umount -R %s) and run clean again", p, m, m))
 			continue
 		}
@@ -258,57 +259,12 @@ func cleanTemp(tmp string, now time.Time, olderThan time.Duration, dryRun bool, 
 	return dirs, files, errors.Join(errs...)
 }
 
-// mountPoints lists this mount namespace's mount points.
-func mountPoints() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
+// mountUnder returns a mount point at or below dir (absolute and clean),
+// or "".
+func mountUnder(dir string) (string, error) {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil || len(mounts) == 0 {
+		return "", err
 	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// Field 5 is the mount point, with spaces etc. octal-escaped.
-		if fields := strings.Fields(sc.Text()); len(fields) > 4 {
-			out = append(out, unescapeMountinfo(fields[4]))
-		}
-	}
-	return out, sc.Err()
-}
-
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			var v byte
-			ok := true
-			for _, c := range []byte(s[i+1 : i+4]) {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + c - '0'
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// mountedUnder returns a mount point at or below dir, or "".
-func mountedUnder(mounts []string, dir string) string {
-	for _, m := range mounts {
-		if m == dir || strings.HasPrefix(m, dir+"/") {
-			return m
-		}
-	}
-	return ""
+	return mounts[0].Mountpoint, nil
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -67,22 +68,37 @@ func TestTreeLastActive(t *testing.T) {
 	}
 }
 
-func TestMountinfoHelpers(t *testing.T) {
-	if got := unescapeMountinfo(`/tmp/pidreuse-a\040b\134c`); got != `/tmp/pidreuse-a b\c` {
-		t.Errorf("unescape: %q", got)
+// A stale dir with something mounted under it is kept (RemoveAll would
+// delete what the mount shows), whatever characters its name holds; a
+// sibling whose name only starts the same is removed.
+func TestCleanTempKeepsMountedDirs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
 	}
-	if got := unescapeMountinfo(`/x\04`); got != `/x\04` {
-		t.Errorf("short escape changed: %q", got)
+	tmp := t.TempDir()
+	// Space and backslash are octal-escaped in the mount table.
+	mounted := filepath.Join(tmp, `pidreuse-a b\c`)
+	sibling := mounted + "d"
+	run := filepath.Join(mounted, "run")
+	mustMkdir(t, run)
+	mustMkdir(t, sibling)
+	if err := syscall.Mount("tmpfs", run, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
 	}
-	mounts := []string{"/", "/tmp/pidreuse-ab/run", "/tmp/pidreuse-abc"}
-	if got := mountedUnder(mounts, "/tmp/pidreuse-a"); got != "" {
-		t.Errorf("/tmp/pidreuse-a: %q, want none (pidreuse-ab is a sibling)", got)
+	t.Cleanup(func() { _ = syscall.Unmount(run, syscall.MNT_DETACH) })
+
+	dirs, files, err := cleanTemp(tmp, time.Now(), 0, false, "removed")
+	if err == nil || !strings.Contains(err.Error(), run+" is mounted under it") {
+		t.Errorf("error %v, want one naming the mount %s", err, run)
 	}
-	if got := mountedUnder(mounts, "/tmp/pidreuse-ab"); got != "/tmp/pidreuse-ab/run" {
-		t.Errorf("/tmp/pidreuse-ab: %q", got)
+	if dirs != 1 || files != 0 {
+		t.Errorf("removed %d dirs and %d files, want only the sibling", dirs, files)
 	}
-	if got := mountedUnder(mounts, "/tmp/pidreuse-abc"); got != "/tmp/pidreuse-abc" {
-		t.Errorf("/tmp/pidreuse-abc: %q", got)
+	if _, err := os.Stat(run); err != nil {
+		t.Errorf("the dir with a mount under it was removed: %v", err)
+	}
+	if _, err := os.Stat(sibling); !os.IsNotExist(err) {
+		t.Errorf("the sibling %s was kept: %v", sibling, err)
 	}
 }
 

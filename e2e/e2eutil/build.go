@@ -9,7 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
+
+	"github.com/pidreuse/pidreuse/internal/command"
 )
 
 // RepoRoot finds the module root from this source file, so suites work
@@ -46,8 +47,8 @@ func goBuild(ctx context.Context, dir, name string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, name), "./cmd/"+name)
 	cmd.Dir = RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build %s: %w\n%s", name, err, strings.TrimSpace(string(out)))
+	if err := command.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("build %s: %w", name, err)
 	}
 	return nil
 }

@@ -56,7 +56,10 @@ func Leftovers(binary string) []string {
 	return out
 }
 
-// Mounts is this process's mount table, to compare before and after.
+// Mounts is this process's mount table, to compare before and after. It is
+// the raw text, not parsed (github.com/moby/sys/mountinfo, as images and
+// clean use): any difference at all, a remount in place or a new mount ID,
+// must fail the comparison, and a parse would only drop detail.
 func Mounts() (string, error) {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	return string(data), err

@@ -1,7 +1,6 @@
 package libvirt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
+
+	"github.com/pidreuse/pidreuse/internal/command"
 )
 
 // FreeLoopbackPort returns a TCP port on 127.0.0.1 that was free a moment
@@ -50,14 +50,8 @@ func CreateOverlay(ctx context.Context, base, overlay string) error {
 	// -F names the backing format explicitly: libvirt refuses to probe
 	// it (a guest could otherwise make a raw image look like qcow2).
 	cmd := exec.CommandContext(ctx, qemuImg, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", absBase, overlay)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("qemu-img create %s: %w", overlay, ctxErr)
-		}
-		return fmt.Errorf("qemu-img create -b %s %s: %w: %s", absBase, overlay, err, strings.TrimSpace(out.String()))
+	if err := command.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("overlay %s: %w", overlay, err)
 	}
 	return nil
 }

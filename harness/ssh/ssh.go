@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/pidreuse/pidreuse/internal/shell"
 )
 
 // ErrConnectionLost is wrapped by errors from a Client whose connection went
@@ -311,11 +313,6 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (stdout, 
 	return outBuf.Bytes(), errBuf.Bytes(), -1, fmt.Errorf("run %q on %s: %w", cmd, c.addr, waitErr)
 }
 
-// ShellQuote quotes s for a POSIX shell.
-func ShellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // Upload writes data to remotePath with the given permission bits. It
 // writes a temporary file next to the target and renames it into place, so
 // a connection lost halfway (a reboot) never leaves a truncated file at
@@ -325,7 +322,7 @@ func (c *Client) Upload(ctx context.Context, data io.Reader, remotePath string, 
 		return fmt.Errorf("upload to %s: remote path %q must name a file", c.addr, remotePath)
 	}
 	tmp := remotePath + ".pidreuse-upload"
-	q, qt := ShellQuote(remotePath), ShellQuote(tmp)
+	q, qt := shell.Quote(remotePath), shell.Quote(tmp)
 	script := fmt.Sprintf("umask 077 && cat > %s && chmod %04o %s && mv -f %s %s || { rc=$?; rm -f %s; exit $rc; }",
 		qt, mode.Perm(), qt, qt, q, qt)
 	_, stderr, code, err := c.Run(ctx, script, data)

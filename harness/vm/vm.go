@@ -19,6 +19,8 @@ import (
 	"github.com/pidreuse/pidreuse/harness/ssh"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/layer"
+	"github.com/pidreuse/pidreuse/internal/command"
+	"github.com/pidreuse/pidreuse/internal/shell"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
@@ -314,11 +316,7 @@ func (n *Node) Exec(ctx context.Context, argv ...string) (harness.ExecResult, er
 	if len(argv) > 0 && argv[0] == "nodeagent" {
 		argv = append([]string{images.GuestAgentPath}, argv[1:]...)
 	}
-	quoted := make([]string, len(argv))
-	for i, a := range argv {
-		quoted[i] = ssh.ShellQuote(a)
-	}
-	stdout, stderr, code, err := c.Run(ctx, strings.Join(quoted, " "), nil)
+	stdout, stderr, code, err := c.Run(ctx, shell.Join(argv), nil)
 	if err != nil {
 		return harness.ExecResult{}, err
 	}
@@ -449,12 +447,8 @@ func ConsoleTail(path string, lines int) string {
 	if err != nil {
 		return fmt.Sprintf("(no console log: %v)", err)
 	}
-	data = bytes.TrimRight(data, "\r\n")
-	parts := strings.Split(strings.ReplaceAll(string(data), "\r", ""), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return "  " + strings.Join(parts, "\n  ")
+	tail := command.LastLines(strings.ReplaceAll(string(data), "\r", ""), lines)
+	return "  " + strings.ReplaceAll(tail, "\n", "\n  ")
 }
 
 // KeepRunning makes Close leave the domain, its disk and its dir in place,

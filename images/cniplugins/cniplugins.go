@@ -3,7 +3,6 @@
 package cniplugins
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/pidreuse/pidreuse/images/cachedir"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/node/cniplugin"
 )
 
@@ -81,10 +81,8 @@ func build(ctx context.Context, cacheRoot, version string) error {
 		// proxy is reachable, never a toolchain download.
 		cmd.Dir = tmp
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOBIN="+tmp, "GOTOOLCHAIN=local", "GOFLAGS=")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("build CNI plugin %s: go install %s: %w\n%s", version, pkg, err, strings.TrimSpace(out.String()))
+		if err := command.Run(ctx, cmd); err != nil {
+			return fmt.Errorf("build CNI plugin %s: %w", version, err)
 		}
 	}
 	dir := filepath.Join(cacheRoot, version)

@@ -9,6 +9,7 @@ package components
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/pidreuse/pidreuse/images/cachedir"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/elfcheck"
+	"github.com/pidreuse/pidreuse/internal/fileutil"
 )
 
 // Component is one binary at one pinned version.
@@ -180,33 +183,26 @@ func install(tmp, dir, name, failedLog string) error {
 }
 
 // keepFailedLog copies the log of a failed build next to where the entry
-// would be (the temporary dir is removed) and returns err with the log's
-// tail, which is where the compiler or the module resolver says what broke.
+// would be (the temporary dir is removed) and says where it is. A failed
+// command's error already ends with the command's last lines, which is
+// where the compiler or the module resolver says what broke; any other
+// error gets the log's last lines.
 func keepFailedLog(logFile *os.File, logPath, keep string, err error) error {
 	fmt.Fprintf(logFile, "\nFAILED: %v\n", err)
 	logFile.Close()
+	where := "full log: " + keep
+	if _, cerr := fileutil.Copy(logPath, keep, 0o644); cerr != nil {
+		where = fmt.Sprintf("full log lost: %v", cerr)
+	}
+	var cmdErr *command.Error
+	if errors.As(err, &cmdErr) {
+		return fmt.Errorf("%w\n(%s)", err, where)
+	}
 	data, rerr := os.ReadFile(logPath)
 	if rerr != nil {
 		return fmt.Errorf("%w (and its log is unreadable: %v)", err, rerr)
 	}
-	where := "full log: " + keep
-	if werr := os.WriteFile(keep, data, 0o644); werr != nil {
-		where = fmt.Sprintf("full log lost: %v", werr)
-	}
-	return fmt.Errorf("%w\n--- last lines of the build log (%s) ---\n%s", err, where, lastLines(string(data), tailLines))
-}
-
-// tailLines is how much of a failed build's log an error carries.
-const tailLines = 40
-
-// lastLines returns the last n lines of s, without a trailing newline.
-func lastLines(s string, n int) string {
-	s = strings.TrimRight(s, "\n")
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return fmt.Errorf("%w\n--- last lines of the build log (%s) ---\n%s", err, where, command.LastLines(string(data), command.TailLines))
 }
 
 // workspace is one build in progress.

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/mod/modfile"
 
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/elfcheck"
 )
 
@@ -197,22 +198,6 @@ func TestReleaseTime(t *testing.T) {
 	}
 }
 
-func TestLastLines(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"a\nb\nc\n", 2, "b\nc"},
-		{"a\nb", 5, "a\nb"},
-		{"", 3, ""},
-	} {
-		if got := lastLines(c.in, c.n); got != c.want {
-			t.Errorf("lastLines(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
-		}
-	}
-}
-
 func TestAll(t *testing.T) {
 	want := []Component{
 		{Kubelet, versions.Kubelet}, {CRIO, versions.CRIO}, {Pinns, versions.CRIO}, {Crictl, versions.Crictl},
@@ -305,7 +290,7 @@ func TestBuildFailureLeavesNoEntry(t *testing.T) {
 	}
 	msg := err.Error()
 	if !strings.Contains(msg, "compiler said no") || !strings.Contains(msg, "line 100") || strings.Contains(msg, "line 60\n") {
-		t.Errorf("error should carry the log's last %d lines only:\n%s", tailLines, msg)
+		t.Errorf("error should carry the log's last %d lines only:\n%s", command.TailLines, msg)
 	}
 	if _, err := os.Stat(entryDir(root, c)); !os.IsNotExist(err) {
 		t.Errorf("failed build left a cache entry (%v)", err)
@@ -317,6 +302,38 @@ func TestBuildFailureLeavesNoEntry(t *testing.T) {
 	leftovers, _ := filepath.Glob(filepath.Join(root, c.Name, ".build-*"))
 	if len(leftovers) != 0 {
 		t.Errorf("temporary dirs left: %v", leftovers)
+	}
+}
+
+// A failed command's error carries its line and its last lines once (not
+// again from the log), and the kept log has all of it.
+func TestBuildFailureOfACommand(t *testing.T) {
+	root := t.TempDir()
+	c := Component{"tool", "v1.0.0"}
+	script := "for i in $(seq 1 100); do echo out $i; echo err $i >&2; done; exit 1"
+	r := recipe{version: c.Version, build: func(ctx context.Context, w *workspace) error {
+		return w.run(ctx, w.src, []string{"X=a b"}, "sh", "-c", script)
+	}}
+	err := build(context.Background(), root, c, r, func(string) {})
+	var cmdErr *command.Error
+	if !errors.As(err, &cmdErr) {
+		t.Fatalf("error %v, want a *command.Error", err)
+	}
+	msg := err.Error()
+	keep := filepath.Join(root, c.Name, c.Version+".failed-build.log")
+	for _, want := range []string{"sh -c '" + script + "'", "exit status 1", "err 100", "full log: " + keep} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Count(msg, "err 100") != 1 || strings.Contains(msg, "err 50\n") {
+		t.Errorf("error should carry the command's last %d lines once:\n%s", command.TailLines, msg)
+	}
+	kept, _ := os.ReadFile(keep)
+	for _, want := range []string{"&& X='a b' sh -c", "err 1\n", "out 1\n", "out 100\n"} {
+		if !strings.Contains(string(kept), want) {
+			t.Errorf("kept log lacks %q", want)
+		}
 	}
 }
 
@@ -332,13 +349,5 @@ func TestCheckBinary(t *testing.T) {
 	}
 	if _, err := os.Stat("/bin/sh"); err == nil && elfcheck.Static("/bin/sh") == nil {
 		t.Error("/bin/sh passed as static")
-	}
-}
-
-func TestShellLine(t *testing.T) {
-	got := shellLine([]string{"GOFLAGS=-mod=mod -buildvcs=false", "go", "build", "-ldflags", "-X a.b=it's", "./x"})
-	want := `'GOFLAGS=-mod=mod -buildvcs=false' go build -ldflags '-X a.b=it'\''s' ./x`
-	if got != want {
-		t.Errorf("shellLine = %s, want %s", got, want)
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/pidreuse/pidreuse/internal/command"
+	"github.com/pidreuse/pidreuse/internal/shell"
 )
 
 // run runs name with args in dir, appending the command line and all its
@@ -20,39 +22,23 @@ func (w *workspace) run(ctx context.Context, dir string, env []string, name stri
 }
 
 // runOut is run, but returns stdout instead of logging it; stderr is
-// still logged.
+// still logged. On failure it returns what stdout there was with the error
+// (`go mod download -json` reports its error there).
 func (w *workspace) runOut(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
-	fmt.Fprintf(w.log, "\n$ cd %s && %s\n", shellQuote(dir), shellLine(slices.Concat(env, []string{name}, args)))
+	fmt.Fprintf(w.log, "\n$ cd %s && %s\n", shell.Quote(dir), shell.Line(env, slices.Concat([]string{name}, args)))
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, w.log
 	start := time.Now()
-	err := cmd.Run()
+	err := command.Run(ctx, cmd)
 	fmt.Fprintf(w.log, "# %s took %s\n", name, time.Since(start).Round(time.Millisecond))
 	if err != nil {
 		w.log.Write(stdout.Bytes())
-		return nil, fmt.Errorf("%s: %w", shellLine(slices.Concat([]string{name}, args)), err)
+		return stdout.Bytes(), err
 	}
 	return stdout.Bytes(), nil
-}
-
-// shellLine quotes words for a shell, so a logged command can be pasted
-// back to rerun a failed step by hand.
-func shellLine(words []string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = shellQuote(w)
-	}
-	return strings.Join(q, " ")
-}
-
-func shellQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;#~!") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // goEnv is the environment every go command runs with, after the caller's.

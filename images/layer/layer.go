@@ -11,11 +11,8 @@ package layer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +20,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/elfcheck"
+	"github.com/pidreuse/pidreuse/internal/fileutil"
 )
 
 // Guest side of the layer; the image's configure stage writes Unit and
@@ -135,7 +134,7 @@ func Check(ctx context.Context, b *Binary) error {
 	if err := elfcheck.Executable(b.Src); err != nil {
 		return fmt.Errorf("--%s: %w", b.Name, err)
 	}
-	sum, err := fileSHA256(b.Src)
+	sum, _, err := fileutil.SHA256(b.Src)
 	if err != nil {
 		return fmt.Errorf("--%s: %w", b.Name, err)
 	}
@@ -146,6 +145,8 @@ func Check(ctx context.Context, b *Binary) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// Not command.Run: this is a probe whose answer is its first line, and
+	// its failure is one line of a usage error.
 	out, err := exec.CommandContext(ctx, b.Src, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("--%s: `%s %s` failed (%v): %s", b.Name, b.Src, strings.Join(args, " "), err, firstLine(string(out)))
@@ -160,19 +161,6 @@ func firstLine(s string) string {
 		s = s[:i]
 	}
 	return s
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Build writes the layer disk as dir/layer.img (raw ext4) from a staging
@@ -201,7 +189,7 @@ func Build(ctx context.Context, l Layer, dir string) (string, error) {
 			if b.SHA256 == "" {
 				return "", fmt.Errorf("layer: %s was not checked (layer.Check)", b.Name)
 			}
-			n, err := copyFile(b.Src, filepath.Join(bin, b.Name), 0o755)
+			n, err := fileutil.Copy(b.Src, filepath.Join(bin, b.Name), 0o755)
 			if err != nil {
 				return "", fmt.Errorf("layer: %s: %w", b.Name, err)
 			}
@@ -221,9 +209,9 @@ func Build(ctx context.Context, l Layer, dir string) (string, error) {
 	kib := (size+size/4)/1024 + 16*1024
 	cmd := exec.CommandContext(ctx, "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal",
 		"-L", "pidreuse-layer", "-E", "root_owner=0:0", "-d", stage, img, fmt.Sprintf("%dk", kib))
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if err := command.Run(ctx, cmd); err != nil {
 		_ = os.Remove(img)
-		return "", fmt.Errorf("layer: mke2fs: %w: %s", err, strings.TrimSpace(string(out)))
+		return "", fmt.Errorf("layer: %w", err)
 	}
 	return img, nil
 }
@@ -246,29 +234,11 @@ func copyPlugins(src, dst string) (int64, error) {
 	sort.Strings(names)
 	var total int64
 	for _, name := range names {
-		n, err := copyFile(filepath.Join(src, name), filepath.Join(dst, name), 0o755)
+		n, err := fileutil.Copy(filepath.Join(src, name), filepath.Join(dst, name), 0o755)
 		if err != nil {
 			return 0, err
 		}
 		total += n
 	}
 	return total, nil
-}
-
-// copyFile copies src (following symlinks) to dst.
-func copyFile(src, dst string, mode os.FileMode) (int64, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return 0, err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(out, in)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return n, err
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pidreuse/pidreuse/internal/fileutil"
 )
 
 func TestCheckRejectsBadBinaries(t *testing.T) {
@@ -62,7 +64,7 @@ func TestBuildMakesAnExt4LayerWithTheFiles(t *testing.T) {
 	if err := os.MkdirAll(cni, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := copyFile("/bin/true", filepath.Join(cni, "loopback"), 0o755); err != nil {
+	if _, err := fileutil.Copy("/bin/true", filepath.Join(cni, "loopback"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	img, err := Build(context.Background(), Layer{

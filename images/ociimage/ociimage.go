@@ -7,8 +7,6 @@ package ociimage
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +14,10 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // File is one file of the image's single layer.
@@ -35,20 +37,10 @@ type Image struct {
 	Cmd        []string
 }
 
-const (
-	mediaManifest = "application/vnd.oci.image.manifest.v1+json"
-	mediaConfig   = "application/vnd.oci.image.config.v1+json"
-	mediaLayer    = "application/vnd.oci.image.layer.v1.tar"
-)
-
-type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
-
-// Write lays img out as an OCI image layout in dir (created).
+// Write lays img out as an OCI image layout in dir (created). The JSON
+// documents are encoded from the image-spec types, whose fields
+// encoding/json writes in declaration order (and map keys sorted), so the
+// same img gives the same bytes and digests.
 func Write(dir string, img Image) error {
 	if img.Ref == "" || len(img.Files) == 0 {
 		return fmt.Errorf("oci image %s: needs a ref and at least one file", dir)
@@ -57,57 +49,61 @@ func Write(dir string, img Image) error {
 	if err != nil {
 		return fmt.Errorf("oci image %s: %w", img.Ref, err)
 	}
-	blobs := filepath.Join(dir, "blobs", "sha256")
+	blobs := filepath.Join(dir, v1.ImageBlobsDir, digest.Canonical.String())
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
 		return err
 	}
-	put := func(data []byte) (string, error) {
-		sum := sha256.Sum256(data)
-		h := hex.EncodeToString(sum[:])
-		return "sha256:" + h, os.WriteFile(filepath.Join(blobs, h), data, 0o644)
+	put := func(mediaType string, data []byte) (v1.Descriptor, error) {
+		d := digest.Canonical.FromBytes(data)
+		desc := v1.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(data))}
+		return desc, os.WriteFile(filepath.Join(blobs, d.Encoded()), data, 0o644)
 	}
-	layerDigest, err := put(layer)
+	putJSON := func(mediaType string, v any) (v1.Descriptor, error) {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		return put(mediaType, data)
+	}
+	layerDesc, err := put(v1.MediaTypeImageLayer, layer)
 	if err != nil {
 		return err
 	}
-	config, err := json.Marshal(map[string]any{
-		"architecture": "amd64",
-		"os":           "linux",
-		"config":       map[string]any{"Entrypoint": img.Entrypoint, "Cmd": img.Cmd},
-		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{layerDigest}},
+	configDesc, err := putJSON(v1.MediaTypeImageConfig, v1.Image{
+		Platform: v1.Platform{Architecture: "amd64", OS: "linux"},
+		Config:   v1.ImageConfig{Entrypoint: img.Entrypoint, Cmd: img.Cmd},
+		// The layer is uncompressed, so its diff ID is its digest.
+		RootFS: v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{layerDesc.Digest}},
 	})
 	if err != nil {
 		return err
 	}
-	configDigest, err := put(config)
-	if err != nil {
-		return err
-	}
-	manifest, err := json.Marshal(map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     mediaManifest,
-		"config":        descriptor{MediaType: mediaConfig, Digest: configDigest, Size: int64(len(config))},
-		"layers":        []descriptor{{MediaType: mediaLayer, Digest: layerDigest, Size: int64(len(layer))}},
+	manifestDesc, err := putJSON(v1.MediaTypeImageManifest, v1.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: v1.MediaTypeImageManifest,
+		Config:    configDesc,
+		Layers:    []v1.Descriptor{layerDesc},
 	})
 	if err != nil {
 		return err
 	}
-	manifestDigest, err := put(manifest)
-	if err != nil {
-		return err
-	}
-	index, err := json.Marshal(map[string]any{
-		"schemaVersion": 2,
-		"manifests": []descriptor{{MediaType: mediaManifest, Digest: manifestDigest, Size: int64(len(manifest)),
-			Annotations: map[string]string{"org.opencontainers.image.ref.name": img.Ref}}},
+	manifestDesc.Annotations = map[string]string{v1.AnnotationRefName: img.Ref}
+	index, err := json.Marshal(v1.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: v1.MediaTypeImageIndex,
+		Manifests: []v1.Descriptor{manifestDesc},
 	})
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "index.json"), index, 0o644); err != nil {
+	layout, err := json.Marshal(v1.ImageLayout{Version: v1.ImageLayoutVersion})
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, v1.ImageIndexFile), index, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, v1.ImageLayoutFile), layout, 0o644)
 }
 
 // layerTar packs files with their parent directories, sorted, with a
