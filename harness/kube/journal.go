@@ -54,17 +54,3 @@ func LivenessFailures(kubeletJournal, container string) []string {
 	}
 	return out
 }
-
-// LastLines keeps the last n non-empty lines of s.
-func LastLines(s string, n int) string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

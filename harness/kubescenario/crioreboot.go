@@ -9,6 +9,7 @@ import (
 
 	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/harness/runner"
+	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/crioguest"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 	"github.com/pidreuse/pidreuse/scenarios"
@@ -173,6 +174,6 @@ func (p *play) watchLiveness(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.res.Record(scenarios.CheckNoLivenessFailure, "", len(failures) == 0, kube.LastLines(strings.Join(failures, "\n"), 5))
+	p.res.Record(scenarios.CheckNoLivenessFailure, "", len(failures) == 0, command.LastLines(strings.Join(failures, "\n"), 5))
 	return nil
 }

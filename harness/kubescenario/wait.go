@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness/kube"
+	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/crioguest"
 )
 
@@ -74,7 +75,7 @@ func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time
 		if err != nil {
 			return false, "", err
 		}
-		last := kube.LastLines(strings.Join(failures, "\n"), 3)
+		last := command.LastLines(strings.Join(failures, "\n"), 3)
 		if len(failures) > 0 && kube.Restarts(cs, crioguest.SDNPod) > before {
 			return true, last, nil
 		}
