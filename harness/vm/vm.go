@@ -6,6 +6,8 @@ package vm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -218,6 +220,9 @@ func (n *Node) checkLayer(ctx context.Context) error {
 	if l.CNIDir != "" {
 		script += " && test -d " + layer.GuestCNIDir
 	}
+	for _, f := range l.Files {
+		script += " && sha256sum " + shell.Quote(f.Path)
+	}
 	res, err := n.Exec(ctx, "sh", "-c", script)
 	if err == nil && res.ExitCode != 0 {
 		err = fmt.Errorf("%s", bytes.TrimSpace(append(res.Stdout, res.Stderr...)))
@@ -231,6 +236,12 @@ func (n *Node) checkLayer(ctx context.Context) error {
 			return fmt.Errorf("vm %s: %s in the guest is not %s (sha256 %s); guest says: %s", n.opts.Name, b.GuestPath(), b.Src, b.SHA256, strings.TrimSpace(got))
 		}
 	}
+	for _, f := range l.Files {
+		sum := sha256.Sum256(f.Data)
+		if !strings.Contains(got, hex.EncodeToString(sum[:])+"  "+f.Path) {
+			return fmt.Errorf("vm %s: the layer did not write %s in the guest; guest says: %s", n.opts.Name, f.Path, strings.TrimSpace(got))
+		}
+	}
 	n.opts.Progress(fmt.Sprintf("%s: the guest runs the given %s", n.opts.Name, layerNames(l)))
 	return nil
 }
@@ -242,6 +253,9 @@ func layerNames(l layer.Layer) string {
 	}
 	if l.CNIDir != "" {
 		names = append(names, "CNI plugins")
+	}
+	for _, f := range l.Files {
+		names = append(names, f.Path)
 	}
 	return strings.Join(names, ", ")
 }

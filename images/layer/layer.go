@@ -86,6 +86,10 @@ done
 mkdir -p ` + GuestMount + `
 mount -o ro "$dev" ` + GuestMount + `
 `)
+	// Files are copied, not laid over: they are a run's settings (a CRI-O
+	// drop-in, a sysctl) written into the VM's own overlay disk, and the
+	// services that read them start after this unit.
+	fmt.Fprintf(&b, "if [ -d %[1]s/%[2]s ]; then cp -a %[1]s/%[2]s/. /; echo \"pidreuse-layer: files copied\"; fi\n", GuestMount, filesDir)
 	for _, o := range Overlays {
 		fmt.Fprintf(&b, "if [ -d %[1]s/%[2]s ]; then mkdir -p %[3]s; mount -t overlay pidreuse-layer -o lowerdir=%[1]s/%[2]s:%[3]s %[3]s; echo \"pidreuse-layer: %[2]s over %[3]s\"; fi\n",
 			GuestMount, o.Layer, o.Guest)
@@ -113,10 +117,25 @@ type Layer struct {
 	Binaries []Binary `json:"binaries,omitempty"`
 	// CNIDir is a host dir of CNI plugins (already checked by the caller).
 	CNIDir string `json:"cniDir,omitempty"`
+	// Files are written into the guest's root at boot, before the
+	// services that read them: a run's own settings, such as a CRI-O
+	// drop-in that turns namespace pinning on or off.
+	Files []File `json:"files,omitempty"`
 }
 
+// File is one file a layer writes into the guest.
+type File struct {
+	// Path is absolute, in the guest.
+	Path string      `json:"path"`
+	Data []byte      `json:"-"`
+	Mode os.FileMode `json:"mode"`
+}
+
+// filesDir holds the layer's Files, as a tree rooted at the guest's /.
+const filesDir = "files"
+
 // Empty says whether there is nothing to lay over the image.
-func (l Layer) Empty() bool { return len(l.Binaries) == 0 && l.CNIDir == "" }
+func (l Layer) Empty() bool { return len(l.Binaries) == 0 && l.CNIDir == "" && len(l.Files) == 0 }
 
 // versionArgs says how to ask each tool for its version. pinns has no
 // --version (v1.34.0 segfaults on an unknown long option), so it is only
@@ -202,6 +221,27 @@ func Build(ctx context.Context, l Layer, dir string) (string, error) {
 			return "", fmt.Errorf("layer: cni: %w", err)
 		}
 		size += n
+	}
+	for _, f := range l.Files {
+		if !filepath.IsAbs(f.Path) || filepath.Clean(f.Path) != f.Path || f.Path == "/" {
+			return "", fmt.Errorf("layer: file path %q must be absolute and clean", f.Path)
+		}
+		p := filepath.Join(stage, filesDir, f.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", fmt.Errorf("layer: %w", err)
+		}
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := os.WriteFile(p, f.Data, mode); err != nil {
+			return "", fmt.Errorf("layer: %w", err)
+		}
+		// WriteFile's mode passes through the umask; the guest gets mode.
+		if err := os.Chmod(p, mode); err != nil {
+			return "", fmt.Errorf("layer: %w", err)
+		}
+		size += int64(len(f.Data)) + 4096
 	}
 	img := filepath.Join(dir, "layer.img")
 	_ = os.Remove(img)

@@ -70,9 +70,16 @@ func TestBuildMakesAnExt4LayerWithTheFiles(t *testing.T) {
 	img, err := Build(context.Background(), Layer{
 		Binaries: []Binary{{Name: "crio", Src: "/bin/true", SHA256: "x"}, {Name: "pinns", Src: "/bin/false", SHA256: "x"}},
 		CNIDir:   cni,
+		Files:    []File{{Path: "/etc/crio/crio.conf.d/90-pinning.conf", Data: []byte("[crio.runtime]\n"), Mode: 0o640}},
 	}, dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if out, err := exec.Command("debugfs", "-R", "stat /files/etc/crio/crio.conf.d/90-pinning.conf", img).CombinedOutput(); err != nil || !strings.Contains(string(out), "Mode:  0640") {
+		t.Errorf("the drop-in in the layer: %v\n%s", err, out)
+	}
+	if _, err := Build(context.Background(), Layer{Files: []File{{Path: "etc/x"}}}, dir); err == nil {
+		t.Error("a relative file path must be an error")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "layer-stage")); !os.IsNotExist(err) {
 		t.Errorf("staging tree left behind: %v", err)
@@ -100,6 +107,9 @@ func TestScriptOverlaysEveryDir(t *testing.T) {
 		if !strings.Contains(Script, want) {
 			t.Errorf("script lacks %q:\n%s", want, Script)
 		}
+	}
+	if !strings.Contains(Script, "cp -a "+GuestMount+"/files/. /") {
+		t.Errorf("script does not copy the layer's files into place:\n%s", Script)
 	}
 	if !strings.Contains(Unit, "ConditionKernelCommandLine="+CmdlineFlag) {
 		t.Error("the unit must only run when the VM has a layer")
