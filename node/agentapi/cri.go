@@ -63,9 +63,11 @@ type CRISandbox struct {
 	// /proc/<InfraPID>/ns/net when they do not manage the netns lifecycle,
 	// a pin otherwise, and only their configuration tells which.
 	NetnsPath string `json:"netnsPath,omitempty"`
-	// InfraPID is the PID of the sandbox's infra (pause) process, from the
-	// verbose info when the runtime puts one there. 0: none reported (CRI-O
-	// 1.34 drops the infra container by default; 1.16/1.17 send no info).
+	// InfraPID is the PID of the sandbox's infra (pause) process as the
+	// runtime records it: from the verbose info when the runtime puts one
+	// there, else (CRI-O 1.16/1.17) from CRI-O's inspect endpoint on the
+	// same socket. After a reboot old CRI-O keeps the previous boot's PID
+	// here. 0: none (CRI-O 1.34 drops the infra container by default).
 	InfraPID int `json:"infraPID,omitempty"`
 	// Error says what could not be read about this sandbox (its status
 	// call failed, e.g. it was removed after the list); the fields above

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 
@@ -54,6 +56,7 @@ type Client struct {
 	conn     *grpc.ClientConn
 	rt       runtimeService
 	runtime  agentapi.CRIRuntime
+	inspect  *http.Client // CRI-O's HTTP inspect API, same socket
 }
 
 // Dial connects to a runtime at endpoint (unix:///path or /path) and asks
@@ -76,6 +79,12 @@ func Dial(ctx context.Context, endpoint string) (*Client, error) {
 		return nil, fmt.Errorf("cri: connect to %s: %w", endpoint, err)
 	}
 	c := &Client{endpoint: endpoint, conn: conn}
+	c.inspect = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}}
 	if err := c.detect(ctx); err != nil {
 		c.Close()
 		return nil, err
@@ -109,6 +118,7 @@ func (c *Client) detect(ctx context.Context) error {
 
 // Close ends the connection.
 func (c *Client) Close() error {
+	c.inspect.CloseIdleConnections()
 	return c.conn.Close()
 }
 

@@ -50,7 +50,8 @@ func crio134() *fakeRuntime {
 }
 
 // crio116 is a CRI-O 1.16/1.17 node: runtime.v1alpha2 only, no verbose
-// info for sandboxes, plain-string info for containers.
+// info for sandboxes, plain-string info for containers, and the HTTP
+// inspect API on the same socket.
 func crio116() *fakeRuntime {
 	return &fakeRuntime{
 		name: "cri-o", version: "1.16.2", reportedAPI: "v1alpha1",
@@ -65,6 +66,7 @@ func crio116() *fakeRuntime {
 			{id: "bb02", sandbox: "51f0", name: "proxy", state: 0,
 				info: map[string]string{"pid": "0", "sandboxId": "51f0"}},
 		},
+		inspect: map[string]int{"7c1e": 2301, "51f0": 2290},
 	}
 }
 
@@ -134,11 +136,11 @@ func TestFallsBackToV1alpha2(t *testing.T) {
 		t.Fatalf("sandboxes = %+v", pods.Sandboxes)
 	}
 	web, proxy := pods.Sandboxes[0], pods.Sandboxes[1]
-	// Old CRI-O sends no spec: no path, no infra PID.
-	if web.NetnsPath != "" || web.InfraPID != 0 || web.HostNetwork || web.NetworkMode != "POD" || web.Error != "" {
+	// Old CRI-O sends no spec: no path, but the infra PID from inspect.
+	if web.NetnsPath != "" || web.InfraPID != 2301 || web.HostNetwork || web.NetworkMode != "POD" || web.Error != "" {
 		t.Errorf("web sandbox: %+v", web)
 	}
-	if !proxy.HostNetwork || proxy.State != "SANDBOX_NOTREADY" {
+	if !proxy.HostNetwork || proxy.State != "SANDBOX_NOTREADY" || proxy.InfraPID != 2290 {
 		t.Errorf("hostNetwork sandbox: %+v", proxy)
 	}
 
@@ -154,10 +156,11 @@ func TestFallsBackToV1alpha2(t *testing.T) {
 	}
 }
 
-// A sandbox removed between the list and its status stays in the list,
-// with Error.
-func TestSandboxGoneAfterList(t *testing.T) {
+// A sandbox that old CRI-O's inspect API does not know, and one removed
+// between the list and its status: both stay in the list, with Error.
+func TestSandboxErrorsStayWithTheSandbox(t *testing.T) {
 	f := crio116()
+	delete(f.inspect, "51f0")
 	f.sandboxes = append(f.sandboxes, fakeSandbox{id: "dead", name: "gone", gone: true})
 	c := dial(t, serve(t, f, "v1alpha2"))
 	pods, err := c.Pods(context.Background())
@@ -168,10 +171,13 @@ func TestSandboxGoneAfterList(t *testing.T) {
 	for _, sb := range pods.Sandboxes {
 		byID[sb.ID] = sb
 	}
+	if sb := byID["51f0"]; sb.InfraPID != 0 || !strings.Contains(sb.Error, "404") || !sb.HostNetwork {
+		t.Errorf("sandbox unknown to inspect: %+v", sb)
+	}
 	if sb := byID["dead"]; sb.Name != "gone" || !strings.Contains(sb.Error, "NotFound") {
 		t.Errorf("removed sandbox: %+v", sb)
 	}
-	if sb := byID["7c1e"]; sb.Name != "web-node1" || sb.Error != "" {
+	if sb := byID["7c1e"]; sb.InfraPID != 2301 || sb.Error != "" {
 		t.Errorf("healthy sandbox: %+v", sb)
 	}
 }

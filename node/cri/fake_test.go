@@ -2,8 +2,12 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -21,6 +25,9 @@ type fakeRuntime struct {
 	name, version, reportedAPI string
 	sandboxes                  []fakeSandbox
 	containers                 []fakeContainer
+	// inspect, when set, is served on the same socket like CRI-O 1.16/1.17's
+	// HTTP inspect API: GET /containers/<id> answers {"pid": N}.
+	inspect map[string]int
 	// block makes the list calls wait for the caller to give up.
 	block bool
 
@@ -94,8 +101,38 @@ func serve(t *testing.T, f *fakeRuntime, apis ...string) string {
 			t.Fatalf("unknown API %q", api)
 		}
 	}
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
+	if f.inspect == nil {
+		go gs.Serve(lis)
+		t.Cleanup(gs.Stop)
+		return "unix://" + sock
+	}
+	// CRI-O 1.16/1.17 split one socket between gRPC and HTTP/1 (cmux);
+	// here net/http takes both and hands HTTP/2 gRPC to the gRPC server.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /containers/{id}", func(w http.ResponseWriter, r *http.Request) {
+		pid, ok := f.inspect[r.PathValue("id")]
+		if !ok {
+			http.Error(w, "can't find the container with id "+r.PathValue("id"), http.StatusNotFound)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"name": "k8s_POD", "pid": pid, "sandbox": r.PathValue("id")})
+	})
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	hs := &http.Server{Protocols: &protos, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})}
+	go hs.Serve(lis)
+	t.Cleanup(func() {
+		if err := hs.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Log(err)
+		}
+	})
 	return "unix://" + sock
 }
 

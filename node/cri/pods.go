@@ -48,6 +48,21 @@ func (c *Client) fillSandbox(ctx context.Context, sb *agentapi.CRISandbox) error
 		return nil
 	}
 	sb.NetnsPath, sb.InfraPID = info.NetnsPath, info.PID
+	// CRI-O 1.16/1.17 return no verbose info for a sandbox at all, but
+	// their inspect API knows the infra container's PID, which is what their
+	// stale /proc/<pid>/ns/net path names. A newer CRI-O that sent info
+	// without a PID has no infra process: nothing to ask.
+	if len(st.Info) == 0 && c.runtime.RuntimeName == "cri-o" {
+		pid, err := c.inspectPID(ctx, sb.ID)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return fmt.Errorf("cri pod sandbox %s at %s: %w (%v)", sb.ID, c.endpoint, ctx.Err(), err)
+		case err != nil:
+			sb.Error = err.Error()
+		default:
+			sb.InfraPID = pid
+		}
+	}
 	return nil
 }
 
