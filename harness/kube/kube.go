@@ -1,152 +1,75 @@
-// Package kube reads a node's CRI-O and kubelet state through crictl and
-// the journal, for the scenarios where real CRI-O and kubelet issue DEL.
+// Package kube reads a Kubernetes node's state for the scenarios where a
+// real CRI-O and kubelet run: CRI-O's sandboxes and containers through the
+// node agent's `cri` steps (CRI v1 or v1alpha2, whichever the CRI-O under
+// test speaks: crictl >= 1.26 speaks v1 only, CRI-O 1.16/1.17 v1alpha2
+// only), systemd's units, and the journal.
 package kube
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
 	"github.com/pidreuse/pidreuse/internal/crioguest"
+	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
-// endpoint is where crictl finds CRI-O in the node.
-const endpoint = crioguest.CRISocket
+// Container is one container as CRI-O reports it.
+type Container = agentapi.CRIContainer
 
-// Container is one container as crictl reports it.
-type Container struct {
-	ID       string `json:"id"`
-	Sandbox  string `json:"podSandboxId"`
-	State    string `json:"state"`
-	Metadata struct {
-		Name    string `json:"name"`
-		Attempt int    `json:"attempt"`
-	} `json:"metadata"`
-	Labels map[string]string `json:"labels"`
+// Sandbox is one pod sandbox as CRI-O reports it.
+type Sandbox = agentapi.CRISandbox
+
+// Running is the CRI state of a running container.
+const Running = "CONTAINER_RUNNING"
+
+func cri(ctx context.Context, n harness.Node, out any, step string) error {
+	return harness.Agent(ctx, n, out, "cri", step, "--endpoint", crioguest.CRISocket, "--timeout", "20s")
 }
 
-// Pod is the pod name kubelet gave the container.
-func (c Container) Pod() string { return c.Labels["io.kubernetes.pod.name"] }
-
-// Sandbox is one pod sandbox as crictl reports it, with what inspectp adds.
-type Sandbox struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Metadata struct {
-		Name      string `json:"name"`
-		Namespace string `json:"namespace"`
-	} `json:"metadata"`
-	// NetnsPath is the network namespace path in the sandbox's runtime
-	// spec: CRI-O pins it under /var/run/netns/<uuid>.
-	NetnsPath string `json:"netnsPath,omitempty"`
-	// HostNetwork is true for hostNetwork pods (CRI-O still pins a netns
-	// path for them: the host's).
-	HostNetwork bool `json:"hostNetwork,omitempty"`
+// Runtime names the runtime and the CRI version the agent spoke to it.
+func Runtime(ctx context.Context, n harness.Node) (agentapi.CRIRuntime, error) {
+	var out agentapi.CRIRuntime
+	err := cri(ctx, n, &out, "version")
+	return out, err
 }
 
-func crictl(ctx context.Context, n harness.Node, out any, args ...string) error {
-	argv := append([]string{"crictl", "--runtime-endpoint", endpoint, "--timeout", "10s"}, args...)
-	res, err := n.Exec(ctx, argv...)
-	if err != nil {
-		return err
-	}
-	if res.ExitCode != 0 {
-		return fmt.Errorf("crictl %s: exit %d: %s", strings.Join(args, " "), res.ExitCode, strings.TrimSpace(string(res.Stderr)))
-	}
-	if err := json.Unmarshal(res.Stdout, out); err != nil {
-		return fmt.Errorf("crictl %s: %w", strings.Join(args, " "), err)
-	}
-	return nil
-}
-
-// Containers lists every container, running or not.
+// Containers lists every container, running or not, each running one with
+// its PID.
 func Containers(ctx context.Context, n harness.Node) ([]Container, error) {
-	var out struct {
-		Containers []Container `json:"containers"`
-	}
-	err := crictl(ctx, n, &out, "ps", "-a", "-o", "json")
+	var out agentapi.CRIContainers
+	err := cri(ctx, n, &out, "containers")
 	return out.Containers, err
 }
 
-// Sandboxes lists the pod sandboxes with their netns paths.
+// Sandboxes lists the pod sandboxes with their netns paths (CRI-O >= 1.19
+// reports them) and infra PIDs (CRI-O 1.16/1.17 keep one per sandbox).
 func Sandboxes(ctx context.Context, n harness.Node) ([]Sandbox, error) {
-	var out struct {
-		Items []Sandbox `json:"items"`
-	}
-	if err := crictl(ctx, n, &out, "pods", "-o", "json"); err != nil {
-		return nil, err
-	}
-	for i := range out.Items {
-		var insp struct {
-			Status struct {
-				Linux struct {
-					Namespaces struct {
-						Options struct {
-							Network string `json:"network"`
-						} `json:"options"`
-					} `json:"namespaces"`
-				} `json:"linux"`
-			} `json:"status"`
-			Info struct {
-				RuntimeSpec struct {
-					Linux struct {
-						Namespaces []struct {
-							Type string `json:"type"`
-							Path string `json:"path"`
-						} `json:"namespaces"`
-					} `json:"linux"`
-				} `json:"runtimeSpec"`
-			} `json:"info"`
-		}
-		if err := crictl(ctx, n, &insp, "inspectp", "-o", "json", out.Items[i].ID); err != nil {
-			return nil, err
-		}
-		out.Items[i].HostNetwork = insp.Status.Linux.Namespaces.Options.Network == "NODE"
-		for _, ns := range insp.Info.RuntimeSpec.Linux.Namespaces {
-			if ns.Type == "network" {
-				out.Items[i].NetnsPath = ns.Path
-			}
-		}
-	}
-	return out.Items, nil
+	var out agentapi.CRIPods
+	err := cri(ctx, n, &out, "pods")
+	return out.Sandboxes, err
 }
 
 // ContainerPIDs returns the host PIDs of the running containers.
-func ContainerPIDs(ctx context.Context, n harness.Node) ([]int, error) {
-	cs, err := Containers(ctx, n)
-	if err != nil {
-		return nil, err
-	}
+func ContainerPIDs(cs []Container) []int {
 	var pids []int
 	for _, c := range cs {
-		if c.State != "CONTAINER_RUNNING" {
-			continue
-		}
-		var insp struct {
-			Info struct {
-				PID int `json:"pid"`
-			} `json:"info"`
-		}
-		if err := crictl(ctx, n, &insp, "inspect", "-o", "json", c.ID); err != nil {
-			return nil, err
-		}
-		if insp.Info.PID > 0 {
-			pids = append(pids, insp.Info.PID)
+		if c.State == Running && c.PID > 0 {
+			pids = append(pids, c.PID)
 		}
 	}
-	return pids, nil
+	return pids
 }
 
-// Running says whether every named container runs. Containers are named
-// as in the pod spec; kubelet suffixes static pod names with the node's.
-func Running(cs []Container, names ...string) bool {
+// AllRunning says whether every named container runs. Containers are
+// named as in the pod spec; kubelet suffixes static pod names with the
+// node's.
+func AllRunning(cs []Container, names ...string) bool {
 	for _, n := range names {
 		ok := false
 		for _, c := range cs {
-			ok = ok || (c.Metadata.Name == n && c.State == "CONTAINER_RUNNING")
+			ok = ok || (c.Name == n && c.State == Running)
 		}
 		if !ok {
 			return false
@@ -161,8 +84,8 @@ func Running(cs []Container, names ...string) bool {
 func Restarts(cs []Container, name string) int {
 	n := 0
 	for _, c := range cs {
-		if c.Metadata.Name == name && c.Metadata.Attempt > n {
-			n = c.Metadata.Attempt
+		if c.Name == name && c.Attempt > n {
+			n = c.Attempt
 		}
 	}
 	return n
@@ -175,7 +98,7 @@ func WaitRunning(ctx context.Context, n harness.Node, progress func(string), pod
 	var lastErr error
 	for {
 		cs, err := Containers(ctx, n)
-		if err == nil && Running(cs, pods...) {
+		if err == nil && AllRunning(cs, pods...) {
 			return cs, nil
 		}
 		lastErr = err
@@ -185,7 +108,7 @@ func WaitRunning(ctx context.Context, n harness.Node, progress func(string), pod
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("pods %v not running after %s (last crictl error: %v): %w", pods, time.Since(start).Round(time.Second), lastErr, ctx.Err())
+			return nil, fmt.Errorf("pods %v not running after %s (last CRI error: %v): %w", pods, time.Since(start).Round(time.Second), lastErr, ctx.Err())
 		case <-time.After(2 * time.Second):
 		}
 	}

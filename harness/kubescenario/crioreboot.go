@@ -39,7 +39,7 @@ func (p *play) crioReboot(ctx context.Context) error {
 	var paths []string
 	pinned := true
 	for _, sb := range old {
-		paths = append(paths, sb.Metadata.Name+"="+sb.NetnsPath)
+		paths = append(paths, sb.Name+"="+sb.NetnsPath)
 		pinned = pinned && (strings.HasPrefix(sb.NetnsPath, "/var/run/netns/") || strings.HasPrefix(sb.NetnsPath, "/run/netns/"))
 	}
 	p.res.NetnsPath = strings.Join(paths, " ")
@@ -86,10 +86,11 @@ func (p *play) crioReboot(ctx context.Context) error {
 // squatOnNextBoot writes the running containers' PIDs where
 // pidreuse-squat.service finds them at the next boot, before crio starts.
 func (p *play) squatOnNextBoot(ctx context.Context) ([]int, error) {
-	pids, err := kube.ContainerPIDs(ctx, p.node)
+	cs, err := kube.Containers(ctx, p.node)
 	if err != nil {
 		return nil, err
 	}
+	pids := kube.ContainerPIDs(cs)
 	if len(pids) == 0 {
 		return nil, fmt.Errorf("no running container has a PID: nothing for host processes to take")
 	}
@@ -136,7 +137,7 @@ func (p *play) judgeCRIOCleanup(journal string, old []kube.Sandbox) {
 	p.res.DelTarget = string(agentapi.TargetMissing)
 	for _, sb := range old {
 		line := kube.RestoreFailedLine(journal, sb.ID, sb.NetnsPath)
-		p.res.Record(scenarios.CheckPinGone, sb.Metadata.Name, line != "", runner.OrNone(line))
+		p.res.Record(scenarios.CheckPinGone, sb.Name, line != "", runner.OrNone(line))
 		if line != "" && p.res.DelError == "" {
 			p.res.DelError = line
 		}
@@ -146,8 +147,8 @@ func (p *play) judgeCRIOCleanup(journal string, old []kube.Sandbox) {
 		if sb.HostNetwork {
 			continue // its pin named the host netns: there is no pod network to delete
 		}
-		p.res.Record(scenarios.CheckDelEmptyNetns, sb.Metadata.Name,
-			kube.DeletedWithEmptyNetns(journal, sb.Metadata.Namespace, sb.Metadata.Name, sb.ID), "")
+		p.res.Record(scenarios.CheckDelEmptyNetns, sb.Name,
+			kube.DeletedWithEmptyNetns(journal, sb.Namespace, sb.Name, sb.ID), "")
 	}
 	p.step("CNI DEL by CRI-O", p.res.DelError)
 }
@@ -168,7 +169,7 @@ func (p *play) watchLiveness(ctx context.Context) error {
 		return err
 	}
 	after := kube.Restarts(cs, crioguest.SDNPod)
-	p.res.Record(scenarios.CheckSDNNotRestarted, "", kube.Running(cs, crioguest.SDNPod, crioguest.WebPod) && after == before,
+	p.res.Record(scenarios.CheckSDNNotRestarted, "", kube.AllRunning(cs, crioguest.SDNPod, crioguest.WebPod) && after == before,
 		fmt.Sprintf("restarts %d → %d", before, after))
 	failures, err := p.livenessFailures(ctx)
 	if err != nil {

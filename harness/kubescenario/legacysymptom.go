@@ -68,7 +68,7 @@ func (p *play) legacySymptom(ctx context.Context) error {
 		return err
 	}
 	now := kube.Restarts(cs, crioguest.SDNPod)
-	p.res.Record(scenarios.CheckLivenessRecovers, "", kube.Running(cs, crioguest.SDNPod) && now == settled,
+	p.res.Record(scenarios.CheckLivenessRecovers, "", kube.AllRunning(cs, crioguest.SDNPod) && now == settled,
 		fmt.Sprintf("restarts %d → %d over %s", settled, now, 3*ProbePeriod))
 	return nil
 }

@@ -37,7 +37,7 @@ var Packages = []string{"conmon", "runc", "libseccomp2", "skopeo", "containernet
 var Artifacts = map[string]string{
 	"crio.log":    "journalctl -b -1 -u crio --no-pager -o short-precise; echo; journalctl -b 0 -u crio --no-pager -o short-precise",
 	"kubelet.log": "journalctl -b -1 -u kubelet --no-pager -o short-precise; echo; journalctl -b 0 -u kubelet --no-pager -o short-precise",
-	"crictl.txt":  "crictl pods; crictl ps -a",
+	"cri.json":    "nodeagent cri version; nodeagent cri pods; nodeagent cri containers",
 	"units.txt":   "systemctl --no-pager status crio kubelet pidreuse-squat pidreuse-load-images",
 }
 
