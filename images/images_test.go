@@ -151,6 +151,7 @@ func TestHashSensitive(t *testing.T) {
 		}},
 		{"enabled units", func(t *testing.T, in *Inputs) { in.Enable = []string{"kubelet.service"} }},
 		{"hostname", func(t *testing.T, in *Inputs) { in.Hostname = "other" }},
+		{"kernel args", func(t *testing.T, in *Inputs) { in.KernelArgs = []string{"systemd.unified_cgroup_hierarchy=0"} }},
 		{"disk size", func(t *testing.T, in *Inputs) { in.DiskSize = 20 << 30 }},
 	}
 	for _, c := range cases {
@@ -174,20 +175,21 @@ func TestHashSensitive(t *testing.T) {
 
 func TestHashRejectsBadInputs(t *testing.T) {
 	cases := map[string]func(in *Inputs){
-		"no sources":       func(in *Inputs) { in.AptSources = "" },
-		"missing sources":  func(in *Inputs) { in.AptSources = "/nonexistent/debian.sources" },
-		"relative dst":     func(in *Inputs) { in.Files[0].Dst = "usr/bin/x" },
-		"unclean dst":      func(in *Inputs) { in.Files[0].Dst = "/usr/../etc/x" },
-		"missing src":      func(in *Inputs) { in.Files[0].Src = "/nonexistent/agent" },
-		"bad package":      func(in *Inputs) { in.Packages = append(in.Packages, "a,b") },
-		"tiny disk":        func(in *Inputs) { in.DiskSize = 1 << 20 },
-		"no suite":         func(in *Inputs) { in.Suite = "" },
-		"bad unit":         func(in *Inputs) { in.Enable = []string{"--now"} },
-		"mode not perm":    func(in *Inputs) { in.Files[0].Mode = os.ModeDir | 0o755 },
-		"no hostname":      func(in *Inputs) { in.Hostname = "" },
-		"unaligned disk":   func(in *Inputs) { in.DiskSize = 2<<30 + 1 },
-		"dst is the root":  func(in *Inputs) { in.Files[0].Dst = "/" },
-		"empty source src": func(in *Inputs) { in.Files[0].Src = "" },
+		"no sources":        func(in *Inputs) { in.AptSources = "" },
+		"missing sources":   func(in *Inputs) { in.AptSources = "/nonexistent/debian.sources" },
+		"relative dst":      func(in *Inputs) { in.Files[0].Dst = "usr/bin/x" },
+		"unclean dst":       func(in *Inputs) { in.Files[0].Dst = "/usr/../etc/x" },
+		"missing src":       func(in *Inputs) { in.Files[0].Src = "/nonexistent/agent" },
+		"bad package":       func(in *Inputs) { in.Packages = append(in.Packages, "a,b") },
+		"tiny disk":         func(in *Inputs) { in.DiskSize = 1 << 20 },
+		"no suite":          func(in *Inputs) { in.Suite = "" },
+		"bad unit":          func(in *Inputs) { in.Enable = []string{"--now"} },
+		"mode not perm":     func(in *Inputs) { in.Files[0].Mode = os.ModeDir | 0o755 },
+		"no hostname":       func(in *Inputs) { in.Hostname = "" },
+		"spaced kernel arg": func(in *Inputs) { in.KernelArgs = []string{"a b"} },
+		"unaligned disk":    func(in *Inputs) { in.DiskSize = 2<<30 + 1 },
+		"dst is the root":   func(in *Inputs) { in.Files[0].Dst = "/" },
+		"empty source src":  func(in *Inputs) { in.Files[0].Src = "" },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -35,6 +35,11 @@ const FormatVersion = 4
 // virtio disk, and the serial console is the only console.
 const KernelCmdline = "root=/dev/vda rw console=ttyS0,115200"
 
+// Cmdline is KernelCmdline with in's KernelArgs.
+func (in Inputs) Cmdline() string {
+	return strings.Join(append([]string{KernelCmdline}, in.KernelArgs...), " ")
+}
+
 // DefaultSuite is the Debian release the nodes run.
 const DefaultSuite = "bookworm"
 
@@ -79,6 +84,10 @@ type Inputs struct {
 	// Enable are systemd units enabled (systemctl enable, in the rootfs)
 	// after Files are laid in, e.g. a kubelet unit shipped as a File.
 	Enable []string
+	// KernelArgs are added to KernelCmdline, e.g.
+	// systemd.unified_cgroup_hierarchy=0 for a node whose kubelet needs
+	// cgroup v1.
+	KernelArgs []string
 	// Hostname goes to /etc/hostname and /etc/hosts.
 	Hostname string
 	// DiskSize is the virtual size of the base disk in bytes.
@@ -199,6 +208,8 @@ type hashDoc struct {
 	DiskSize      int64        `json:"disk_size"`
 	Files         []fileDigest `json:"files"`
 	Enable        []string     `json:"enable"`
+	// omitempty: images without kernel args keep the hash they had.
+	KernelArgs []string `json:"kernel_args,omitempty"`
 }
 
 // digested is what hashing the inputs learned, reused by the build so it
@@ -238,6 +249,11 @@ func (in Inputs) validate() error {
 	for _, p := range in.Packages {
 		if p == "" || strings.ContainsAny(p, ", \t\n") {
 			return fmt.Errorf("invalid package name %q in Inputs.Packages", p)
+		}
+	}
+	for _, a := range in.KernelArgs {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"") {
+			return fmt.Errorf("invalid kernel argument %q in Inputs.KernelArgs", a)
 		}
 	}
 	for _, u := range in.Enable {
@@ -293,6 +309,7 @@ func (in Inputs) digest() (*digested, error) {
 		DiskSize:      in.DiskSize,
 		Files:         files,
 		Enable:        units,
+		KernelArgs:    in.KernelArgs,
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {

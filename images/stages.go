@@ -507,7 +507,7 @@ func stageManifest(ctx context.Context, s *buildState) error {
 		Packages:          s.packages,
 		Files:             s.files,
 		KernelVersion:     s.kernelVersion,
-		KernelCmdline:     KernelCmdline,
+		KernelCmdline:     s.in.Cmdline(),
 		BaseDisk:          arts[0],
 		Kernel:            arts[1],
 		Initrd:            arts[2],
