@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -23,7 +24,7 @@ func (w *workspace) run(ctx context.Context, dir string, env []string, name stri
 // still logged.
 func (w *workspace) runOut(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
 	fmt.Fprintf(w.log, "\n$ cd %s && %s\n", shellQuote(dir), shellLine(slices.Concat(env, []string{name}, args)))
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := command(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stdout bytes.Buffer
@@ -36,6 +37,18 @@ func (w *workspace) runOut(ctx context.Context, dir string, env []string, name s
 		return nil, fmt.Errorf("%s: %w", shellLine(slices.Concat([]string{name}, args)), err)
 	}
 	return stdout.Bytes(), nil
+}
+
+// command is exec.CommandContext that, when ctx ends, kills the command's
+// whole process group: `go build` leaves its compile and cgo processes
+// running if only it is killed, and a cancelled build must stop.
+func command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A grandchild holding stdout must not keep Wait from returning.
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
 }
 
 // shellLine quotes words for a shell, so a logged command can be pasted
@@ -61,7 +74,13 @@ func shellQuote(s string) string {
 // GOFLAGS is replaced, not extended: a user's -mod or -tags would change
 // what gets built under an unchanged cache key.
 func goEnv(goflags string, extra ...string) []string {
-	return append([]string{"GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS=" + goflags}, extra...)
+	return goEnvToolchain("local", goflags, extra...)
+}
+
+// goEnvToolchain is goEnv with another GOTOOLCHAIN, for a source tree that
+// needs a newer go than this machine's (see goToolchain).
+func goEnvToolchain(toolchain, goflags string, extra ...string) []string {
+	return append([]string{"GOTOOLCHAIN=" + toolchain, "GOWORK=off", "GOFLAGS=" + goflags}, extra...)
 }
 
 // modInfo is what `go mod download -json` says about one module version.
