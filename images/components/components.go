@@ -1,10 +1,13 @@
 // Package components builds the node's Kubernetes components (kubelet,
 // CRI-O, pinns, crictl) from source at pinned versions, fetching the source
-// through the Go module proxy, and caches each build by name and version so
-// an image rebuild never rebuilds them.
+// through the Go module proxy or, for the CRI-O releases the proxy refuses,
+// from a release tarball or git clone checked against its pin (SourceDirs),
+// and caches each build by name and version so an image rebuild never
+// rebuilds them.
 //
-// A cache entry is cacheRoot/<name>/<version>/, holding the binary <name>
-// and the full build.log of the build that made it.
+// A cache entry is cacheRoot/<name>/<version>/ (<version>-src-<hash>/ for a
+// build from a source tree), holding the binary <name> and the full
+// build.log of the build that made it.
 package components
 
 import (
@@ -58,7 +61,7 @@ func recipes() []recipe {
 		{Component{Crictl, versions.Crictl}, versions.Crictl, 3 * time.Minute, buildCrictl},
 		{Component{Kubelet, versions.KubeletLegacy}, versions.KubeletLegacy, 8 * time.Minute, buildKubelet},
 	}
-	return rs
+	return append(rs, sourceRecipes()...)
 }
 
 // findRecipe returns the recipe of c; a c without a version is the

@@ -441,6 +441,38 @@ func TestApplySwaps(t *testing.T) {
 	}
 }
 
+func TestLegacy(t *testing.T) {
+	for tag, want := range map[string][]Component{
+		versions.CRIO117: {{CRIO, versions.CRIO117}, {Pinns, versions.CRIO117}, {Kubelet, versions.KubeletLegacy}},
+		versions.CRIO116: {{CRIO, versions.CRIO116}, {Kubelet, versions.KubeletLegacy}},
+	} {
+		got, err := Legacy(tag)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Legacy(%s) = %v, %v; want %v", tag, got, err, want)
+		}
+		for _, c := range got {
+			if _, ok := findRecipe(c); !ok {
+				t.Errorf("Legacy(%s) lists %v, which has no recipe", tag, c)
+			}
+		}
+	}
+	if _, err := Legacy("v1.18.0"); err == nil || !strings.Contains(err.Error(), versions.CRIO116) {
+		t.Errorf("Legacy(v1.18.0) = %v, want an error listing the pinned tags", err)
+	}
+	// Built from a source tree: the cache key carries the source's hash.
+	s := versions.CRIOSources()[1]
+	want := "/c/crio/" + s.Tag + "-src-" + s.TarSHA256[:12] + "/crio"
+	if got := Path("/c", Component{CRIO, s.Tag}); got != want {
+		t.Errorf("Path(crio %s) = %s, want %s", s.Tag, got, want)
+	}
+	if got := Path("/c", Component{Kubelet, versions.KubeletLegacy}); got != "/c/kubelet/"+versions.KubeletLegacy+"/kubelet" {
+		t.Errorf("Path(kubelet %s) = %s", versions.KubeletLegacy, got)
+	}
+	if _, err := BuildComponent(context.Background(), t.TempDir(), Component{CRIO, "v1.18.0"}, nil); err == nil || !strings.Contains(err.Error(), "crio "+versions.CRIO116) {
+		t.Errorf("BuildComponent(crio v1.18.0) = %v, want an error listing the known versions", err)
+	}
+}
+
 func TestKnownHasEveryDefault(t *testing.T) {
 	for _, c := range All() {
 		if !slices.Contains(Known(), c) {
