@@ -4,8 +4,10 @@ package components
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -146,5 +148,60 @@ func checkCRIORuns(t *testing.T, c Component, path string) {
 	}
 	if !strings.Contains(string(out), "[crio.runtime]") {
 		t.Errorf("crio config printed no [crio.runtime] table:\n%s", lastLines(string(out), 20))
+	}
+}
+
+// TestRealBuildTree runs BuildCRIOTree, the code of `pidreuse build crio`,
+// on a git repository made from the v1.17.5 release tree, as a bisect step
+// would: crio and pinns land in the out dir, crio names the repository's
+// commit, and the source tree is left as it was. After TestRealBuildLegacy
+// the go build cache makes it about a minute.
+func TestRealBuildTree(t *testing.T) {
+	ctx := context.Background()
+	pin := versions.CRIOSources()[1]
+	loc, err := locateCRIOSource(pin.Tag, SourceDirs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &workspace{src: t.TempDir(), log: io.Discard, progress: func(string) {}}
+	tree, err := w.extractCRIOSource(ctx, pin, loc, w.src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"init", "-q"}, {"add", "-A"},
+		{"-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "release tree"},
+	} {
+		if out, err := exec.Command("git", append([]string{"-C", tree.dir}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	head, err := exec.Command("git", "-C", tree.dir, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	start := time.Now()
+	res, err := BuildCRIOTree(ctx, tree.dir, out, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built %s and %s in %s", res.CRIO, res.Pinns, time.Since(start).Round(time.Second))
+	if res.CRIO != filepath.Join(out, CRIO) || res.Pinns != filepath.Join(out, Pinns) {
+		t.Errorf("BuildCRIOTree = %+v, want crio and pinns in %s", res, out)
+	}
+	if err := elfcheck.Static(res.Pinns); err != nil {
+		t.Error(err)
+	}
+	version, _ := exec.Command(res.CRIO, "--version").CombinedOutput()
+	if !strings.Contains(string(version), strings.TrimSpace(string(head))) || !strings.Contains(string(version), "1.17.5") {
+		t.Errorf("crio --version does not name 1.17.5 and commit %s:\n%s", head, version)
+	}
+	if status, _ := exec.Command("git", "-C", tree.dir, "status", "--porcelain").Output(); len(status) != 0 {
+		t.Errorf("the build changed the source tree:\n%s", status)
+	}
+	entries, _ := os.ReadDir(out)
+	if len(entries) != 2 {
+		t.Errorf("out dir holds %d entries, want crio and pinns", len(entries))
 	}
 }
