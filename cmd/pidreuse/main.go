@@ -4,11 +4,13 @@
 //	pidreuse run    --tier sandbox|vm --scenario NAME|all [--plugin-version V|all] [--cni-bin-dir DIR] [--json]
 //	pidreuse bisect --tier sandbox|vm --scenario NAME --cni-bin-dir DIR
 //	pidreuse plugins [--plugin-version V|all]
+//	pidreuse build crio --src DIR --out DIR
 //	pidreuse clean
 //
 // Exit codes: 0 every scenario matched its expectation (bisect: host lo
 // survived), 1 a mismatch (bisect: lo went down), 125 no verdict (bad
 // input, a node that would not start, a step that failed), 2 usage.
+// build: 0 built, 125 the tree does not build, 2 usage.
 package main
 
 import (
@@ -63,7 +65,7 @@ func main() {
 
 func dispatch(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
-		return exitUsage, usageErr{"usage: pidreuse run|bisect|plugins|clean [flags] (pidreuse CMD -h for flags)"}
+		return exitUsage, usageErr{"usage: pidreuse run|bisect|plugins|build|clean [flags] (pidreuse CMD -h for flags)"}
 	}
 	switch args[0] {
 	case "run":
@@ -76,9 +78,11 @@ func dispatch(ctx context.Context, args []string) (int, error) {
 		return cmdImage(ctx, args[1:])
 	case "clean":
 		return cmdClean(ctx, args[1:])
+	case "build":
+		return cmdBuild(ctx, args[1:])
 	case "-h", "--help", "help":
-		fmt.Println("usage: pidreuse run|bisect|plugins|clean [flags]; pidreuse CMD -h for flags")
+		fmt.Println("usage: pidreuse run|bisect|plugins|build|clean [flags]; pidreuse CMD -h for flags")
 		return exitGood, nil
 	}
-	return exitUsage, usageErr{fmt.Sprintf("unknown command %q: use run, bisect, plugins or clean", args[0])}
+	return exitUsage, usageErr{fmt.Sprintf("unknown command %q: use run, bisect, plugins, build or clean", args[0])}
 }

@@ -1,10 +1,13 @@
 // Package components builds the node's Kubernetes components (kubelet,
 // CRI-O, pinns, crictl) from source at pinned versions, fetching the source
-// through the Go module proxy, and caches each build by name and version so
-// an image rebuild never rebuilds them.
+// through the Go module proxy or, for the CRI-O releases the proxy refuses,
+// from a release tarball or git clone checked against its pin (SourceDirs),
+// and caches each build by name and version so an image rebuild never
+// rebuilds them.
 //
-// A cache entry is cacheRoot/<name>/<version>/, holding the binary <name>
-// and the full build.log of the build that made it.
+// A cache entry is cacheRoot/<name>/<version>/ (<version>-src-<hash>/ for a
+// build from a source tree), holding the binary <name> and the full
+// build.log of the build that made it.
 package components
 
 import (
@@ -40,7 +43,10 @@ const (
 // recipe builds one component's binary at out, writing every command and
 // its output to w.log.
 type recipe struct {
-	version string
+	Component
+	// key names the cache entry under <name>/: the version, plus the
+	// source's hash when the source is not the module proxy's.
+	key string
 	// expect is the cold build time measured on a 2-core machine, so the
 	// progress line tells the user how long to wait.
 	expect time.Duration
@@ -48,23 +54,46 @@ type recipe struct {
 }
 
 // recipes is a function, not a package variable, so nothing can mutate it.
-func recipes() map[string]recipe {
-	return map[string]recipe{
-		Kubelet: {versions.Kubelet, 8 * time.Minute, buildKubelet},
-		CRIO:    {versions.CRIO, 4 * time.Minute, buildCRIO},
+// The first recipe of each name is its default version (All, Build).
+func recipes() []recipe {
+	rs := []recipe{
+		{Component{Kubelet, versions.Kubelet}, versions.Kubelet, 8 * time.Minute, buildKubelet},
+		{Component{CRIO, versions.CRIO}, versions.CRIO, 4 * time.Minute, buildCRIO},
 		// pinns is C in CRI-O's module, so it follows CRI-O's version.
-		Pinns:  {versions.CRIO, 5 * time.Second, buildPinns},
-		Crictl: {versions.Crictl, 3 * time.Minute, buildCrictl},
+		{Component{Pinns, versions.CRIO}, versions.CRIO, 5 * time.Second, buildPinns},
+		{Component{Crictl, versions.Crictl}, versions.Crictl, 3 * time.Minute, buildCrictl},
+		{Component{Kubelet, versions.KubeletLegacy}, versions.KubeletLegacy, 8 * time.Minute, buildKubelet},
 	}
+	return append(rs, sourceRecipes()...)
+}
+
+// findRecipe returns the recipe of c; a c without a version is the
+// default version of its name.
+func findRecipe(c Component) (recipe, bool) {
+	for _, r := range recipes() {
+		if r.Name == c.Name && (c.Version == "" || r.Version == c.Version) {
+			return r, true
+		}
+	}
+	return recipe{}, false
 }
 
 // All lists every component with its pinned version, in install order.
 func All() []Component {
-	r := recipes()
 	names := []string{Kubelet, CRIO, Pinns, Crictl}
 	all := make([]Component, 0, len(names))
 	for _, n := range names {
-		all = append(all, Component{Name: n, Version: r[n].version})
+		r, _ := findRecipe(Component{Name: n})
+		all = append(all, r.Component)
+	}
+	return all
+}
+
+// Known lists every component and version there is a recipe for.
+func Known() []Component {
+	var all []Component
+	for _, r := range recipes() {
+		all = append(all, r.Component)
 	}
 	return all
 }
@@ -78,18 +107,28 @@ func Path(cacheRoot string, c Component) string {
 }
 
 func entryDir(cacheRoot string, c Component) string {
-	return filepath.Join(cacheRoot, c.Name, c.Version)
+	key := c.Version
+	if r, ok := findRecipe(c); ok && c.Version != "" {
+		key = r.key
+	}
+	return filepath.Join(cacheRoot, c.Name, key)
 }
 
-// Build returns the cached binary of component name at its pinned version,
-// building it first if it is not cached. progress, if not nil, gets one
-// line per step.
+// Build returns the cached binary of component name at its default
+// pinned version, building it first if it is not cached. progress, if not
+// nil, gets one line per step.
 func Build(ctx context.Context, cacheRoot, name string, progress func(string)) (string, error) {
-	r, ok := recipes()[name]
+	return BuildComponent(ctx, cacheRoot, Component{Name: name}, progress)
+}
+
+// BuildComponent is Build for any version there is a recipe for (Known);
+// an empty c.Version is the default one.
+func BuildComponent(ctx context.Context, cacheRoot string, c Component, progress func(string)) (string, error) {
+	r, ok := findRecipe(c)
 	if !ok {
-		return "", fmt.Errorf("unknown component %q: want one of %s", name, strings.Join(names(), ", "))
+		return "", fmt.Errorf("unknown component %s %s: want one of %s", c.Name, c.Version, known())
 	}
-	c := Component{Name: name, Version: r.version}
+	c = r.Component
 	path := Path(cacheRoot, c)
 	if elfcheck.Executable(path) == nil {
 		return path, nil
@@ -99,31 +138,33 @@ func Build(ctx context.Context, cacheRoot, name string, progress func(string)) (
 	}
 	progress(fmt.Sprintf("building %s %s from source (about %s)", c.Name, c.Version, r.expect))
 	start := time.Now()
-	if err := build(ctx, cacheRoot, c, r, progress); err != nil {
+	if err := build(ctx, cacheRoot, r, progress); err != nil {
 		return "", err
 	}
 	progress(fmt.Sprintf("built %s %s in %s", c.Name, c.Version, time.Since(start).Round(time.Second)))
 	return path, nil
 }
 
-func names() []string {
-	var n []string
-	for _, c := range All() {
-		n = append(n, c.Name)
+func known() string {
+	var k []string
+	for _, c := range Known() {
+		k = append(k, c.Name+" "+c.Version)
 	}
-	return n
+	return strings.Join(k, ", ")
 }
 
 // build makes the entry in a temporary dir inside cacheRoot and renames it
 // into place only when complete, so an interrupted build never looks
 // cached. The source tree and object files stay out of the entry.
-func build(ctx context.Context, cacheRoot string, c Component, r recipe, progress func(string)) (err error) {
+func build(ctx context.Context, cacheRoot string, r recipe, progress func(string)) (err error) {
+	c := r.Component
 	fail := func(err error) error { return fmt.Errorf("build %s %s: %w", c.Name, c.Version, err) }
-	parent := filepath.Dir(entryDir(cacheRoot, c))
+	dir := filepath.Join(cacheRoot, c.Name, r.key)
+	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fail(err)
 	}
-	tmp, err := os.MkdirTemp(parent, ".build-"+c.Version+"-")
+	tmp, err := os.MkdirTemp(parent, ".build-"+r.key+"-")
 	if err != nil {
 		return fail(err)
 	}
@@ -144,7 +185,7 @@ func build(ctx context.Context, cacheRoot string, c Component, r recipe, progres
 	if err := os.Mkdir(w.src, 0o755); err != nil {
 		return fail(err)
 	}
-	failedLog := filepath.Join(parent, c.Version+".failed-build.log")
+	failedLog := filepath.Join(parent, r.key+".failed-build.log")
 	if err := r.build(ctx, w); err != nil {
 		return fail(keepFailedLog(logFile, logPath, failedLog, err))
 	}
@@ -163,7 +204,7 @@ func build(ctx context.Context, cacheRoot string, c Component, r recipe, progres
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fail(err)
 	}
-	return install(tmp, entryDir(cacheRoot, c), c.Name, failedLog)
+	return install(tmp, dir, c.Name, failedLog)
 }
 
 // install renames the finished tmp entry to dir. If another process

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,6 +164,7 @@ func TestKubeletLDFlags(t *testing.T) {
 		"-X k8s.io/component-base/version.gitMajor=1",
 		"-X k8s.io/component-base/version.gitMinor=34",
 		"-X k8s.io/client-go/pkg/version.gitMinor=34",
+		"-X k8s.io/kubernetes/pkg/version.gitVersion=v1.34.2",
 		"-X k8s.io/component-base/version.gitTreeState=clean",
 		"-X k8s.io/component-base/version.buildDate=2025-11-11T19:00:37Z",
 		"-X k8s.io/client-go/pkg/version.buildDate=2025-11-11T19:00:37Z",
@@ -248,12 +250,12 @@ func TestBuildCacheHit(t *testing.T) {
 func TestBuildInstallsCompleteEntry(t *testing.T) {
 	root := t.TempDir()
 	c := Component{"tool", "v1.0.0"}
-	r := recipe{version: c.Version, build: func(ctx context.Context, w *workspace) error {
+	r := recipe{Component: c, key: c.Version, build: func(ctx context.Context, w *workspace) error {
 		fmt.Fprintln(w.log, "compiling")
 		someELF(t, w.out)
 		return nil
 	}}
-	if err := build(context.Background(), root, c, r, func(string) {}); err != nil {
+	if err := build(context.Background(), root, r, func(string) {}); err != nil {
 		t.Fatal(err)
 	}
 	dir := entryDir(root, c)
@@ -277,14 +279,14 @@ func TestBuildInstallsCompleteEntry(t *testing.T) {
 func TestBuildFailureLeavesNoEntry(t *testing.T) {
 	root := t.TempDir()
 	c := Component{"tool", "v1.0.0"}
-	r := recipe{version: c.Version, build: func(ctx context.Context, w *workspace) error {
+	r := recipe{Component: c, key: c.Version, build: func(ctx context.Context, w *workspace) error {
 		for i := 1; i <= 100; i++ {
 			fmt.Fprintf(w.log, "line %d\n", i)
 		}
 		someELF(t, w.out) // a binary from a failed build must not be cached
 		return errors.New("compiler said no")
 	}}
-	err := build(context.Background(), root, c, r, func(string) {})
+	err := build(context.Background(), root, r, func(string) {})
 	if err == nil {
 		t.Fatal("failed recipe reported success")
 	}
@@ -349,5 +351,141 @@ func TestCheckBinary(t *testing.T) {
 	}
 	if _, err := os.Stat("/bin/sh"); err == nil && elfcheck.Static("/bin/sh") == nil {
 		t.Error("/bin/sh passed as static")
+	}
+}
+
+// kubernetes117GoMod is the shape of k8s.io/kubernetes v1.17.5's go.mod:
+// every dependency pinned again by a replace.
+const kubernetes117GoMod = `module k8s.io/kubernetes
+
+go 1.12
+
+require (
+	github.com/mindprince/gonvml v0.0.0-20190828220739-9ebdce4bb989 // indirect
+	github.com/modern-go/reflect2 v1.0.1 // indirect
+	k8s.io/api v0.0.0
+	vbom.ml/util v0.0.0-20160121211510-db5cfe13f5cc
+)
+
+replace (
+	github.com/mindprince/gonvml => github.com/mindprince/gonvml v0.0.0-20190828220739-9ebdce4bb989
+	github.com/modern-go/reflect2 => github.com/modern-go/reflect2 v1.0.1
+	k8s.io/api => ./staging/src/k8s.io/api
+	vbom.ml/util => vbom.ml/util v0.0.0-20160121211510-db5cfe13f5cc
+)
+`
+
+func TestWrapperGoModKubelet117(t *testing.T) {
+	local, err := stagingReplace("v1.17.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := wrapperGoMod([]byte(kubernetes117GoMod), "v1.17.5", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := parseWrapper(t, data)
+	reps := map[string]string{}
+	for _, r := range f.Replace {
+		reps[r.Old.Path+" "+r.Old.Version] = r.New.Path + " " + r.New.Version
+	}
+	want := map[string]string{
+		"github.com/mindprince/gonvml ":  "github.com/mindprince/gonvml v0.0.0-20190828220739-9ebdce4bb989",
+		"github.com/modern-go/reflect2 ": "github.com/modern-go/reflect2 " + versions.Reflect2Fixed,
+		"k8s.io/api ":                    "k8s.io/api v0.17.5",
+		"vbom.ml/util ":                  "github.com/fvbommel/util v0.0.0-20160121211510-db5cfe13f5cc",
+	}
+	if fmt.Sprint(reps) != fmt.Sprint(want) {
+		t.Errorf("replaces:\n got %v\nwant %v", reps, want)
+	}
+	cgo, err := needsCgo([]byte(kubernetes117GoMod))
+	if err != nil || !cgo {
+		t.Errorf("needsCgo(kubernetes 1.17) = %v, %v; want true (gonvml)", cgo, err)
+	}
+}
+
+func TestApplySwaps(t *testing.T) {
+	for _, c := range []struct {
+		name, goMod string
+		want        map[string]string // old path -> new "path version"; absent: no replace
+	}{
+		{"required only: a replace is added",
+			"module m\n\nrequire github.com/modern-go/reflect2 v1.0.1\n",
+			map[string]string{reflect2Module: reflect2Module + " " + versions.Reflect2Fixed}},
+		{"another version: left alone",
+			"module m\n\nrequire github.com/modern-go/reflect2 v1.0.3-0.20250322232337-35a7c28c31ee\n",
+			map[string]string{}},
+		{"a version-specific replace is swapped for one that wins",
+			"module m\n\nrequire vbom.ml/util v0.0.0-1\n\nreplace vbom.ml/util v0.0.0-1 => vbom.ml/util v0.0.0-2\n",
+			map[string]string{"vbom.ml/util": "github.com/fvbommel/util v0.0.0-2"}},
+		{"replaced by a fork: the fork is upstream's choice",
+			"module m\n\nrequire vbom.ml/util v0.0.0-1\n\nreplace vbom.ml/util => example.com/fork v1.0.0\n",
+			map[string]string{"vbom.ml/util": "example.com/fork v1.0.0"}},
+	} {
+		f, err := modfile.Parse("go.mod", []byte(c.goMod), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := applySwaps(f); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		f.Cleanup()
+		// What counts is the written go.mod.
+		if f, err = modfile.Parse("go.mod", modfile.Format(f.Syntax), nil); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range f.Replace {
+			if r.Old.Version != "" {
+				t.Errorf("%s: version-specific replace %s %s left", c.name, r.Old.Path, r.Old.Version)
+			}
+			got[r.Old.Path] = r.New.Path + " " + r.New.Version
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: replaces %v, want %v", c.name, got, c.want)
+		}
+	}
+	if cgo, err := needsCgo([]byte(kubernetesGoMod)); err != nil || cgo {
+		t.Errorf("needsCgo(kubernetes 1.34) = %v, %v; want false", cgo, err)
+	}
+}
+
+func TestLegacy(t *testing.T) {
+	for tag, want := range map[string][]Component{
+		versions.CRIO117: {{CRIO, versions.CRIO117}, {Pinns, versions.CRIO117}, {Kubelet, versions.KubeletLegacy}},
+		versions.CRIO116: {{CRIO, versions.CRIO116}, {Kubelet, versions.KubeletLegacy}},
+	} {
+		got, err := Legacy(tag)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Legacy(%s) = %v, %v; want %v", tag, got, err, want)
+		}
+		for _, c := range got {
+			if _, ok := findRecipe(c); !ok {
+				t.Errorf("Legacy(%s) lists %v, which has no recipe", tag, c)
+			}
+		}
+	}
+	if _, err := Legacy("v1.18.0"); err == nil || !strings.Contains(err.Error(), versions.CRIO116) {
+		t.Errorf("Legacy(v1.18.0) = %v, want an error listing the pinned tags", err)
+	}
+	// Built from a source tree: the cache key carries the source's hash.
+	s := versions.CRIOSources()[1]
+	want := "/c/crio/" + s.Tag + "-src-" + s.TarSHA256[:12] + "/crio"
+	if got := Path("/c", Component{CRIO, s.Tag}); got != want {
+		t.Errorf("Path(crio %s) = %s, want %s", s.Tag, got, want)
+	}
+	if got := Path("/c", Component{Kubelet, versions.KubeletLegacy}); got != "/c/kubelet/"+versions.KubeletLegacy+"/kubelet" {
+		t.Errorf("Path(kubelet %s) = %s", versions.KubeletLegacy, got)
+	}
+	if _, err := BuildComponent(context.Background(), t.TempDir(), Component{CRIO, "v1.18.0"}, nil); err == nil || !strings.Contains(err.Error(), "crio "+versions.CRIO116) {
+		t.Errorf("BuildComponent(crio v1.18.0) = %v, want an error listing the known versions", err)
+	}
+}
+
+func TestKnownHasEveryDefault(t *testing.T) {
+	for _, c := range All() {
+		if !slices.Contains(Known(), c) {
+			t.Errorf("All() has %v, Known() does not", c)
+		}
 	}
 }

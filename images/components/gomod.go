@@ -6,6 +6,8 @@ import (
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
+
+	"github.com/pidreuse/pidreuse/images/versions"
 )
 
 // wrapperModule is the module path of every generated wrapper module; it is
@@ -61,6 +63,7 @@ func wrapperGoMod(upstreamGoMod []byte, version string, local localReplace) ([]b
 			return f.AddReplace(r.Old.Path, r.Old.Version, to.Path, to.Version)
 		})
 	}
+	steps = append(steps, func() error { return applySwaps(f) })
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return nil, fmt.Errorf("wrapper go.mod for %s: %w", up.Module.Mod.Path, err)
@@ -68,6 +71,90 @@ func wrapperGoMod(upstreamGoMod []byte, version string, local localReplace) ([]b
 	}
 	f.Cleanup()
 	return modfile.Format(f.Syntax), nil
+}
+
+// swap stands a module in for one that an old build list pins and that
+// cannot be used here.
+type swap struct {
+	path    string // the module
+	version string // swapped only at this version; "" at any
+	// to is the stand-in for the module at version v.
+	to func(v string) module.Version
+}
+
+// swaps are applied to every wrapper: vbom.ml/util (kubelet <= 1.17) is
+// refused by the proxy and github.com/fvbommel/util is its home at the same
+// commits; reflect2 v1.0.1 crashes under Go >= 1.18.
+func swaps() []swap {
+	return []swap{
+		{path: "vbom.ml/util", to: func(v string) module.Version {
+			return module.Version{Path: "github.com/fvbommel/util", Version: v}
+		}},
+		{path: reflect2Module, version: reflect2Broken, to: func(string) module.Version {
+			return module.Version{Path: reflect2Module, Version: versions.Reflect2Fixed}
+		}},
+	}
+}
+
+// applySwaps replaces each swapped module of f's build list: where f
+// replaces it, the replacement is swapped; where f only requires it, a
+// replacement is added. The version looked at is the one f selects.
+func applySwaps(f *modfile.File) error {
+	for _, s := range swaps() {
+		v, ok := selectedVersion(f, s.path)
+		if !ok || (s.version != "" && v != s.version) {
+			continue
+		}
+		// Without an old version, AddReplace turns every replace of
+		// path, version-specific ones too, into this one line.
+		to := s.to(v)
+		if err := f.AddReplace(s.path, "", to.Path, to.Version); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// selectedVersion is the version of path that f's own lines select: its
+// replacement's when f replaces path by the same module, else its
+// requirement's. False when f names path nowhere, or replaces it by
+// another module or a directory, which is then f's choice to keep.
+func selectedVersion(f *modfile.File, path string) (string, bool) {
+	for _, r := range f.Replace {
+		if r.Old.Path == path {
+			if r.New.Path != path {
+				return "", false
+			}
+			return r.New.Version, true
+		}
+	}
+	for _, r := range f.Require {
+		if r.Mod.Path == path {
+			return r.Mod.Version, true
+		}
+	}
+	return "", false
+}
+
+// cgoOnlyModules are modules whose packages build only with cgo: a build
+// list with one of them needs CGO_ENABLED=1. cadvisor imported gonvml
+// (NVIDIA's NVML) until 2020, so kubelet 1.17 does.
+var cgoOnlyModules = []string{"github.com/mindprince/gonvml"}
+
+// needsCgo reports whether upstream's go.mod requires a cgo-only module.
+func needsCgo(upstreamGoMod []byte) (bool, error) {
+	up, err := modfile.Parse("go.mod", upstreamGoMod, nil)
+	if err != nil {
+		return false, fmt.Errorf("parse upstream go.mod: %w", err)
+	}
+	for _, r := range up.Require {
+		for _, m := range cgoOnlyModules {
+			if r.Mod.Path == m {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // wrapperGoSum is upstream's go.sum plus the hashes of upstream itself.
@@ -103,6 +190,14 @@ func stagingReplace(kubernetesVersion string) (localReplace, error) {
 	}, nil
 }
 
+// kubeletVersionPackages hold the version kubelet prints. Older trees kept
+// a copy in k8s.io/kubernetes/pkg/version (1.17.5's module has none); the
+// linker ignores -X for a package the binary does not have, so stamping all
+// three fits every release.
+var kubeletVersionPackages = []string{
+	"k8s.io/kubernetes/pkg/version", "k8s.io/client-go/pkg/version", "k8s.io/component-base/version",
+}
+
 // kubeletLDFlags stamps the version as Kubernetes' hack/lib/version.sh does
 // for a clean release build (client-go and component-base both carry it),
 // and strips the binary as hack/lib/golang.sh does for non-debug builds.
@@ -120,7 +215,7 @@ func kubeletLDFlags(version, buildDate string) (string, error) {
 		{"gitMinor", parts[1]},
 		{"gitTreeState", "clean"},
 	} {
-		for _, pkg := range []string{"k8s.io/client-go/pkg/version", "k8s.io/component-base/version"} {
+		for _, pkg := range kubeletVersionPackages {
 			flags = append(flags, fmt.Sprintf("-X %s.%s=%s", pkg, kv[0], kv[1]))
 		}
 	}

@@ -39,7 +39,8 @@ func buildKubelet(ctx context.Context, w *workspace) error {
 	if err != nil {
 		return err
 	}
-	if err := w.writeWrapper(m, local); err != nil {
+	upMod, err := w.writeWrapper(m, local)
+	if err != nil {
 		return err
 	}
 	date, err := releaseTime(m)
@@ -50,8 +51,13 @@ func buildKubelet(ctx context.Context, w *workspace) error {
 	if err != nil {
 		return err
 	}
-	w.progress("compiling kubelet " + w.version)
-	return w.run(ctx, w.src, goEnv("-mod=mod -buildvcs=false", "CGO_ENABLED=0"),
+	// Off when it can be: a static kubelet runs whatever the guest's libc.
+	cgo, err := needsCgo(upMod)
+	if err != nil {
+		return err
+	}
+	w.progress(fmt.Sprintf("compiling kubelet %s (cgo %v)", w.version, cgo))
+	return w.run(ctx, w.src, goEnv("-mod=mod -buildvcs=false", fmt.Sprintf("CGO_ENABLED=%d", btoi(cgo))),
 		"go", "build", "-trimpath", "-tags", kubeletTags, "-ldflags", ldflags,
 		"-o", w.out, kubernetesModule+"/cmd/kubelet")
 }
@@ -69,7 +75,7 @@ func buildCRIO(ctx context.Context, w *workspace) error {
 	if err != nil {
 		return err
 	}
-	if err := w.writeWrapper(m, nil); err != nil {
+	if _, err := w.writeWrapper(m, nil); err != nil {
 		return err
 	}
 	date, err := releaseTime(m)
@@ -123,23 +129,30 @@ func buildCrictl(ctx context.Context, w *workspace) error {
 }
 
 // writeWrapper writes the wrapper module for m into the workspace (see
-// wrapperGoMod, wrapperGoSum).
-func (w *workspace) writeWrapper(m *modInfo, local localReplace) error {
+// wrapperGoMod, wrapperGoSum) and returns upstream's go.mod.
+func (w *workspace) writeWrapper(m *modInfo, local localReplace) ([]byte, error) {
 	upMod, err := os.ReadFile(m.GoMod)
 	if err != nil {
-		return fmt.Errorf("read %s@%s go.mod: %w", m.Path, m.Version, err)
+		return nil, fmt.Errorf("read %s@%s go.mod: %w", m.Path, m.Version, err)
 	}
 	goMod, err := wrapperGoMod(upMod, m.Version, local)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	upSum, err := os.ReadFile(filepath.Join(m.Dir, "go.sum"))
 	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("read %s@%s go.sum: %w", m.Path, m.Version, err)
+		return nil, fmt.Errorf("read %s@%s go.sum: %w", m.Path, m.Version, err)
 	}
 	fmt.Fprintf(w.log, "\n# wrapper go.mod:\n%s", goMod)
 	if err := os.WriteFile(filepath.Join(w.src, "go.mod"), goMod, 0o644); err != nil {
-		return err
+		return nil, err
 	}
-	return os.WriteFile(filepath.Join(w.src, "go.sum"), wrapperGoSum(upSum, m), 0o644)
+	return upMod, os.WriteFile(filepath.Join(w.src, "go.sum"), wrapperGoSum(upSum, m), 0o644)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/pidreuse/pidreuse/internal/command"
@@ -26,7 +27,7 @@ func (w *workspace) run(ctx context.Context, dir string, env []string, name stri
 // (`go mod download -json` reports its error there).
 func (w *workspace) runOut(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
 	fmt.Fprintf(w.log, "\n$ cd %s && %s\n", shell.Quote(dir), shell.Line(env, slices.Concat([]string{name}, args)))
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := groupCommand(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stdout bytes.Buffer
@@ -41,13 +42,31 @@ func (w *workspace) runOut(ctx context.Context, dir string, env []string, name s
 	return stdout.Bytes(), nil
 }
 
+// groupCommand is exec.CommandContext that, when ctx ends, kills the command's
+// whole process group: `go build` leaves its compile and cgo processes
+// running if only it is killed, and a cancelled build must stop.
+func groupCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A grandchild holding stdout must not keep Wait from returning.
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
 // goEnv is the environment every go command runs with, after the caller's.
 // GOTOOLCHAIN=local: only the module proxy is reachable, never a toolchain
 // download. GOWORK=off: a go.work above the cache must not join the build.
 // GOFLAGS is replaced, not extended: a user's -mod or -tags would change
 // what gets built under an unchanged cache key.
 func goEnv(goflags string, extra ...string) []string {
-	return append([]string{"GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS=" + goflags}, extra...)
+	return goEnvToolchain("local", goflags, extra...)
+}
+
+// goEnvToolchain is goEnv with another GOTOOLCHAIN, for a source tree that
+// needs a newer go than this machine's (see goToolchain).
+func goEnvToolchain(toolchain, goflags string, extra ...string) []string {
+	return append([]string{"GOTOOLCHAIN=" + toolchain, "GOWORK=off", "GOFLAGS=" + goflags}, extra...)
 }
 
 // modInfo is what `go mod download -json` says about one module version.
