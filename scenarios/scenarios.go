@@ -51,7 +51,26 @@ type Scenario struct {
 	Tiers []string
 	// NeedsKubelet: the node runs CRI-O and kubelet (the crio node image).
 	NeedsKubelet bool
+	// Pinning, for the scenarios CRI-O plays, says how the run sets CRI-O's
+	// namespace pinning: PinningDefault leaves CRI-O's own configuration,
+	// and the expectation then comes from what that configuration says
+	// (ExpectLoUp is not used); the others force it with a setting of
+	// their own, and 125 where the CRI-O under test has no such switch.
+	Pinning Pinning
 }
+
+// Pinning is how a CRI-O scenario sets CRI-O's namespace pinning.
+type Pinning string
+
+const (
+	PinningDefault Pinning = "default"
+	PinningOff     Pinning = "off"
+	PinningOn      Pinning = "on"
+)
+
+// ExpectFromRuntime says the expected host lo comes from the CRI-O under
+// test (does its configuration pin namespaces?), not from the scenario.
+func (s Scenario) ExpectFromRuntime() bool { return s.DeleteBy == CRIO && s.Pinning == PinningDefault }
 
 // NeedsCRIONode says whether the scenario needs the CRI-O/kubelet node.
 func (s Scenario) NeedsCRIONode() bool { return s.DeleteBy == CRIO || s.NeedsKubelet }
@@ -102,9 +121,21 @@ func All() []Scenario {
 		},
 		{
 			Name:        "crio-kubelet-reboot",
-			Description: "real CRI-O and kubelet: CRI-O pinned every sandbox netns under /var/run/netns; after the reboot host processes take the old PIDs before crio starts; CRI-O's own DEL finds the pins gone and runs with an empty netns",
-			Netns:       agentapi.Pinned, DeleteBy: CRIO, ReusePID: true,
+			Description: "real CRI-O and kubelet with CRI-O's own configuration; after the reboot host processes take the old PIDs before crio starts. Expected: what that configuration says — lo UP when CRI-O pins namespaces (1.34: always; the pin is gone after the reboot and DEL runs with an empty netns), DOWN when it does not (1.16, 1.17: DEL enters /proc/<old infra pid>/ns/net, the host's)",
+			Netns:       agentapi.Pinned, DeleteBy: CRIO, ReusePID: true, Pinning: PinningDefault,
 			Plugins: []string{"bridge"}, ExpectLoUp: true, Tiers: []string{TierVM},
+		},
+		{
+			Name:        "crio-unpinned-reboot",
+			Description: "crio-kubelet-reboot with namespace pinning forced off by a CRI-O setting (manage_ns_lifecycle, manage_network_ns_lifecycle on 1.16): DEL enters the host netns through /proc/<old infra pid>/ns/net and takes host lo down",
+			Netns:       agentapi.Ephemeral, DeleteBy: CRIO, ReusePID: true, Pinning: PinningOff,
+			Plugins: []string{"bridge", "portmap", "loopback"}, ExpectLoUp: false, Tiers: []string{TierVM},
+		},
+		{
+			Name:        "crio-pinned-reboot",
+			Description: "crio-kubelet-reboot with namespace pinning forced on by a CRI-O setting: the pins are gone after the reboot, the old sandboxes are dropped, host lo stays UP although host processes hold the old PIDs",
+			Netns:       agentapi.Pinned, DeleteBy: CRIO, ReusePID: true, Pinning: PinningOn,
+			Plugins: []string{"bridge", "portmap", "loopback"}, ExpectLoUp: true, Tiers: []string{TierVM},
 		},
 		{
 			Name:        "legacy-symptom",

@@ -20,12 +20,12 @@ func TestMatrixIsConsistent(t *testing.T) {
 		}
 		// The write-up's claim, as data: only an ephemeral reference to a
 		// reused PID takes the host lo down.
-		wantDown := s.Netns == "ephemeral" && s.ReusePID && s.DeleteBy == LegacyEmulator
+		wantDown := s.Netns == "ephemeral" && s.ReusePID && (s.DeleteBy == LegacyEmulator || s.Pinning == PinningOff)
 		if s.Reproduces() != wantDown {
 			t.Errorf("%s: expects lo down=%v, the write-up says %v", s.Name, s.Reproduces(), wantDown)
 		}
 	}
-	for _, name := range []string{"ephemeral-reused", "ephemeral-not-reused", "pinned-reused", "del-retry", "crio-kubelet-reboot", "legacy-symptom"} {
+	for _, name := range []string{"ephemeral-reused", "ephemeral-not-reused", "pinned-reused", "del-retry", "crio-kubelet-reboot", "crio-unpinned-reboot", "crio-pinned-reboot", "legacy-symptom"} {
 		if !seen[name] {
 			t.Errorf("scenario %s missing", name)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
+	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/images/versions"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
@@ -33,6 +34,8 @@ type runConfig struct {
 	keep          string
 	rebootMode    string
 	libvirtSocket string
+	node          string
+	nodeSet       bool // --node given (image build: a CRI-O node's image)
 	reportDir     string
 	bisect        bool
 	runID         string
@@ -45,6 +48,7 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	fs.StringVar(&c.scenario, "scenario", "all", "scenario name, comma-separated names, or all")
 	fs.StringVar(&c.pluginVersion, "plugin-version", versions.DefaultCNIPlugin, "CNI plugins to build and use: a tag ("+strings.Join(versions.CNIPlugins, ", ")+"), debian, or all")
 	fs.StringVar(&c.cniBinDir, "cni-bin-dir", "", "use the loopback plugin in this dir instead of a built version")
+	fs.StringVar(&c.node, "node", envOr("PIDREUSE_NODE", crionode.DefaultProfile), "vm tier: the CRI-O node profile the CRI-O scenarios run on ("+strings.Join(profileNames(), ", ")+"; `pidreuse nodes` lists them)")
 	fs.StringVar(&c.crio, "crio", "", "vm tier: run this crio binary instead of the image's (laid over the cached image, no rebuild)")
 	fs.StringVar(&c.kubelet, "kubelet", "", "vm tier: run this kubelet binary instead of the image's")
 	fs.StringVar(&c.pinns, "pinns", "", "vm tier: give CRI-O this pinns binary instead of the image's")
@@ -76,8 +80,20 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 			}
 		}
 	}
+	fs.Visit(func(f *flag.Flag) { c.nodeSet = c.nodeSet || f.Name == "node" })
+	if _, err := crionode.Lookup(c.node); err != nil {
+		return c, usageErr{fmt.Sprintf("--node: %v", err)}
+	}
 	c.runID = newRunID()
 	return c, nil
+}
+
+func profileNames() []string {
+	var names []string
+	for _, p := range crionode.Profiles() {
+		names = append(names, p.Name)
+	}
+	return names
 }
 
 func envOr(key, def string) string {

@@ -4,6 +4,8 @@
 //	pidreuse run    --tier sandbox|vm --scenario NAME|all [--plugin-version V|all] [--cni-bin-dir DIR] [--json]
 //	pidreuse bisect --tier sandbox|vm --scenario NAME --cni-bin-dir DIR
 //	pidreuse plugins [--plugin-version V|all]
+//	pidreuse nodes
+//	pidreuse image build [--node NAME]
 //	pidreuse build crio --src DIR --out DIR
 //	pidreuse clean
 //
@@ -65,7 +67,7 @@ func main() {
 
 func dispatch(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
-		return exitUsage, usageErr{"usage: pidreuse run|bisect|plugins|build|clean [flags] (pidreuse CMD -h for flags)"}
+		return exitUsage, usageErr{"usage: pidreuse run|bisect|nodes|image|build|plugins|clean [flags] (pidreuse CMD -h for flags)"}
 	}
 	switch args[0] {
 	case "run":
@@ -80,9 +82,11 @@ func dispatch(ctx context.Context, args []string) (int, error) {
 		return cmdClean(ctx, args[1:])
 	case "build":
 		return cmdBuild(ctx, args[1:])
+	case "nodes":
+		return cmdNodes(ctx, args[1:])
 	case "-h", "--help", "help":
-		fmt.Println("usage: pidreuse run|bisect|plugins|build|clean [flags]; pidreuse CMD -h for flags")
+		fmt.Println("usage: pidreuse run|bisect|nodes|image|build|plugins|clean [flags]; pidreuse CMD -h for flags")
 		return exitGood, nil
 	}
-	return exitUsage, usageErr{fmt.Sprintf("unknown command %q: use run, bisect, plugins, build or clean", args[0])}
+	return exitUsage, usageErr{fmt.Sprintf("unknown command %q: use run, bisect, nodes, image, build, plugins or clean", args[0])}
 }

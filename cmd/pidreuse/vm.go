@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/pidreuse/pidreuse/harness/kubescenario"
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/vm"
@@ -26,7 +25,7 @@ func nodeImage(ctx context.Context, agentPath string, progress func(string)) (*i
 
 func cmdImage(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 || args[0] != "build" {
-		return exitUsage, usageErr{"usage: pidreuse image build [--agent PATH]"}
+		return exitUsage, usageErr{"usage: pidreuse image build [--node NAME] [--agent PATH]"}
 	}
 	c, err := parseRunFlags("image build", args[1:])
 	if err != nil {
@@ -36,8 +35,19 @@ func cmdImage(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitNoVerdict, err
 	}
-	img, err := nodeImage(ctx, agentPath, progressLine)
-	if err != nil {
+	// Without --node: the plain node image (the legacy runtime's
+	// scenarios); with it, that CRI-O node's.
+	var img *images.Image
+	if c.nodeSet {
+		profile, err := crionode.Lookup(c.node)
+		if err != nil {
+			return exitUsage, usageErr{err.Error()}
+		}
+		img, err = crionode.BuildImage(ctx, profile, filepath.Dir(agentPath), progressLine)
+		if err != nil {
+			return exitNoVerdict, err
+		}
+	} else if img, err = nodeImage(ctx, agentPath, progressLine); err != nil {
 		return exitNoVerdict, err
 	}
 	fmt.Printf("image %s\n  dir      %s\n  base     %s (%d MiB)\n  kernel   %s\n  packages %d\n",
@@ -121,45 +131,6 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 		}
 	}
 	return results, inputs, nil
-}
-
-// runKubeScenarios boots the CRI-O/kubelet node, with the run's own
-// binaries laid over it, and plays the scenarios that need it one after
-// the other (each reboots the node).
-func runKubeScenarios(ctx context.Context, c runConfig, agentPath string, scs []scenarios.Scenario, sets []pluginSet, lay layer.Layer, workDir string, progress func(string)) ([]runner.Result, error) {
-	img, err := crionode.BuildImage(ctx, filepath.Dir(agentPath), progress)
-	if err != nil {
-		return nil, err
-	}
-	node, err := vm.Start(ctx, vm.Options{
-		Name: "pidreuse-" + c.runID + "-crio0", Dir: filepath.Join(workDir, "crio0"), Image: img, Socket: c.libvirtSocket,
-		RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress, Layer: lay,
-		Artifacts: crionode.Artifacts,
-	})
-	if err != nil {
-		return nil, err
-	}
-	var results []runner.Result
-	index := 0
-	for _, sc := range scs {
-		// CRI-O uses its own plugin_dirs: one run. The legacy runtime
-		// runs once per plugin set.
-		runs := sets
-		if sc.DeleteBy == scenarios.CRIO {
-			runs = sets[:1]
-		}
-		for _, s := range runs {
-			results = append(results, kubescenario.Run(ctx, node, sc, kubescenario.Options{
-				Plugins: runner.Plugins{Dir: s.guest(), Version: s.version}, Index: index,
-				OnStep: func(sc, step string) { progress(sc + ": " + step) }, Progress: progress,
-			}))
-			index++
-			if ctx.Err() != nil {
-				break
-			}
-		}
-	}
-	return results, finishNode(ctx, c, node, workDir, results, node.KeepRunning, progress)
 }
 
 // layer collects --crio, --kubelet, --pinns and --cni-bin-dir into the

@@ -21,16 +21,16 @@ import (
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
-// crioImage builds (or loads) the node image with CRI-O and kubelet.
-func crioImage(ctx context.Context) *images.Image {
+// crioImage builds (or loads) the node image of a CRI-O node profile.
+func crioImage(ctx context.Context, profile crionode.Profile) *images.Image {
 	GinkgoHelper()
 	dir, err := os.MkdirTemp("", "pidreuse-e2e-crio-")
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(os.RemoveAll, dir)
 	agent, err := e2eutil.BuildAgent(ctx, dir)
 	Expect(err).NotTo(HaveOccurred())
-	By("building or loading the CRI-O node image")
-	img, err := crionode.BuildImage(ctx, filepath.Dir(agent), func(s string) { GinkgoWriter.Println(s) })
+	By("building or loading the " + profile.Name + " node image")
+	img, err := crionode.BuildImage(ctx, profile, filepath.Dir(agent), func(s string) { GinkgoWriter.Println(s) })
 	Expect(err).NotTo(HaveOccurred())
 	AddReportEntry("crio image", img.Manifest.InputHash+" (built in "+img.Manifest.BuildDuration.String()+")")
 	return img
@@ -49,7 +49,9 @@ var _ = Describe("CRI-O and kubelet on a VM", Ordered, ContinueOnFailure, Label(
 		var err error
 		host, err = e2eutil.ReadHostNet()
 		Expect(err).NotTo(HaveOccurred())
-		node = startVM(ctx, failures, "crio", crioImage(ctx), vm.Options{Artifacts: crionode.Artifacts})
+		profile, err := crionode.Lookup(crionode.CRIO134)
+		Expect(err).NotTo(HaveOccurred())
+		node = startVM(ctx, failures, "crio", crioImage(ctx, profile), vm.Options{Artifacts: crionode.Artifacts})
 	}, NodeTimeout(40*time.Minute))
 
 	play := func(ctx context.Context, name string, plugins runner.Plugins) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pidreuse/pidreuse/harness"
 	"github.com/pidreuse/pidreuse/harness/runner"
+	"github.com/pidreuse/pidreuse/internal/crioguest"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
@@ -41,10 +42,32 @@ type Options struct {
 	OnStep func(scenario, step string)
 	// Progress gets one line while a long wait goes on.
 	Progress func(string)
+	// Node says what the node's profile runs.
+	Node Node
 	// PodTimeout bounds each wait for the static pods (default 8 minutes:
 	// after a TCG boot CRI-O and kubelet take ~10 s, a loaded CI machine
 	// much longer).
 	PodTimeout time.Duration
+}
+
+// Node is what a scenario needs to know of the node's profile
+// (images/crionode), which this package does not import: it is host-side
+// code, the profiles are build-side.
+type Node struct {
+	// Profile names it (crio-1.34, crio-1.17, ...), for the result.
+	Profile string
+	// Pods are the static pods' container names; default web and sdn.
+	Pods []string
+	// SparePod is an ordinary pod whose old PIDs no host process takes
+	// after the reboot ("" for none).
+	SparePod string
+}
+
+func (n Node) pods() []string {
+	if len(n.Pods) == 0 {
+		return []string{crioguest.WebPod, crioguest.SDNPod}
+	}
+	return n.Pods
 }
 
 // Run plays sc on node, a booted CRI-O/kubelet node, and returns its

@@ -20,7 +20,7 @@ func (p *play) waitPods(ctx context.Context, when string, timeout time.Duration)
 	start := time.Now()
 	for {
 		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
-		cs, err := kube.WaitRunning(wctx, p.node, nil, crioguest.WebPod, crioguest.SDNPod)
+		cs, err := kube.WaitRunning(wctx, p.node, nil, p.opts.Node.pods()...)
 		wcancel()
 		if err == nil {
 			return cs, nil
@@ -31,7 +31,7 @@ func (p *play) waitPods(ctx context.Context, when string, timeout time.Duration)
 		if why := p.failingUnit(ctx); why != "" {
 			return nil, fmt.Errorf("%s: %s", when, why)
 		}
-		p.progress(fmt.Sprintf("%s: waiting for pods %s, %s (%s)", p.node.Name(), crioguest.WebPod, crioguest.SDNPod, time.Since(start).Round(time.Second)))
+		p.progress(fmt.Sprintf("%s: waiting for pods %s (%s)", p.node.Name(), strings.Join(p.opts.Node.pods(), ", "), time.Since(start).Round(time.Second)))
 	}
 }
 

@@ -313,10 +313,10 @@ func TestBuildFailureOfACommand(t *testing.T) {
 	root := t.TempDir()
 	c := Component{"tool", "v1.0.0"}
 	script := "for i in $(seq 1 100); do echo out $i; echo err $i >&2; done; exit 1"
-	r := recipe{version: c.Version, build: func(ctx context.Context, w *workspace) error {
+	r := recipe{Component: c, key: c.Version, build: func(ctx context.Context, w *workspace) error {
 		return w.run(ctx, w.src, []string{"X=a b"}, "sh", "-c", script)
 	}}
-	err := build(context.Background(), root, c, r, func(string) {})
+	err := build(context.Background(), root, r, func(string) {})
 	var cmdErr *command.Error
 	if !errors.As(err, &cmdErr) {
 		t.Fatalf("error %v, want a *command.Error", err)

@@ -10,12 +10,12 @@ import (
 	"github.com/pidreuse/pidreuse/images/components"
 )
 
-// BuildImage builds (or loads from the cache) the CRI-O/kubelet node
-// image: the plain node image of images.BuildNode plus the components
+// BuildImage builds (or loads from the cache) the image of profile p: the
+// plain node image of images.BuildNode plus the profile's components
 // built from source (cached by version: a cold kubelet takes ~8 minutes
 // here) and the pod image. agentDir holds nodeagent, failonce and
 // podserver, built static (`make build`).
-func BuildImage(ctx context.Context, agentDir string, progress func(string)) (*images.Image, error) {
+func BuildImage(ctx context.Context, p Profile, agentDir string, progress func(string)) (*images.Image, error) {
 	if progress == nil {
 		progress = func(string) {}
 	}
@@ -28,10 +28,10 @@ func BuildImage(ctx context.Context, agentDir string, progress func(string)) (*i
 		return nil, err
 	}
 	paths := map[string]string{}
-	for _, c := range components.All() {
-		progress(fmt.Sprintf("component %s %s", c.Name, c.Version))
-		if paths[c.Name], err = components.Build(ctx, croot, c.Name, progress); err != nil {
-			return nil, fmt.Errorf("crio node: %w", err)
+	for _, c := range p.Components() {
+		progress(fmt.Sprintf("%s: component %s %s", p.Name, c.Name, c.Version))
+		if paths[c.Name], err = components.BuildComponent(ctx, croot, c, progress); err != nil {
+			return nil, fmt.Errorf("crio node %s: %w", p.Name, err)
 		}
 	}
 	stage, err := os.MkdirTemp("", "pidreuse-crionode-")
@@ -40,10 +40,10 @@ func BuildImage(ctx context.Context, agentDir string, progress func(string)) (*i
 	}
 	defer os.RemoveAll(stage)
 	addCRIO := func(base images.Inputs) (images.Inputs, error) {
-		return Inputs(base, Components{
+		return p.Inputs(base, Components{
 			Kubelet: paths[components.Kubelet], CRIO: paths[components.CRIO], Pinns: paths[components.Pinns],
 			Crictl: paths[components.Crictl], PodServer: podserver,
 		}, stage)
 	}
-	return images.BuildNode(ctx, agentDir, addCRIO, func(s string) { progress("crio " + s) })
+	return images.BuildNode(ctx, agentDir, addCRIO, func(s string) { progress(p.Name + " " + s) })
 }

@@ -1,16 +1,21 @@
-// Package crionode turns the node image into a Kubernetes node: CRI-O,
-// kubelet, crictl and pinns built from source, Debian's conmon and runc,
-// our CNI network, two static pods and their image, loaded into CRI-O's
-// storage at first boot. The files under rootfs/ are laid into the image
-// as they are.
+// Package crionode turns the node image into a Kubernetes node of one
+// profile (profile.go): CRI-O, kubelet, pinns and crictl built from
+// source, Debian's conmon and runc, our CNI network, the static pods and
+// their image, loaded into CRI-O's storage at first boot. The files under
+// rootfs/ are laid into the image; those ending in .tmpl are rendered for
+// the profile first (one that renders empty is left out).
 package crionode
 
 import (
+	"bytes"
 	"embed"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"text/template"
 
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/ociimage"
@@ -20,7 +25,8 @@ import (
 //go:embed rootfs
 var rootfs embed.FS
 
-// Components are host paths of the binaries built from source.
+// Components are host paths of the binaries built from source; Pinns and
+// Crictl are empty when the profile has none.
 type Components struct {
 	Kubelet, CRIO, Pinns, Crictl string
 	// PodServer is cmd/podserver, built static: the pods' only binary.
@@ -28,67 +34,146 @@ type Components struct {
 }
 
 // Packages are the Debian packages the node adds: conmon 2.1.6 and runc
-// 1.1.5 are what CRI-O 1.34 runs with here; skopeo loads the pod image.
+// 1.1.5 are what every CRI-O of the profiles runs with here; skopeo loads
+// the pod image.
 var Packages = []string{"conmon", "runc", "libseccomp2", "skopeo", "containernetworking-plugins"}
 
 // Artifacts are what a failed run keeps from the node besides what every
 // VM gives (console, journals, agent state): scripts by output file name,
 // for vm.Options.Artifacts.
 var Artifacts = map[string]string{
-	"crio.log":    "journalctl -b -1 -u crio --no-pager -o short-precise; echo; journalctl -b 0 -u crio --no-pager -o short-precise",
-	"kubelet.log": "journalctl -b -1 -u kubelet --no-pager -o short-precise; echo; journalctl -b 0 -u kubelet --no-pager -o short-precise",
-	"cri.json":    "nodeagent cri version; nodeagent cri pods; nodeagent cri containers",
-	"units.txt":   "systemctl --no-pager status crio kubelet pidreuse-squat pidreuse-load-images",
+	"crio.log":         "journalctl -b -1 -u crio --no-pager -o short-precise; echo; journalctl -b 0 -u crio --no-pager -o short-precise",
+	"kubelet.log":      "journalctl -b -1 -u kubelet --no-pager -o short-precise; echo; journalctl -b 0 -u kubelet --no-pager -o short-precise",
+	"cri.json":         "nodeagent cri version; nodeagent cri pods; nodeagent cri containers",
+	"crio-config.toml": "crio config 2>&1",
+	"units.txt":        "systemctl --no-pager status crio kubelet pidreuse-squat pidreuse-load-images pidreuse-pid-floor",
 }
 
-// Units are enabled in the image.
-var Units = []string{"crio.service", "kubelet.service", "pidreuse-load-images.service", "pidreuse-squat.service"}
-
-// Inputs adds the Kubernetes node to base. stageDir receives generated
-// files (the pod image layout, the embedded configs) that the image
-// build copies; it must outlive the build.
-func Inputs(base images.Inputs, c Components, stageDir string) (images.Inputs, error) {
-	in := base
-	in.Packages = append(append([]string{}, base.Packages...), Packages...)
-	in.Enable = append(append([]string{}, base.Enable...), Units...)
-	in.Files = append([]images.File{}, base.Files...)
-	// A slice, not a map: the image hash covers the order of Files.
-	for _, f := range []struct{ src, dst string }{
-		{c.Kubelet, "/usr/local/bin/kubelet"}, {c.CRIO, "/usr/local/bin/crio"},
-		{c.Pinns, "/usr/local/bin/pinns"}, {c.Crictl, crioguest.CrictlBinary},
-	} {
-		src, dst := f.src, f.dst
-		if src == "" {
-			return in, fmt.Errorf("crio node: no binary for %s", dst)
-		}
-		if _, err := os.Stat(src); err != nil {
-			return in, fmt.Errorf("crio node: %s: %w", dst, err)
-		}
-		in.Files = append(in.Files, images.File{Src: src, Dst: dst, Mode: 0o755})
+// units are enabled in the image.
+func (p Profile) units() []string {
+	u := []string{"crio.service", "kubelet.service", "pidreuse-load-images.service", crioguest.SquatUnit}
+	if p.PIDFloor > 0 {
+		u = append(u, crioguest.PIDFloorUnit)
 	}
-	// Configs, one file each so they merge into the image's /etc.
-	stageRoot := filepath.Join(stageDir, "rootfs")
-	err := fs.WalkDir(rootfs, "rootfs", func(p string, d fs.DirEntry, err error) error {
+	return u
+}
+
+// templateData is what rootfs/**/*.tmpl see: the profile and the guest's
+// names.
+type templateData struct {
+	Profile
+	Legacy bool
+	// ForcePinning and PinnedNetns render a run's forced pinning setting.
+	ForcePinning bool
+	PinnedNetns  bool
+	CRISocket    string
+	NodeIP       string
+	PodImage     string
+	SparePod     string
+}
+
+func (p Profile) templateData(force *bool) templateData {
+	return templateData{
+		Profile: p, Legacy: p.Legacy(), ForcePinning: force != nil, PinnedNetns: force != nil && *force,
+		CRISocket: crioguest.CRISocket, NodeIP: crioguest.NodeIP,
+		PodImage: crioguest.PodImage, SparePod: crioguest.SparePod,
+	}
+}
+
+// renderRootfs returns the profile's config files by guest path: the
+// plain ones as they are, the templates rendered, the empty ones left out.
+// force, when set, is a run's forced namespace pinning.
+func (p Profile) renderRootfs(force *bool) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	data := p.templateData(force)
+	err := fs.WalkDir(rootfs, "rootfs", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		data, err := rootfs.ReadFile(p)
+		raw, err := rootfs.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel("rootfs", p)
-		host := filepath.Join(stageRoot, rel)
-		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-			return err
+		guest := strings.TrimPrefix(path, "rootfs")
+		if name, ok := strings.CutSuffix(guest, ".tmpl"); ok {
+			t, err := template.New(path).Option("missingkey=error").Parse(string(raw))
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			var b bytes.Buffer
+			if err := t.Execute(&b, data); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if strings.TrimSpace(b.String()) == "" {
+				return nil
+			}
+			guest, raw = name, append(bytes.TrimRight(b.Bytes(), "\n"), '\n')
 		}
-		if err := os.WriteFile(host, data, 0o644); err != nil {
-			return err
-		}
-		in.Files = append(in.Files, images.File{Src: host, Dst: "/" + rel, Mode: 0o644})
+		out[guest] = raw
 		return nil
 	})
+	return out, err
+}
+
+// ConfigFile renders one of the profile's config files as a run that
+// forces namespace pinning on or off would have it; for CRI-O 1.16, whose
+// only config file is crio.conf, that is how pinning is switched.
+func (p Profile) ConfigFile(guestPath string, pinned bool) ([]byte, error) {
+	files, err := p.renderRootfs(&pinned)
 	if err != nil {
-		return in, fmt.Errorf("crio node: stage configs: %w", err)
+		return nil, err
+	}
+	data, ok := files[guestPath]
+	if !ok {
+		return nil, fmt.Errorf("profile %s has no %s", p.Name, guestPath)
+	}
+	return data, nil
+}
+
+// Inputs adds the profile's Kubernetes node to base. stageDir receives
+// generated files (the pod image layout, the rendered configs) that the
+// image build copies; it must outlive the build.
+func (p Profile) Inputs(base images.Inputs, c Components, stageDir string) (images.Inputs, error) {
+	in := base
+	in.Packages = append(append([]string{}, base.Packages...), Packages...)
+	in.Enable = append(append([]string{}, base.Enable...), p.units()...)
+	in.KernelArgs = append(append([]string{}, base.KernelArgs...), p.KernelArgs()...)
+	in.Files = append([]images.File{}, base.Files...)
+	// A slice, not a map: the image hash covers the order of Files.
+	for _, f := range []struct {
+		src, dst string
+		want     bool
+	}{
+		{c.Kubelet, "/usr/local/bin/kubelet", true}, {c.CRIO, "/usr/local/bin/crio", true},
+		{c.Pinns, "/usr/local/bin/pinns", p.Pinns.Version != ""}, {c.Crictl, crioguest.CrictlBinary, p.Crictl.Version != ""},
+	} {
+		if !f.want {
+			continue
+		}
+		if f.src == "" {
+			return in, fmt.Errorf("crio node %s: no binary for %s", p.Name, f.dst)
+		}
+		if _, err := os.Stat(f.src); err != nil {
+			return in, fmt.Errorf("crio node %s: %s: %w", p.Name, f.dst, err)
+		}
+		in.Files = append(in.Files, images.File{Src: f.src, Dst: f.dst, Mode: 0o755})
+	}
+	files, err := p.renderRootfs(nil)
+	if err != nil {
+		return in, fmt.Errorf("crio node %s: render configs: %w", p.Name, err)
+	}
+	// Configs, one file each so they merge into the image's /etc; in
+	// sorted order, so the image hash does not depend on a map's.
+	stageRoot := filepath.Join(stageDir, "rootfs")
+	for _, guest := range sortedKeys(files) {
+		host := filepath.Join(stageRoot, guest)
+		if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+			return in, fmt.Errorf("crio node %s: stage configs: %w", p.Name, err)
+		}
+		if err := os.WriteFile(host, files[guest], 0o644); err != nil {
+			return in, fmt.Errorf("crio node %s: stage configs: %w", p.Name, err)
+		}
+		in.Files = append(in.Files, images.File{Src: host, Dst: guest, Mode: 0o644})
 	}
 	// The pod image: podserver, also installed as /pause for the infra
 	// process, both exiting on SIGTERM.
@@ -101,8 +186,17 @@ func Inputs(base images.Inputs, c Components, stageDir string) (images.Inputs, e
 		},
 		Entrypoint: []string{"/podserver"},
 	}); err != nil {
-		return in, fmt.Errorf("crio node: pod image: %w", err)
+		return in, fmt.Errorf("crio node %s: pod image: %w", p.Name, err)
 	}
 	in.Files = append(in.Files, images.File{Src: layout, Dst: crioguest.PodImageDir})
 	return in, nil
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

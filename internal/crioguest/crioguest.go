@@ -25,12 +25,20 @@ const (
 	SquatUnit   = "pidreuse-squat.service"
 )
 
+// PIDFloorUnit, on the bug-era nodes, makes the first boot's pods get PIDs
+// far above what the next boot reaches by itself (see
+// images/crionode.Profile.PIDFloor).
+const PIDFloorUnit = "pidreuse-pid-floor.service"
+
 // The static pods: a regular pod and a hostNetwork daemon whose liveness
 // probe hits the node's own address on SDNPort (the shape of openshift-sdn).
 const (
 	WebPod  = "web"
 	SDNPod  = "sdn"
 	SDNPort = 10256
+	// SparePod is a second ordinary pod on the bug-era nodes, whose old
+	// PID nobody takes: its DEL names a path that is gone.
+	SparePod = "batch"
 )
 
 // NodeIP is QEMU user networking's guest address: the node's own address,

@@ -1,0 +1,153 @@
+package crionode
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pidreuse/pidreuse/images/components"
+	"github.com/pidreuse/pidreuse/images/versions"
+)
+
+// Profile is what a CRI-O node carries: the runtime and its version, the
+// kubelet, the cgroup mode, and how the runtime references a sandbox's
+// netns — which decides whether the write-up's bug can happen on it.
+type Profile struct {
+	Name string
+	// CRIO, Pinns, Kubelet and Crictl are built from source (Pinns and
+	// Crictl have an empty Version when the profile has none).
+	CRIO, Pinns, Kubelet, Crictl components.Component
+	// CgroupV1 boots the guest with the legacy cgroup hierarchy
+	// (kubelet < 1.19 cannot run on cgroup v2), and both CRI-O and
+	// kubelet use the cgroupfs driver.
+	CgroupV1 bool
+	// CRIAPI is the CRI version kubelet and the runtime speak.
+	CRIAPI string
+	// PinSwitch is CRI-O's setting that turns namespace pinning on or off;
+	// empty when this CRI-O has none (it always pins).
+	PinSwitch string
+	// DropInDir says CRI-O reads /etc/crio/crio.conf.d (1.17 and later);
+	// CRI-O 1.16 reads only /etc/crio/crio.conf.
+	DropInDir bool
+	// DelPath says, in words, what netns path the runtime hands CNI DEL of
+	// an old sandbox after a reboot with its default configuration.
+	DelPath string
+	// PIDFloor, when set, makes the guest hand out PIDs from there on
+	// before CRI-O starts: the pods of the first boot get PIDs far above
+	// what a fresh boot reaches, so after the reboot only the PIDs the
+	// scenario takes on purpose are taken (one ordinary pod, SparePod, is
+	// left alone to show the runtime's DEL on a missing path).
+	PIDFloor int
+}
+
+// Profile names.
+const (
+	CRIO134 = "crio-1.34"
+	CRIO117 = "crio-1.17"
+	CRIO116 = "crio-1.16"
+	// DefaultProfile is today's CRI-O.
+	DefaultProfile = CRIO134
+)
+
+// legacyPIDFloor is far above the ~600 PIDs a TCG guest has handed out
+// when CRI-O starts, and under the default pid_max of 32768 (QEMU's guest
+// has 2 vCPUs: pid_max is 32768).
+const legacyPIDFloor = 20000
+
+// Profiles lists the node profiles, default first.
+func Profiles() []Profile {
+	return []Profile{
+		{
+			Name:    CRIO134,
+			CRIO:    components.Component{Name: components.CRIO, Version: versions.CRIO},
+			Pinns:   components.Component{Name: components.Pinns, Version: versions.CRIO},
+			Kubelet: components.Component{Name: components.Kubelet, Version: versions.Kubelet},
+			Crictl:  components.Component{Name: components.Crictl, Version: versions.Crictl},
+			CRIAPI:  "v1", DropInDir: true,
+			DelPath: "/var/run/netns/<uuid>, always pinned: gone after a reboot, DEL runs with an empty netns",
+		},
+		{
+			Name:     CRIO117,
+			CRIO:     components.Component{Name: components.CRIO, Version: versions.CRIO117},
+			Pinns:    components.Component{Name: components.Pinns, Version: versions.CRIO117},
+			Kubelet:  components.Component{Name: components.Kubelet, Version: versions.KubeletLegacy},
+			CgroupV1: true, CRIAPI: "v1alpha2", PinSwitch: "manage_ns_lifecycle", DropInDir: true,
+			DelPath:  "/proc/<old infra pid>/ns/net (manage_ns_lifecycle=false, the default); with true a pin under /var/run/netns, gone after a reboot",
+			PIDFloor: legacyPIDFloor,
+		},
+		{
+			Name:     CRIO116,
+			CRIO:     components.Component{Name: components.CRIO, Version: versions.CRIO116},
+			Kubelet:  components.Component{Name: components.Kubelet, Version: versions.KubeletLegacy},
+			CgroupV1: true, CRIAPI: "v1alpha2", PinSwitch: "manage_network_ns_lifecycle",
+			DelPath:  "/proc/<old infra pid>/ns/net, unchecked: `failed to Statfs` when the PID is gone (manage_network_ns_lifecycle=false, the default)",
+			PIDFloor: legacyPIDFloor,
+		},
+	}
+}
+
+// Lookup finds a profile by name.
+func Lookup(name string) (Profile, error) {
+	var names []string
+	for _, p := range Profiles() {
+		if p.Name == name {
+			return p, nil
+		}
+		names = append(names, p.Name)
+	}
+	sort.Strings(names)
+	return Profile{}, fmt.Errorf("unknown node %q: choose one of %s (pidreuse nodes lists them)", name, strings.Join(names, ", "))
+}
+
+// Legacy says whether the profile is of the bug's era: its kubelet takes
+// the runtime endpoint as a flag and its CRI-O a full crio.conf.
+func (p Profile) Legacy() bool { return p.CgroupV1 }
+
+// Components lists what the profile builds from source, in install order.
+func (p Profile) Components() []components.Component {
+	var cs []components.Component
+	for _, c := range []components.Component{p.Kubelet, p.CRIO, p.Pinns, p.Crictl} {
+		if c.Version != "" {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// KernelArgs are what the profile adds to the guest's kernel command line.
+func (p Profile) KernelArgs() []string {
+	if p.CgroupV1 {
+		// Honoured by Debian 12's systemd 252.
+		return []string{"systemd.unified_cgroup_hierarchy=0"}
+	}
+	return nil
+}
+
+// PinningDropIn is where a run's forced pinning setting goes on a CRI-O
+// that reads drop-ins.
+const PinningDropIn = "/etc/crio/crio.conf.d/90-pidreuse-pinning.conf"
+
+// PinningFile returns the file (guest path and content) that forces CRI-O's
+// namespace pinning on or off on this profile: a drop-in where CRI-O reads
+// them, else the whole crio.conf with the switch set. An error when the
+// profile's CRI-O has no such switch.
+func (p Profile) PinningFile(on bool) (string, []byte, error) {
+	switch {
+	case p.PinSwitch == "":
+		return "", nil, fmt.Errorf("node %s: CRI-O %s has no namespace pinning switch (it always pins): force pinning on a node whose CRI-O has one (%s)", p.Name, p.CRIO.Version, strings.Join(profilesWithSwitch(), ", "))
+	case p.DropInDir:
+		return PinningDropIn, []byte(fmt.Sprintf("# Written by pidreuse for this run only.\n[crio.runtime]\n%s = %v\n", p.PinSwitch, on)), nil
+	}
+	data, err := p.ConfigFile("/etc/crio/crio.conf", on)
+	return "/etc/crio/crio.conf", data, err
+}
+
+func profilesWithSwitch() []string {
+	var names []string
+	for _, p := range Profiles() {
+		if p.PinSwitch != "" {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
