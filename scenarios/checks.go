@@ -55,12 +55,16 @@ var (
 		"`ip link set lo up` makes the node reach its own address again"}
 
 	// CRI-O and kubelet (harness/kubescenario).
-	CheckCRIOPinsNetns = Check{"crio-pins-netns", Outcome,
-		"CRI-O pins every sandbox netns under /var/run/netns"}
+	CheckCRIONetns = Check{"crio-netns-as-configured", Outcome,
+		"CRI-O references each sandbox's netns as its configuration says: a pin under /var/run/netns, or /proc/<infra pid>/ns/net"}
 	CheckPinGone = Check{"pin-gone", Outcome,
 		"after the reboot CRI-O finds each old sandbox's pinned netns gone"}
 	CheckDelEmptyNetns = Check{"del-empty-netns", Outcome,
 		"CRI-O runs CNI DEL for each old pod-network sandbox with an empty netns"}
+	CheckDelStalePath = Check{"del-stale-path", Outcome,
+		"CRI-O runs CNI DEL for the old sandbox with /proc/<old infra pid>/ns/net, which a host process now holds"}
+	CheckCRIOStatfs = Check{"crio-statfs-line", Outcome,
+		"CRI-O 1.16.0-1.16.2: DEL of the old sandbox whose PID nobody took logs the write-up's `failed to Statfs \"/proc/N/ns/net\": no such file or directory`"}
 	CheckSDNNotRestarted = Check{"sdn-not-restarted", Outcome,
 		"the hostNetwork sdn pod keeps running, not restarted"}
 	CheckNoLivenessFailure = Check{"no-liveness-failure", Outcome,
@@ -80,8 +84,8 @@ func (s Scenario) Checks(pluginVersion, tier string) []Check {
 	add := func(c ...Check) { out = append(out, c...) }
 	add(CheckRealReboot)
 	if s.DeleteBy == CRIO {
-		add(CheckPIDTakenByHost, CheckCRIOPinsNetns, CheckPinGone, CheckDelEmptyNetns, CheckSDNNotRestarted, CheckNoLivenessFailure)
-		return out
+		// What CRI-O does depends on the CRI-O under test: CRIOChecks.
+		return append(out, CheckPIDTakenByHost)
 	}
 	if s.RetryDEL {
 		add(CheckFirstDelFails)
@@ -110,6 +114,48 @@ func (s Scenario) Checks(pluginVersion, tier string) []Check {
 		add(CheckLivenessRestart, CheckLivenessRecovers)
 	}
 	return out
+}
+
+// CRIORuntime is what a CRI-O scenario learned of the CRI-O under test
+// before the reboot.
+type CRIORuntime struct {
+	// Version is what CRI-O says of itself over CRI ("1.17.5").
+	Version string
+	// Pins: its configuration pins namespaces.
+	Pins bool
+	// PinsReported: it reports each sandbox's netns path over CRI (1.19+).
+	PinsReported bool
+	// SparePod: the node has an ordinary pod whose old PID is not taken.
+	SparePod bool
+}
+
+// CRIOChecks lists what a CRI-O scenario expects of the CRI-O under test,
+// besides the host lo state that follows from rt.Pins: with pinning, the
+// pins are gone after the reboot and nothing stale is entered, the
+// hostNetwork pod stays healthy; without, DEL enters the stale path, the
+// node cannot reach itself, kubelet fails the sdn pod's probe and
+// restarts it until lo is set up again.
+func (s Scenario) CRIOChecks(rt CRIORuntime) []Check {
+	out := append(s.Checks("", TierVM), CheckCRIONetns)
+	if rt.Pins {
+		if rt.PinsReported {
+			out = append(out, CheckPinGone)
+		}
+		return append(out, CheckDelEmptyNetns, CheckSDNNotRestarted, CheckNoLivenessFailure)
+	}
+	out = append(out, CheckDelStalePath, CheckOwnAddrUnreachable, CheckLivenessRestart, CheckLoUpRestores, CheckLivenessRecovers)
+	if rt.SparePod && crioLogsStatfs(rt.Version) {
+		out = append(out, CheckCRIOStatfs)
+	}
+	return out
+}
+
+// crioLogsStatfs says whether CRI-O version passes a missing
+// /proc/<pid>/ns/net to CNI DEL unchecked (1.16.0 to 1.16.2; 1.16.3 and
+// later stat it first and pass an empty path).
+func crioLogsStatfs(version string) bool {
+	v := "v" + version
+	return semver.IsValid(v) && semver.Compare(v, "v1.16.0") >= 0 && semver.Compare(v, "v1.16.3") < 0
 }
 
 // Answer is yes, no, or unknown.

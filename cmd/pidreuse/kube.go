@@ -12,7 +12,6 @@ import (
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/images/layer"
-	"github.com/pidreuse/pidreuse/internal/crioguest"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
@@ -117,12 +116,7 @@ func runKubeScenarios(ctx context.Context, c runConfig, agentPath string, scs []
 
 // kubeNode is what kubescenario needs to know of the node's profile.
 func kubeNode(p crionode.Profile) kubescenario.Node {
-	n := kubescenario.Node{Profile: p.Name, Pods: []string{crioguest.WebPod, crioguest.SDNPod}}
-	if p.PIDFloor > 0 {
-		n.SparePod = crioguest.SparePod
-		n.Pods = append(n.Pods, crioguest.SparePod)
-	}
-	return n
+	return kubescenario.Node{Profile: p.Name, Pods: p.Pods(), SparePod: p.SparePod()}
 }
 
 // cmdNodes lists the node profiles.

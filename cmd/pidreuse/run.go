@@ -220,6 +220,12 @@ func printTable(w *os.File, results []runner.Result) {
 	}
 	tw.Flush()
 	for _, r := range results {
+		if r.Runtime != "" {
+			fmt.Fprintf(w, "%s: node %s, %s\n", r.Scenario, r.Profile, r.Runtime)
+		}
+		for _, d := range r.Dels {
+			fmt.Fprintf(w, "%s: CNI DEL of %s with netns %q, issued by %s; error: %s\n", r.Scenario, d.Pod, d.NetnsPath, d.Issuer, shorten(runner.OrNone(d.Error), 160))
+		}
 		if r.Error != "" {
 			fmt.Fprintf(w, "%s (%s): no verdict: %s\n", r.Scenario, r.PluginVersion, r.Error)
 		}

@@ -4,6 +4,7 @@ package vm_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/crionode"
+	"github.com/pidreuse/pidreuse/images/layer"
 	"github.com/pidreuse/pidreuse/images/versions"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
@@ -32,48 +34,99 @@ func crioImage(ctx context.Context, profile crionode.Profile) *images.Image {
 	By("building or loading the " + profile.Name + " node image")
 	img, err := crionode.BuildImage(ctx, profile, filepath.Dir(agent), func(s string) { GinkgoWriter.Println(s) })
 	Expect(err).NotTo(HaveOccurred())
-	AddReportEntry("crio image", img.Manifest.InputHash+" (built in "+img.Manifest.BuildDuration.String()+")")
+	AddReportEntry(profile.Name+" image", img.Manifest.InputHash+" (built in "+img.Manifest.BuildDuration.String()+")")
 	return img
 }
 
-// The CRI-O scenarios, played by kubescenario exactly as the CLI plays
-// them: the suite asserts the verdict and the real machine's network.
-var _ = Describe("CRI-O and kubelet on a VM", Ordered, ContinueOnFailure, Label("vm", "crio"), func() {
-	var (
-		node     *vm.Node
-		host     e2eutil.HostNet
-		failures = e2eutil.TrackFailures()
-	)
+// crioNode is one CRI-O VM of the suite: a profile, how CRI-O's namespace
+// pinning is set on it (it must be in place before the first pod: one VM
+// per setting), and the scenarios it plays in order, each with what the
+// spec wants to see besides the runner's checks.
+type crioNode struct {
+	profile string
+	pinning scenarios.Pinning
+	specs   []crioSpec
+}
 
-	BeforeAll(func(ctx SpecContext) {
-		var err error
-		host, err = e2eutil.ReadHostNet()
-		Expect(err).NotTo(HaveOccurred())
-		profile, err := crionode.Lookup(crionode.CRIO134)
-		Expect(err).NotTo(HaveOccurred())
-		node = startVM(ctx, failures, "crio", crioImage(ctx, profile), vm.Options{Artifacts: crionode.Artifacts})
-	}, NodeTimeout(40*time.Minute))
+type crioSpec struct {
+	scenario string
+	title    string
+	// wantChecks must be among the result's checks: the scenario model
+	// must have applied them to this CRI-O.
+	wantChecks []string
+	// wantLoUp is the host lo the CRI-O under test's configuration makes
+	// the scenario expect.
+	wantLoUp bool
+}
 
-	play := func(ctx context.Context, name string, plugins runner.Plugins) {
-		GinkgoHelper()
-		sc, err := scenarios.Select(name, scenarios.TierVM)
-		Expect(err).NotTo(HaveOccurred())
-		res := kubescenario.Run(ctx, node, sc[0], kubescenario.Options{
-			Plugins: plugins, Progress: func(s string) { GinkgoWriter.Println(s) },
-			OnStep: func(_, step string) { By(step) },
+var crioNodes = []crioNode{
+	{crionode.CRIO134, scenarios.PinningDefault, []crioSpec{
+		{"crio-kubelet-reboot", "CRI-O 1.34 pins: host processes hold the old PIDs, the pins are gone, host lo stays UP", []string{"pin-gone", "del-empty-netns", "no-liveness-failure"}, true},
+		{"legacy-symptom", "a legacy runtime's DEL takes lo down next to CRI-O, kubelet's liveness probe fails, lo up fixes it", []string{"liveness-restart", "liveness-recovers"}, false},
+	}},
+	{crionode.CRIO117, scenarios.PinningDefault, []crioSpec{
+		{"crio-kubelet-reboot", "CRI-O 1.17 does not pin by default: its own DEL enters /proc/<old infra pid>/ns/net, the host's, and takes host lo DOWN", []string{"del-stale-path", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers"}, false},
+	}},
+	{crionode.CRIO117, scenarios.PinningOn, []crioSpec{
+		{"crio-pinned-reboot", "CRI-O 1.17 with manage_ns_lifecycle=true: the pins are gone after the reboot, host lo stays UP", []string{"del-empty-netns", "sdn-not-restarted", "no-liveness-failure"}, true},
+	}},
+	{crionode.CRIO116, scenarios.PinningDefault, []crioSpec{
+		{"crio-kubelet-reboot", "CRI-O 1.16 passes the stale path unchecked: host lo DOWN, and the spare pod's DEL logs the write-up's `failed to Statfs`", []string{"del-stale-path", "crio-statfs-line", "liveness-restart"}, false},
+	}},
+}
+
+// The CRI-O scenarios on every node profile, played by kubescenario
+// exactly as the CLI plays them: the suite asserts the verdict, the checks
+// the CRI-O under test must have been judged by, and the real machine's
+// network.
+var _ = Describe("CRI-O and kubelet on a VM", Label("vm", "crio"), func() {
+	for _, cn := range crioNodes {
+		Context(fmt.Sprintf("on %s, namespace pinning %s", cn.profile, cn.pinning), Ordered, ContinueOnFailure, Label(cn.profile), func() {
+			var (
+				node     *vm.Node
+				host     e2eutil.HostNet
+				profile  crionode.Profile
+				failures = e2eutil.TrackFailures()
+			)
+			BeforeAll(func(ctx SpecContext) {
+				var err error
+				host, err = e2eutil.ReadHostNet()
+				Expect(err).NotTo(HaveOccurred())
+				profile, err = crionode.Lookup(cn.profile)
+				Expect(err).NotTo(HaveOccurred())
+				opts := vm.Options{Artifacts: crionode.Artifacts}
+				if cn.pinning != scenarios.PinningDefault {
+					path, data, err := profile.PinningFile(cn.pinning == scenarios.PinningOn)
+					Expect(err).NotTo(HaveOccurred())
+					opts.Layer.Files = []layer.File{{Path: path, Data: data, Mode: 0o644}}
+				}
+				node = startVM(ctx, failures, cn.profile[len("crio-"):], crioImage(ctx, profile), opts)
+			}, NodeTimeout(60*time.Minute))
+
+			for i, s := range cn.specs {
+				It(s.scenario+": "+s.title, Label(s.scenario), func(ctx SpecContext) {
+					sc, err := scenarios.Select(s.scenario, scenarios.TierVM)
+					Expect(err).NotTo(HaveOccurred())
+					n := kubescenario.Node{Profile: profile.Name, Pods: profile.Pods(), SparePod: profile.SparePod()}
+					res := kubescenario.Run(ctx, node, sc[0], kubescenario.Options{
+						Plugins: runner.Plugins{Dir: images.GuestPluginDir(versions.DefaultCNIPlugin), Version: versions.DefaultCNIPlugin},
+						Index:   i, Node: n,
+						Progress: func(s string) { GinkgoWriter.Println(s) },
+						OnStep:   func(_, step string) { By(step) },
+					})
+					AddReportEntry("result", res)
+					e2eutil.ExpectVerdict(res)
+					Expect(res.ExpectedLoUp).To(Equal(s.wantLoUp), "the expectation the CRI-O under test gives")
+					var ids []string
+					for _, c := range res.Checks {
+						ids = append(ids, c.ID)
+					}
+					Expect(ids).To(ContainElements(s.wantChecks), "checks the scenario model must have applied to this CRI-O")
+					now, err := e2eutil.ReadHostNet()
+					Expect(err).NotTo(HaveOccurred())
+					Expect(now).To(Equal(host), "the real machine's network changed")
+				}, NodeTimeout(30*time.Minute))
+			}
 		})
-		AddReportEntry("result", res)
-		e2eutil.ExpectVerdict(res)
-		now, err := e2eutil.ReadHostNet()
-		Expect(err).NotTo(HaveOccurred())
-		Expect(now).To(Equal(host), "the real machine's network changed")
 	}
-
-	It("crio-kubelet-reboot: CRI-O finds its pinned netns gone after the reboot, host processes hold the old PIDs, host lo stays UP", Label("crio-kubelet-reboot"), func(ctx SpecContext) {
-		play(ctx, "crio-kubelet-reboot", runner.Plugins{})
-	}, NodeTimeout(30*time.Minute))
-
-	It("legacy-symptom: the legacy runtime's DEL takes lo down, kubelet's liveness probe fails, lo up fixes it", Label("legacy-symptom"), func(ctx SpecContext) {
-		play(ctx, "legacy-symptom", runner.Plugins{Dir: images.GuestPluginDir(versions.DefaultCNIPlugin), Version: versions.DefaultCNIPlugin})
-	}, NodeTimeout(30*time.Minute))
 })

@@ -35,20 +35,24 @@ func DeletedWithEmptyNetns(journal, namespace, name, sandboxID string) bool {
 	return got.MatchString(journal) && strings.Contains(journal, "Deleting pod "+namespace+"_"+name+" from CNI network")
 }
 
-// LivenessProbeFailed is the part of kubelet's log line for a failed
-// liveness probe that JournalGrep looks for in the node (kubelet logs it
-// from --v=1 up; the image runs it with --v=2).
-const LivenessProbeFailed = `Probe failed`
+// LivenessGrep finds kubelet's lines for failed probes in the node (grep
+// -E), so a chatty journal does not cross SSH: kubelet 1.34 logs
+// `"Probe failed" probeType="Liveness" …`, kubelet 1.17 `Liveness probe
+// for "<pod>:<container>" failed`, both from --v=1 up (the image runs
+// kubelet with --v=2).
+const LivenessGrep = `Probe failed|Liveness probe for`
+
+var liveness117 = regexp.MustCompile(`Liveness probe for "[^"]*:([^":]+)" failed`)
 
 // LivenessFailures keeps the lines of kubelet's journal that say a
-// liveness probe of container failed:
-//
-//	"Probe failed" probeType="Liveness" pod="kube-system/sdn-pidreuse-node" … containerName="sdn" …
+// liveness probe of container failed.
 func LivenessFailures(kubeletJournal, container string) []string {
 	var out []string
 	for _, line := range strings.Split(kubeletJournal, "\n") {
-		if strings.Contains(line, LivenessProbeFailed) && strings.Contains(line, `probeType="Liveness"`) &&
-			strings.Contains(line, `containerName="`+container+`"`) {
+		structured := strings.Contains(line, "Probe failed") && strings.Contains(line, `probeType="Liveness"`) &&
+			strings.Contains(line, `containerName="`+container+`"`)
+		m := liveness117.FindStringSubmatch(line)
+		if structured || (m != nil && m[1] == container) {
 			out = append(out, line)
 		}
 	}

@@ -79,7 +79,7 @@ func Run(ctx context.Context, node harness.Node, sc scenarios.Scenario, opts Opt
 		opts.PodTimeout = 8 * time.Minute
 	}
 	p := &play{node: node, opts: opts, sc: sc, start: time.Now()}
-	p.res = runner.Result{Scenario: sc.Name, Tier: scenarios.TierVM, Node: node.Name(),
+	p.res = runner.Result{Scenario: sc.Name, Tier: scenarios.TierVM, Node: node.Name(), Profile: opts.Node.Profile,
 		NetnsMode: string(sc.Netns), ExpectedLoUp: sc.ExpectLoUp}
 	var err error
 	switch {
@@ -95,7 +95,10 @@ func Run(ctx context.Context, node harness.Node, sc scenarios.Scenario, opts Opt
 	if err != nil && p.res.Error == "" {
 		p.res.Error = err.Error()
 	}
-	p.res.Judge(sc.Checks(opts.Plugins.Version, scenarios.TierVM))
+	if p.expect == nil {
+		p.expect = sc.Checks(opts.Plugins.Version, scenarios.TierVM)
+	}
+	p.res.Judge(p.expect)
 	p.res.DurationMs = time.Since(p.start).Milliseconds()
 	return p.res
 }
@@ -106,6 +109,9 @@ type play struct {
 	sc    scenarios.Scenario
 	start time.Time
 	res   runner.Result
+	// expect are the checks the result is judged by; the CRI-O scenarios
+	// know them only once they have asked the CRI-O under test.
+	expect []scenarios.Check
 }
 
 func (p *play) step(step, detail string) {

@@ -54,7 +54,7 @@ func (p *play) failingUnit(ctx context.Context) string {
 // livenessFailures returns kubelet's lines of this boot saying the sdn
 // container's liveness probe failed.
 func (p *play) livenessFailures(ctx context.Context) ([]string, error) {
-	lines, err := kube.JournalGrep(ctx, p.node, crioguest.KubeletUnit, kube.LivenessProbeFailed)
+	lines, err := kube.JournalGrep(ctx, p.node, crioguest.KubeletUnit, kube.LivenessGrep)
 	if err != nil {
 		return nil, err
 	}

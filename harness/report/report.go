@@ -133,12 +133,21 @@ func Markdown(run Run, results []runner.Result) string {
 		if r.Error != "" {
 			fmt.Fprintf(&b, "No verdict: %s\n\n", r.Error)
 		}
+		if r.Profile != "" || r.Runtime != "" {
+			fmt.Fprintf(&b, "Node `%s`, runtime %s.\n\n", r.Profile, r.Runtime)
+		}
 		var t0 time.Time
 		for i, e := range r.Timeline {
 			if i == 0 {
 				t0 = e.At
 			}
 			fmt.Fprintf(&b, "- `+%7.3fs` %s %s\n", e.At.Sub(t0).Seconds(), e.Step, e.Detail)
+		}
+		if len(r.Dels) > 0 {
+			b.WriteString("\n| CNI DEL at | pod | netns path | issued by | error |\n|---|---|---|---|---|\n")
+			for _, d := range r.Dels {
+				fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s |\n", d.Time, d.Pod, d.NetnsPath, d.Issuer, cell(runner.OrNone(d.Error)))
+			}
 		}
 		if len(r.Checks) > 0 {
 			b.WriteString("\n| check | expectation | holds | saw |\n|---|---|---|---|\n")

@@ -18,9 +18,13 @@ type Event struct {
 // Result is one scenario's outcome. Verdict fields are only meaningful
 // when Error is empty; a non-empty Error means no verdict.
 type Result struct {
-	Scenario         string `json:"scenario"`
-	Tier             string `json:"tier"`
-	Node             string `json:"node"`
+	Scenario string `json:"scenario"`
+	Tier     string `json:"tier"`
+	Node     string `json:"node"`
+	// Profile is the CRI-O node profile the scenario ran on, if any.
+	Profile string `json:"profile,omitempty"`
+	// Runtime is the CRI-O under test as it names itself, if any.
+	Runtime          string `json:"runtime,omitempty"`
 	PluginVersion    string `json:"pluginVersion"`
 	NetnsMode        string `json:"netnsMode"`
 	NetnsPath        string `json:"netnsPath"`
@@ -36,6 +40,9 @@ type Result struct {
 	ExpectedLoUp     bool   `json:"expectedLoUp"`
 	ProbeWhileDown   string `json:"probeWhileDown,omitempty"`
 	Restored         bool   `json:"restored,omitempty"`
+	// Dels are the CNI DELs of the old sandboxes as the runtime's journal
+	// shows them (the CRI-O scenarios): path, issuer, error.
+	Dels []Del `json:"dels,omitempty"`
 	// Checks are what the scenario expects besides host lo (see
 	// scenarios.Scenario.Checks), each with what was seen. Pass needs
 	// them all.
@@ -44,6 +51,18 @@ type Result struct {
 	Error      string  `json:"error,omitempty"`
 	DurationMs int64   `json:"durationMs"`
 	Timeline   []Event `json:"timeline"`
+}
+
+// Del is one CNI DEL a runtime ran for an old sandbox, as measured.
+type Del struct {
+	Time      string `json:"time"`
+	Pod       string `json:"pod"`
+	SandboxID string `json:"sandboxID"`
+	NetnsPath string `json:"netnsPath"`
+	// Issuer says who asked for it: the runtime on its own, or kubelet
+	// through a CRI request.
+	Issuer string `json:"issuer"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Check is one expectation of a scenario, judged: what was expected

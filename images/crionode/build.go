@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/pidreuse/pidreuse/images"
+	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/components"
 )
 
@@ -34,6 +35,18 @@ func BuildImage(ctx context.Context, p Profile, agentDir string, progress func(s
 			return nil, fmt.Errorf("crio node %s: %w", p.Name, err)
 		}
 	}
+	var loopback string
+	if p.Loopback != "" {
+		root, err := cniplugins.CacheRoot()
+		if err != nil {
+			return nil, err
+		}
+		dir, err := cniplugins.Dir(ctx, root, p.Loopback, progress)
+		if err != nil {
+			return nil, fmt.Errorf("crio node %s: %w", p.Name, err)
+		}
+		loopback = filepath.Join(dir, "loopback")
+	}
 	stage, err := os.MkdirTemp("", "pidreuse-crionode-")
 	if err != nil {
 		return nil, fmt.Errorf("crio node: %w", err)
@@ -42,7 +55,7 @@ func BuildImage(ctx context.Context, p Profile, agentDir string, progress func(s
 	addCRIO := func(base images.Inputs) (images.Inputs, error) {
 		return p.Inputs(base, Components{
 			Kubelet: paths[components.Kubelet], CRIO: paths[components.CRIO], Pinns: paths[components.Pinns],
-			Crictl: paths[components.Crictl], PodServer: podserver,
+			Crictl: paths[components.Crictl], PodServer: podserver, Loopback: loopback,
 		}, stage)
 	}
 	return images.BuildNode(ctx, agentDir, addCRIO, func(s string) { progress(p.Name + " " + s) })

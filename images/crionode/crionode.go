@@ -31,6 +31,8 @@ type Components struct {
 	Kubelet, CRIO, Pinns, Crictl string
 	// PodServer is cmd/podserver, built static: the pods' only binary.
 	PodServer string
+	// Loopback is the profile's loopback plugin (Profile.Loopback), or "".
+	Loopback string
 }
 
 // Packages are the Debian packages the node adds: conmon 2.1.6 and runc
@@ -146,6 +148,8 @@ func (p Profile) Inputs(base images.Inputs, c Components, stageDir string) (imag
 	}{
 		{c.Kubelet, "/usr/local/bin/kubelet", true}, {c.CRIO, "/usr/local/bin/crio", true},
 		{c.Pinns, "/usr/local/bin/pinns", p.Pinns.Version != ""}, {c.Crictl, crioguest.CrictlBinary, p.Crictl.Version != ""},
+		// Over Debian's, in CRI-O's plugin dir (and under a run's layer).
+		{c.Loopback, "/usr/lib/cni/loopback", p.Loopback != ""},
 	} {
 		if !f.want {
 			continue

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pidreuse/pidreuse/images/components"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/internal/crioguest"
 )
 
 // Profile is what a CRI-O node carries: the runtime and its version, the
@@ -38,6 +39,12 @@ type Profile struct {
 	// scenario takes on purpose are taken (one ordinary pod, SparePod, is
 	// left alone to show the runtime's DEL on a missing path).
 	PIDFloor int
+	// Loopback, when set, is the CNI plugins version whose loopback
+	// replaces Debian's in CRI-O's plugin dir: the bug's era ran v0.8.x,
+	// whose DEL on a missing netns path fails with the write-up's `failed
+	// to Statfs "<path>": no such file or directory` (Debian's 1.1.1
+	// ignores it).
+	Loopback string
 }
 
 // Profile names.
@@ -53,6 +60,10 @@ const (
 // when CRI-O starts, and under the default pid_max of 32768 (QEMU's guest
 // has 2 vCPUs: pid_max is 32768).
 const legacyPIDFloor = 20000
+
+// legacyLoopback is the CNI plugins release of the bug's era in the
+// matrix (images/versions.CNIPlugins).
+const legacyLoopback = "v0.8.7"
 
 // Profiles lists the node profiles, default first.
 func Profiles() []Profile {
@@ -73,7 +84,7 @@ func Profiles() []Profile {
 			Kubelet:  components.Component{Name: components.Kubelet, Version: versions.KubeletLegacy},
 			CgroupV1: true, CRIAPI: "v1alpha2", PinSwitch: "manage_ns_lifecycle", DropInDir: true,
 			DelPath:  "/proc/<old infra pid>/ns/net (manage_ns_lifecycle=false, the default); with true a pin under /var/run/netns, gone after a reboot",
-			PIDFloor: legacyPIDFloor,
+			PIDFloor: legacyPIDFloor, Loopback: legacyLoopback,
 		},
 		{
 			Name:     CRIO116,
@@ -81,7 +92,7 @@ func Profiles() []Profile {
 			Kubelet:  components.Component{Name: components.Kubelet, Version: versions.KubeletLegacy},
 			CgroupV1: true, CRIAPI: "v1alpha2", PinSwitch: "manage_network_ns_lifecycle",
 			DelPath:  "/proc/<old infra pid>/ns/net, unchecked: `failed to Statfs` when the PID is gone (manage_network_ns_lifecycle=false, the default)",
-			PIDFloor: legacyPIDFloor,
+			PIDFloor: legacyPIDFloor, Loopback: legacyLoopback,
 		},
 	}
 }
@@ -150,4 +161,22 @@ func profilesWithSwitch() []string {
 		}
 	}
 	return names
+}
+
+// Pods are the static pods' container names on the profile's node.
+func (p Profile) Pods() []string {
+	pods := []string{crioguest.WebPod, crioguest.SDNPod}
+	if s := p.SparePod(); s != "" {
+		pods = append(pods, s)
+	}
+	return pods
+}
+
+// SparePod is the ordinary pod whose old PIDs no host process takes after
+// the reboot, or "" when the profile has none.
+func (p Profile) SparePod() string {
+	if p.PIDFloor > 0 {
+		return crioguest.SparePod
+	}
+	return ""
 }

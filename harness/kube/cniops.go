@@ -1,0 +1,123 @@
+package kube
+
+import (
+	"regexp"
+	"strings"
+)
+
+// CNIOp is one CNI operation CRI-O ran, read from its journal: what it
+// ran, for which sandbox, with which netns path, on whose behalf, and the
+// error it logged for it.
+type CNIOp struct {
+	// Time is the journal's timestamp (short-precise).
+	Time string
+	// Op is ADD, DEL or CHECK.
+	Op                        string
+	Pod, Namespace, SandboxID string
+	NetNS                     string
+	// By is the CRI request for this sandbox that was in flight when CRI-O
+	// ran the operation ("StopPodSandbox": kubelet stopping the old
+	// sandbox; "RemovePodSandbox"), or "" when none was: CRI-O acting on
+	// its own, as at its start-up restore. It needs CRI-O's debug log
+	// (requests are logged only there); without it every op reads "".
+	By string
+	// Error is the error CRI-O logged for the operation, if any.
+	Error string
+}
+
+// Issuer says in words who issued the operation.
+func (o CNIOp) Issuer() string {
+	if o.By == "" {
+		return "CRI-O itself (no CRI request for the sandbox in flight)"
+	}
+	return "kubelet's " + o.By + " through CRI-O"
+}
+
+var (
+	journalMsg   = regexp.MustCompile(`^(\S+ \S+ \S+) .*?msg="((?:[^"\\]|\\.)*)"`)
+	podNetwork   = regexp.MustCompile(`Got pod network &\{Name:(\S+) Namespace:(\S+) ID:(\S+) (?:UID:\S+ )?NetNS:(\S*) Networks:`)
+	criRequest   = regexp.MustCompile(`^request: &(\w+)Request\{PodSandboxId:(\w+),`)
+	criResponse  = regexp.MustCompile(`^response: &(\w+)Response\{`)
+	requestID    = regexp.MustCompile(` id=([0-9a-f-]{36})\s*$`)
+	opByMessage  = []struct{ prefix, op string }{{"About to del CNI network", "DEL"}, {"Deleting pod ", "DEL"}, {"About to check CNI network", "CHECK"}, {"About to add CNI network", "ADD"}, {"Adding pod ", "ADD"}}
+	errorLevel   = regexp.MustCompile(`level=error `)
+	cniErrorHint = []string{"Error deleting network", "failed to Statfs", "error checking", "Error while", "failed to"}
+)
+
+// ParseCNIOps reads a CRI-O journal (journalctl -o short-precise, any
+// CRI-O from 1.16 on) into the CNI operations CRI-O ran, in order.
+func ParseCNIOps(journal string) []CNIOp {
+	var ops []CNIOp
+	inflight := map[string]string{}  // sandbox ID → CRI method
+	bySandbox := map[string]string{} // request ID → sandbox ID
+	var pending *CNIOp
+	// CRI-O 1.17's ocicni sets lo down in the netns before it logs the
+	// DEL, and logs a failure of that first: it belongs to the next DEL.
+	var loopbackErr string
+	for _, line := range strings.Split(journal, "\n") {
+		m := journalMsg.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		at, msg := m[1], strings.ReplaceAll(m[2], `\"`, `"`)
+		reqID := ""
+		if r := requestID.FindStringSubmatch(line); r != nil {
+			reqID = r[1]
+		}
+		if r := criRequest.FindStringSubmatch(msg); r != nil {
+			inflight[r[2]] = r[1]
+			if reqID != "" {
+				bySandbox[reqID] = r[2]
+			}
+			continue
+		}
+		if criResponse.MatchString(msg) && reqID != "" {
+			if sb, ok := bySandbox[reqID]; ok {
+				delete(inflight, sb)
+				delete(bySandbox, reqID)
+			}
+			continue
+		}
+		if p := podNetwork.FindStringSubmatch(msg); p != nil {
+			pending = &CNIOp{Time: at, Pod: p[1], Namespace: p[2], SandboxID: p[3], NetNS: p[4]}
+			continue
+		}
+		if pending != nil {
+			for _, o := range opByMessage {
+				if strings.HasPrefix(msg, o.prefix) {
+					op := *pending
+					op.Op, op.By = o.op, inflight[op.SandboxID]
+					if op.Op == "DEL" {
+						op.Error, loopbackErr = loopbackErr, ""
+					}
+					ops = append(ops, op)
+					break
+				}
+			}
+		}
+		if errorLevel.MatchString(line) && strings.Contains(msg, "tearing down loopback interface") {
+			loopbackErr = msg
+			continue
+		}
+		if len(ops) > 0 && errorLevel.MatchString(line) && ops[len(ops)-1].Error == "" {
+			for _, hint := range cniErrorHint {
+				if strings.Contains(msg, hint) {
+					ops[len(ops)-1].Error = msg
+					break
+				}
+			}
+		}
+	}
+	return ops
+}
+
+// DelsOf returns the DEL operations of one sandbox.
+func DelsOf(ops []CNIOp, sandboxID string) []CNIOp {
+	var out []CNIOp
+	for _, o := range ops {
+		if o.Op == "DEL" && o.SandboxID == sandboxID {
+			out = append(out, o)
+		}
+	}
+	return out
+}

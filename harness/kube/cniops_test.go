@@ -1,0 +1,77 @@
+package kube
+
+import (
+	"os"
+	"testing"
+)
+
+func readTestdata(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// CRI-O 1.17.5 after a reboot, the first boot's pods at PIDs from 20000
+// on, host processes holding web's and sdn's old infra PIDs: kubelet
+// stops each old sandbox; web's DEL enters /proc/20689/ns/net (the
+// host's netns), batch's (PID not taken) gets an empty path.
+func TestParseCNIOps117(t *testing.T) {
+	ops := ParseCNIOps(readTestdata(t, "crio-1.17-after-reboot.journal"))
+	web := DelsOf(ops, "dcb147f70b81e73f1d2e06261dc20031b3237b1d558579d3956ff20e8a36b57b")
+	if len(web) != 1 || web[0].NetNS != "/proc/20689/ns/net" || web[0].By != "StopPodSandbox" || web[0].Pod != "web-pidreuse-node" {
+		t.Fatalf("web's DEL: %+v", web)
+	}
+	batch := DelsOf(ops, "30fbc3896e3b1412063b05bd24342e4994a332cf539faa5b0ddda0402d2f3cb3")
+	if len(batch) != 1 || batch[0].NetNS != "" || batch[0].By != "StopPodSandbox" {
+		t.Fatalf("batch's DEL: %+v", batch)
+	}
+	// At start-up CRI-O only CHECKs the restored sandbox, on its own.
+	var checks int
+	for _, o := range ops {
+		if o.Op == "CHECK" && o.SandboxID == web[0].SandboxID {
+			checks++
+			if o.By != "" {
+				t.Errorf("start-up check attributed to %q", o.By)
+			}
+		}
+	}
+	if checks == 0 {
+		t.Errorf("no start-up CHECK of web: %+v", ops)
+	}
+}
+
+// CRI-O 1.34.0 after a reboot: the pins are gone; CRI-O deletes the old
+// web sandbox from CNI with an empty netns, on its own at start-up.
+func TestParseCNIOps134(t *testing.T) {
+	journal := readTestdata(t, "crio-1.34-after-reboot.journal")
+	ops := ParseCNIOps(journal)
+	web := DelsOf(ops, "c1f188a34eceb55bba9dd60ac9f487d0d31639c6eb642c90593cdbebb5d1c56a")
+	if len(web) != 1 || web[0].NetNS != "" || web[0].By != "" || web[0].Op != "DEL" {
+		t.Fatalf("web's DEL: %+v", web)
+	}
+	if web[0].Issuer() != "CRI-O itself (no CRI request for the sandbox in flight)" {
+		t.Errorf("issuer %q", web[0].Issuer())
+	}
+	line := RestoreFailedLine(journal, "02b5206bd2e1502d14ef10f81b999567724cb46868ae1eeea27a43dd97629cac", "/var/run/netns/51a455e8-a58e-4720-bf23-8ef55ff2eb82")
+	if line == "" {
+		t.Error("the sdn sandbox's restore failure is in the journal")
+	}
+	if !DeletedWithEmptyNetns(journal, "default", "web-pidreuse-node", web[0].SandboxID) {
+		t.Error("web deleted with an empty netns")
+	}
+}
+
+func TestLivenessFailures(t *testing.T) {
+	if got := LivenessFailures(readTestdata(t, "kubelet-1.34-liveness.journal"), "sdn"); len(got) < 3 {
+		t.Errorf("kubelet 1.34: %d failures", len(got))
+	}
+	if got := LivenessFailures(readTestdata(t, "kubelet-1.17-after-reboot.journal"), "sdn"); len(got) < 3 {
+		t.Errorf("kubelet 1.17: %d failures", len(got))
+	}
+	if got := LivenessFailures(readTestdata(t, "kubelet-1.17-after-reboot.journal"), "web"); len(got) != 0 {
+		t.Errorf("kubelet 1.17, web: %v", got)
+	}
+}
