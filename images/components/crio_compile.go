@@ -55,7 +55,7 @@ func (w *workspace) compileCRIO(ctx context.Context, t *crioTree, st crioStamp, 
 	if t.vendor {
 		mode = "from vendor/"
 	}
-	w.progress(fmt.Sprintf("compiling crio %s (%s; 3-5 min cold on 2 cores)", orNone(t.version), mode))
+	w.progress(fmt.Sprintf("compiling crio %s (%s; ~5 min cold on 2 cores, more under load)", orNone(t.version), mode))
 	return w.run(ctx, t.dir, goEnvToolchain(toolchain, t.mode()+" -buildvcs=false", "CGO_ENABLED=1"),
 		"go", "build", "-trimpath", "-tags", strings.Join(t.tags, ","), "-ldflags", crioTreeLDFlags(t.stamps, st),
 		"-o", out, "./cmd/crio")
