@@ -62,7 +62,7 @@ func recipes() []recipe {
 		// pinns is C in CRI-O's module, so it follows CRI-O's version.
 		{Component{Pinns, versions.CRIO}, versions.CRIO, 5 * time.Second, buildPinns},
 		{Component{Crictl, versions.Crictl}, versions.Crictl, 3 * time.Minute, buildCrictl},
-		{Component{Kubelet, versions.KubeletLegacy}, versions.KubeletLegacy, 8 * time.Minute, buildKubelet},
+		{Component{Kubelet, versions.KubeletLegacy}, versions.KubeletLegacy, 10 * time.Minute, buildKubelet},
 	}
 	return append(rs, sourceRecipes()...)
 }

@@ -46,14 +46,42 @@ func (w *workspace) compileCRIO(ctx context.Context, t *crioTree, st crioStamp, 
 			return err
 		}
 	}
+	if !t.vendor {
+		if err := w.moduleModeTags(ctx, t, toolchain); err != nil {
+			return err
+		}
+	}
 	mode := "module mode: dependencies through the Go module proxy"
 	if t.vendor {
 		mode = "from vendor/"
 	}
-	w.progress(fmt.Sprintf("compiling crio %s (%s; 3-5 min cold on 2 cores)", orNone(t.version), mode))
+	w.progress(fmt.Sprintf("compiling crio %s (%s; ~5 min cold on 2 cores, more under load)", orNone(t.version), mode))
 	return w.run(ctx, t.dir, goEnvToolchain(toolchain, t.mode()+" -buildvcs=false", "CGO_ENABLED=1"),
 		"go", "build", "-trimpath", "-tags", strings.Join(t.tags, ","), "-ldflags", crioTreeLDFlags(t.stamps, st),
 		"-o", out, "./cmd/crio")
+}
+
+// moduleModeTags sets t.tags from the code the build reads in module mode:
+// the packages of cmd/crio's build, dependencies included, which the go
+// command resolves (and fetches through the module proxy) into the module
+// cache. Without it a tree without vendor/ would miss the tags that only
+// its dependencies know, such as containers_image_openpgp, and need gpgme.
+func (w *workspace) moduleModeTags(ctx context.Context, t *crioTree, toolchain string) error {
+	w.progress("resolving crio's dependencies (module mode, through the Go module proxy)")
+	out, err := w.runOut(ctx, t.dir, goEnvToolchain(toolchain, "-mod=mod -buildvcs=false", "CGO_ENABLED=1"),
+		"go", "list", "-deps", "-tags", strings.Join(crioWantedTags, ","), "-f", "{{if not .Standard}}{{.Dir}}{{end}}", "./cmd/crio")
+	if err != nil {
+		return err
+	}
+	tags, err := mentionedTagsInDirs(strings.Fields(string(out)), crioWantedTags)
+	if err != nil {
+		return err
+	}
+	t.tags = tags
+	msg := "module mode: the build's packages mention tags " + strings.Join(tags, ",")
+	fmt.Fprintf(w.log, "# %s\n", msg)
+	w.progress(msg)
+	return nil
 }
 
 // toolchainFor returns the GOTOOLCHAIN for the tree (see goToolchain).

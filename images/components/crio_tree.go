@@ -34,7 +34,9 @@ type crioTree struct {
 	reflect2 string
 	// pinns is the dir of pinns' Makefile, "" when the tree has no pinns.
 	pinns string
-	// tags are the node image's build tags that the tree's code mentions.
+	// tags are the node image's build tags that the tree's code mentions:
+	// its own and vendor/'s; in module mode compileCRIO adds those of the
+	// dependencies it resolves.
 	tags []string
 	// stamps are the version variables the tree declares, as
 	// "importpath.name" for the linker's -X.
@@ -160,25 +162,54 @@ func mentionedTags(dir string, wanted []string) ([]string, error) {
 		if !strings.HasSuffix(p, ".go") || !d.Type().IsRegular() {
 			return nil
 		}
-		data, err := readHeader(p)
-		if err != nil {
-			return err
-		}
-		for _, tag := range constraintTags(data) {
-			seen[tag] = true
-		}
-		return nil
+		return addFileTags(seen, p)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scan build tags: %w", err)
 	}
+	return pick(wanted, seen), nil
+}
+
+// mentionedTagsInDirs is mentionedTags over the .go files of dirs, not
+// their subdirectories: the package dirs of a module-mode build, whose
+// dependencies live in the module cache, not in the tree.
+func mentionedTagsInDirs(dirs []string, wanted []string) ([]string, error) {
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		files, err := filepath.Glob(filepath.Join(d, "*.go"))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			if err := addFileTags(seen, f); err != nil {
+				return nil, fmt.Errorf("scan build tags: %w", err)
+			}
+		}
+	}
+	return pick(wanted, seen), nil
+}
+
+// addFileTags marks the tags of the Go file at path's build constraints.
+func addFileTags(seen map[string]bool, path string) error {
+	data, err := readHeader(path)
+	if err != nil {
+		return err
+	}
+	for _, tag := range constraintTags(data) {
+		seen[tag] = true
+	}
+	return nil
+}
+
+// pick returns those of wanted that seen has, in wanted's order.
+func pick(wanted []string, seen map[string]bool) []string {
 	var tags []string
 	for _, t := range wanted {
 		if seen[t] {
 			tags = append(tags, t)
 		}
 	}
-	return tags, nil
+	return tags
 }
 
 // readHeader returns a Go file's lines up to its package clause, where

@@ -175,3 +175,20 @@ func TestGoToolchain(t *testing.T) {
 		}
 	}
 }
+
+func TestMentionedTagsInDirs(t *testing.T) {
+	// Module mode: the package dirs of the build, each without its
+	// subdirectories (they are other packages, listed or not).
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"image/alltransports/ostree_stub.go": "//go:build !containers_image_ostree || !linux\n\npackage alltransports\n",
+		"image/signature/mechanism_gpgme.go": "//go:build !containers_image_openpgp\n\npackage signature\n",
+		"image/signature/sub/x.go":           "//go:build seccomp\n\npackage sub\n",
+		"notlisted/x.go":                     "//go:build exclude_graphdriver_btrfs\n\npackage x\n",
+	})
+	dirs := []string{filepath.Join(root, "image", "alltransports"), filepath.Join(root, "image", "signature")}
+	got, err := mentionedTagsInDirs(dirs, crioWantedTags)
+	if err != nil || !slices.Equal(got, []string{"containers_image_openpgp"}) {
+		t.Errorf("mentionedTagsInDirs = %v, %v; want [containers_image_openpgp]", got, err)
+	}
+}
