@@ -81,9 +81,6 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 		}
 	}
 	fs.Visit(func(f *flag.Flag) { c.nodeSet = c.nodeSet || f.Name == "node" })
-	if _, err := crionode.Lookup(c.node); err != nil {
-		return c, usageErr{fmt.Sprintf("--node: %v", err)}
-	}
 	c.runID = newRunID()
 	return c, nil
 }

@@ -107,6 +107,8 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 		{"kubelet without --version", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--kubelet", "/bin/false"}, "--kubelet: `/bin/false --version` failed"},
 		{"report dir is a file", []string{"run", "--report-dir", aFile}, "report dir " + aFile + " cannot be created"},
 		{"report dir is read-only", []string{"bisect", "--scenario", "ephemeral-reused", "--report-dir", "/proc/sys"}, "report dir /proc/sys is not writable"},
+		{"unknown node", []string{"run", "--tier", "vm", "--node", "crio-0.1", "--scenario", "crio-kubelet-reboot"}, `--node: unknown node "crio-0.1": choose one of crio-1.16, crio-1.17, crio-1.34`},
+		{"forced pinning on a CRI-O without the switch", []string{"bisect", "--tier", "vm", "--node", "crio-1.34", "--scenario", "crio-unpinned-reboot"}, "crio-unpinned-reboot: node crio-1.34: CRI-O v1.34.0 has no namespace pinning switch"},
 		{"missing pinns", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--pinns", "/nonexistent/pinns"}, "--pinns: stat /nonexistent/pinns: no such file"},
 	}
 	for _, c := range cases {
@@ -123,6 +125,19 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 				t.Fatalf("printed a verdict on bad input: %s", r.stdout)
 			}
 		})
+	}
+}
+
+// pidreuse nodes lists every profile with what decides the bug on it.
+func TestNodes(t *testing.T) {
+	r := runCLI(t, nil, "nodes")
+	if r.code != exitGood {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"crio-1.34 (default)", "crio-1.17", "crio-1.16", "v1.17.5", "manage_ns_lifecycle", "manage_network_ns_lifecycle", "/proc/<old infra pid>/ns/net", "v1 (cgroupfs)"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("pidreuse nodes lacks %q:\n%s", want, r.stdout)
+		}
 	}
 }
 

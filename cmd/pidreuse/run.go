@@ -16,6 +16,7 @@ import (
 	"github.com/pidreuse/pidreuse/harness/report"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/sandbox"
+	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
@@ -35,6 +36,9 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	scs, err := scenarios.Select(c.scenario, c.tier)
 	if err != nil {
 		return exitNoVerdict, err
+	}
+	if _, err := crionode.Lookup(c.node); err != nil {
+		return exitNoVerdict, fmt.Errorf("--node: %w", err)
 	}
 	if bisect && len(scs) != 1 {
 		return exitNoVerdict, usageErr{"bisect: name exactly one --scenario (e.g. ephemeral-reused)"}

@@ -41,7 +41,7 @@ func cmdImage(ctx context.Context, args []string) (int, error) {
 	if c.nodeSet {
 		profile, err := crionode.Lookup(c.node)
 		if err != nil {
-			return exitUsage, usageErr{err.Error()}
+			return exitNoVerdict, fmt.Errorf("--node: %w", err)
 		}
 		img, err = crionode.BuildImage(ctx, profile, filepath.Dir(agentPath), progressLine)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -28,6 +29,14 @@ var _ = Describe("nodeagent pid squat", Label("sandbox"), func() {
 		var squat agentapi.Squat
 		Expect(harness.Agent(ctx, node, &squat, "pid", "squat", "--pids-file", pids)).To(Succeed())
 		Expect(squat.Missed).To(BeEmpty())
+		// The kernel's PID counter is back where it was: the next process
+		// does not get 30504, right after the lowest PID taken.
+		Expect(squat.LastPIDRestored).To(BeNumerically(">", 0))
+		res, err := node.Exec(ctx, "sh", "-c", "echo $$")
+		Expect(err).NotTo(HaveOccurred())
+		next, err := strconv.Atoi(strings.TrimSpace(string(res.Stdout)))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(next).To(BeNumerically("<", 30500), "the PID after the squat")
 		taken := map[int]agentapi.PIDReuse{}
 		for _, r := range squat.Taken {
 			Expect(r.IsHostNetns).To(BeTrue(), "PID %d", r.PID)

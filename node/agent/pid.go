@@ -205,8 +205,14 @@ func PIDStatus(pid int) (agentapi.PIDStatus, error) {
 // reports it, so one miss still says what happened to the others. A PID a
 // host process already has counts as taken (see heldByHost): the previous
 // boot's container PIDs lie in the range boot-time daemons get.
+//
+// Afterwards the kernel's PID counter is put back where it was: else the
+// processes that start next (the runtime, its pods) get the PIDs right
+// after the lowest one taken, which may be a PID the scenario leaves free
+// on purpose (the spare pod's).
 func (a *Agent) Squat(ctx context.Context, pids []int) agentapi.Squat {
 	var res agentapi.Squat
+	last, lastErr := readLastPID()
 	for _, pid := range squatOrder(pids) {
 		r, err := a.squatOne(ctx, pid)
 		if err != nil {
@@ -215,7 +221,22 @@ func (a *Agent) Squat(ctx context.Context, pids []int) agentapi.Squat {
 		}
 		res.Taken = append(res.Taken, r)
 	}
+	if lastErr == nil {
+		res.LastPIDRestored = last
+		if err := os.WriteFile(nsLastPIDFile, []byte(strconv.Itoa(last)), 0); err != nil {
+			res.LastPIDRestored = 0
+		}
+	}
 	return res
+}
+
+// readLastPID is the PID the kernel handed out last in this PID namespace.
+func readLastPID() (int, error) {
+	data, err := os.ReadFile(nsLastPIDFile)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(data)))
 }
 
 // squatAttempts bounds the tries per PID. Early in boot the kernel and

@@ -74,6 +74,9 @@ type PIDReuse struct {
 type Squat struct {
 	Taken  []PIDReuse  `json:"taken"`
 	Missed []SquatMiss `json:"missed,omitempty"`
+	// LastPIDRestored is where the kernel's PID counter was put back after
+	// the squat (0: it could not be).
+	LastPIDRestored int `json:"lastPIDRestored,omitempty"`
 }
 
 // SquatMiss is a PID that no host process could take, and why.
