@@ -99,3 +99,36 @@ func TestChecksApplyWhereTheyShould(t *testing.T) {
 		}
 	}
 }
+
+// What a CRI-O scenario expects follows the CRI-O under test.
+func TestCRIOChecks(t *testing.T) {
+	byName := map[string]Scenario{}
+	for _, s := range All() {
+		byName[s.Name] = s
+	}
+	sc := byName["crio-kubelet-reboot"]
+	cases := []struct {
+		name string
+		rt   CRIORuntime
+		want []string
+	}{
+		{"1.34 pins and reports its pins", CRIORuntime{Version: "1.34.0", Pins: true, PinsReported: true},
+			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "pin-gone", "del-empty-netns", "sdn-not-restarted", "no-liveness-failure"}},
+		{"1.17 pinned", CRIORuntime{Version: "1.17.5", Pins: true, SparePod: true},
+			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "del-empty-netns", "sdn-not-restarted", "no-liveness-failure"}},
+		{"1.17 unpinned", CRIORuntime{Version: "1.17.5", SparePod: true},
+			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "del-stale-path", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers"}},
+		{"1.16.2 unpinned: the write-up's line", CRIORuntime{Version: "1.16.2", SparePod: true},
+			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "del-stale-path", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers", "crio-statfs-line"}},
+		{"1.16.3 stats the path first", CRIORuntime{Version: "1.16.3", SparePod: true},
+			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "del-stale-path", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers"}},
+	}
+	for _, c := range cases {
+		if got := ids(sc.CRIOChecks(c.rt)); strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	if !sc.ExpectFromRuntime() || byName["crio-pinned-reboot"].ExpectFromRuntime() || byName["legacy-symptom"].ExpectFromRuntime() {
+		t.Error("only crio-kubelet-reboot takes its expectation from the CRI-O under test")
+	}
+}

@@ -4,15 +4,11 @@
 package vm
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +17,6 @@ import (
 	"github.com/pidreuse/pidreuse/harness/ssh"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/layer"
-	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/shell"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
@@ -205,61 +200,6 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	return n, nil
 }
 
-// checkLayer makes sure the guest sees the given binaries, byte for byte,
-// where CRI-O and kubelet are started from: a run must never judge the
-// image's build while the user believes it judged theirs.
-func (n *Node) checkLayer(ctx context.Context) error {
-	l := n.opts.Layer
-	if l.Empty() {
-		return nil
-	}
-	script := "systemctl is-active " + layer.UnitName
-	for _, b := range l.Binaries {
-		script += " && sha256sum " + b.GuestPath()
-	}
-	if l.CNIDir != "" {
-		script += " && test -d " + layer.GuestCNIDir
-	}
-	for _, f := range l.Files {
-		script += " && sha256sum " + shell.Quote(f.Path)
-	}
-	res, err := n.Exec(ctx, "sh", "-c", script)
-	if err == nil && res.ExitCode != 0 {
-		err = fmt.Errorf("%s", bytes.TrimSpace(append(res.Stdout, res.Stderr...)))
-	}
-	if err != nil {
-		return fmt.Errorf("vm %s: the layer of given binaries is not in place (journalctl -u %s in the guest): %w", n.opts.Name, layer.UnitName, err)
-	}
-	got := string(res.Stdout)
-	for _, b := range l.Binaries {
-		if !strings.Contains(got, b.SHA256+"  "+b.GuestPath()) {
-			return fmt.Errorf("vm %s: %s in the guest is not %s (sha256 %s); guest says: %s", n.opts.Name, b.GuestPath(), b.Src, b.SHA256, strings.TrimSpace(got))
-		}
-	}
-	for _, f := range l.Files {
-		sum := sha256.Sum256(f.Data)
-		if !strings.Contains(got, hex.EncodeToString(sum[:])+"  "+f.Path) {
-			return fmt.Errorf("vm %s: the layer did not write %s in the guest; guest says: %s", n.opts.Name, f.Path, strings.TrimSpace(got))
-		}
-	}
-	n.opts.Progress(fmt.Sprintf("%s: the guest runs the given %s", n.opts.Name, layerNames(l)))
-	return nil
-}
-
-func layerNames(l layer.Layer) string {
-	var names []string
-	for _, b := range l.Binaries {
-		names = append(names, b.Name)
-	}
-	if l.CNIDir != "" {
-		names = append(names, "CNI plugins")
-	}
-	for _, f := range l.Files {
-		names = append(names, f.Path)
-	}
-	return strings.Join(names, ", ")
-}
-
 func (n *Node) accel() string {
 	if n.kvm {
 		return "KVM"
@@ -378,48 +318,6 @@ func (n *Node) dropSSH() {
 	}
 }
 
-// CollectArtifacts implements harness.Node: the serial console (every
-// boot), the journals of this and the previous boot, and the agent's state.
-func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("collect %s: %w", n.opts.Name, err)
-	}
-	var errs []error
-	if data, err := os.ReadFile(n.console); err == nil {
-		errs = append(errs, os.WriteFile(filepath.Join(dir, "console.log"), data, 0o644))
-	}
-	for file, cmd := range map[string][]string{
-		"journal-boot-0.log":  {"journalctl", "-b", "0", "--no-pager", "-o", "short-precise"},
-		"journal-boot-1.log":  {"journalctl", "-b", "-1", "--no-pager", "-o", "short-precise"},
-		"agent-state.txt":     {"sh", "-c", "for f in $(find /var/lib/pidreuse -type f | sort); do echo \"== $f\"; cat \"$f\"; echo; done"},
-		"links-and-netns.txt": {"sh", "-c", "ip -d link; echo; ip netns list; echo; ls -l /run/netns /proc/1/ns/net"},
-		"layer.txt":           {"sh", "-c", "systemctl is-enabled " + layer.UnitName + " >/dev/null 2>&1 || exit 0; systemctl --no-pager status " + layer.UnitName + "; findmnt -t overlay,ext4; sha256sum /usr/local/bin/*"},
-	} {
-		res, err := n.Exec(ctx, cmd...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", file, err))
-			continue
-		}
-		out := append(res.Stdout, res.Stderr...)
-		if len(bytes.TrimSpace(out)) == 0 {
-			continue
-		}
-		errs = append(errs, os.WriteFile(filepath.Join(dir, file), out, 0o644))
-	}
-	for file, script := range n.opts.Artifacts {
-		res, err := n.Exec(ctx, "sh", "-c", script)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", file, err))
-			continue
-		}
-		errs = append(errs, os.WriteFile(filepath.Join(dir, file), append(res.Stdout, res.Stderr...), 0o644))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("collect %s: %w", n.opts.Name, err)
-	}
-	return nil
-}
-
 // Close implements harness.Node: destroy and undefine the domain, remove
 // the overlay. With Keep it leaves all of it and says how to get in.
 func (n *Node) Close(ctx context.Context) error {
@@ -453,16 +351,6 @@ func (n *Node) Close(ctx context.Context) error {
 		return fmt.Errorf("close %s: %w", n.opts.Name, err)
 	}
 	return nil
-}
-
-// ConsoleTail returns the last lines of a console log, for error messages.
-func ConsoleTail(path string, lines int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no console log: %v)", err)
-	}
-	tail := command.LastLines(strings.ReplaceAll(string(data), "\r", ""), lines)
-	return "  " + strings.ReplaceAll(tail, "\n", "\n  ")
 }
 
 // KeepRunning makes Close leave the domain, its disk and its dir in place,

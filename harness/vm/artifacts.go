@@ -1,0 +1,66 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pidreuse/pidreuse/images/layer"
+	"github.com/pidreuse/pidreuse/internal/command"
+)
+
+// CollectArtifacts implements harness.Node: the serial console (every
+// boot), the journals of this and the previous boot, and the agent's state.
+func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("collect %s: %w", n.opts.Name, err)
+	}
+	var errs []error
+	if data, err := os.ReadFile(n.console); err == nil {
+		errs = append(errs, os.WriteFile(filepath.Join(dir, "console.log"), data, 0o644))
+	}
+	for file, cmd := range map[string][]string{
+		"journal-boot-0.log":  {"journalctl", "-b", "0", "--no-pager", "-o", "short-precise"},
+		"journal-boot-1.log":  {"journalctl", "-b", "-1", "--no-pager", "-o", "short-precise"},
+		"agent-state.txt":     {"sh", "-c", "for f in $(find /var/lib/pidreuse -type f | sort); do echo \"== $f\"; cat \"$f\"; echo; done"},
+		"links-and-netns.txt": {"sh", "-c", "ip -d link; echo; ip netns list; echo; ls -l /run/netns /proc/1/ns/net"},
+		"layer.txt":           {"sh", "-c", "systemctl is-enabled " + layer.UnitName + " >/dev/null 2>&1 || exit 0; systemctl --no-pager status " + layer.UnitName + "; findmnt -t overlay,ext4; sha256sum /usr/local/bin/*"},
+	} {
+		res, err := n.Exec(ctx, cmd...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", file, err))
+			continue
+		}
+		out := append(res.Stdout, res.Stderr...)
+		if len(bytes.TrimSpace(out)) == 0 {
+			continue
+		}
+		errs = append(errs, os.WriteFile(filepath.Join(dir, file), out, 0o644))
+	}
+	for file, script := range n.opts.Artifacts {
+		res, err := n.Exec(ctx, "sh", "-c", script)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", file, err))
+			continue
+		}
+		errs = append(errs, os.WriteFile(filepath.Join(dir, file), append(res.Stdout, res.Stderr...), 0o644))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("collect %s: %w", n.opts.Name, err)
+	}
+	return nil
+}
+
+// ConsoleTail returns the last lines of a console log, for error messages.
+func ConsoleTail(path string, lines int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no console log: %v)", err)
+	}
+	tail := command.LastLines(strings.ReplaceAll(string(data), "\r", ""), lines)
+	return "  " + strings.ReplaceAll(tail, "\n", "\n  ")
+}
