@@ -35,7 +35,7 @@ func (n *Node) checkLayer(ctx context.Context) error {
 		err = fmt.Errorf("%s", bytes.TrimSpace(append(res.Stdout, res.Stderr...)))
 	}
 	if err != nil {
-		return fmt.Errorf("vm %s: the layer of given binaries is not in place (journalctl -u %s in the guest): %w", n.opts.Name, layer.UnitName, err)
+		return fmt.Errorf("vm %s: the run's layer (given binaries, plugins, settings) is not in place (journalctl -u %s in the guest): %w", n.opts.Name, layer.UnitName, err)
 	}
 	got := string(res.Stdout)
 	for _, b := range l.Binaries {

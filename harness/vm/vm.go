@@ -164,7 +164,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	}
 	var layerDisks []libvirt.ReadOnlyDisk
 	if !opts.Layer.Empty() {
-		opts.Progress(fmt.Sprintf("%s: laying the given binaries over the image", opts.Name))
+		opts.Progress(fmt.Sprintf("%s: laying the run's own files over the image: %s", opts.Name, layerNames(opts.Layer)))
 		disk, err := layer.Build(ctx, opts.Layer, opts.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
