@@ -28,6 +28,7 @@ build:
 	$(GO) build -trimpath -o $(BIN)/pidreuse ./cmd/pidreuse
 	$(GO) build -trimpath -o $(BIN)/nodeagent ./cmd/nodeagent
 	$(GO) build -trimpath -o $(BIN)/failonce ./cmd/failonce
+	$(GO) build -trimpath -o $(BIN)/nodecri ./cmd/nodecri
 	$(GO) build -trimpath -o $(BIN)/podserver ./cmd/podserver
 
 deps: deps-apt deps-daemons deps-plugins

@@ -59,8 +59,8 @@ var (
 		"CRI-O references each sandbox's netns as its configuration says: a pin under /var/run/netns, or /proc/<infra pid>/ns/net"}
 	CheckPinGone = Check{"pin-gone", Outcome,
 		"after the reboot CRI-O finds each old sandbox's pinned netns gone"}
-	CheckDelEmptyNetns = Check{"del-empty-netns", Outcome,
-		"CRI-O runs CNI DEL for each old pod-network sandbox with an empty netns"}
+	CheckDelNoStalePath = Check{"del-no-stale-path", Outcome,
+		"no CNI DEL of an old sandbox names a /proc path (CRI-O 1.19+ runs it with an empty netns, 1.17 drops the sandbox without one)"}
 	CheckDelStalePath = Check{"del-stale-path", Outcome,
 		"CRI-O runs CNI DEL for the old sandbox with /proc/<old infra pid>/ns/net, which a host process now holds"}
 	CheckCRIOStatfs = Check{"crio-statfs-line", Outcome,
@@ -123,8 +123,6 @@ type CRIORuntime struct {
 	Version string
 	// Pins: its configuration pins namespaces.
 	Pins bool
-	// PinsReported: it reports each sandbox's netns path over CRI (1.19+).
-	PinsReported bool
 	// SparePod: the node has an ordinary pod whose old PID is not taken.
 	SparePod bool
 }
@@ -138,10 +136,7 @@ type CRIORuntime struct {
 func (s Scenario) CRIOChecks(rt CRIORuntime) []Check {
 	out := append(s.Checks("", TierVM), CheckCRIONetns)
 	if rt.Pins {
-		if rt.PinsReported {
-			out = append(out, CheckPinGone)
-		}
-		return append(out, CheckDelEmptyNetns, CheckSDNNotRestarted, CheckNoLivenessFailure)
+		return append(out, CheckPinGone, CheckDelNoStalePath, CheckSDNNotRestarted, CheckNoLivenessFailure)
 	}
 	out = append(out, CheckDelStalePath, CheckOwnAddrUnreachable, CheckLivenessRestart, CheckLoUpRestores, CheckLivenessRecovers)
 	if rt.SparePod && crioLogsStatfs(rt.Version) {

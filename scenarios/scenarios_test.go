@@ -112,10 +112,10 @@ func TestCRIOChecks(t *testing.T) {
 		rt   CRIORuntime
 		want []string
 	}{
-		{"1.34 pins and reports its pins", CRIORuntime{Version: "1.34.0", Pins: true, PinsReported: true},
-			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "pin-gone", "del-empty-netns", "sdn-not-restarted", "no-liveness-failure"}},
+		{"1.34 pins", CRIORuntime{Version: "1.34.0", Pins: true},
+			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "pin-gone", "del-no-stale-path", "sdn-not-restarted", "no-liveness-failure"}},
 		{"1.17 pinned", CRIORuntime{Version: "1.17.5", Pins: true, SparePod: true},
-			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "del-empty-netns", "sdn-not-restarted", "no-liveness-failure"}},
+			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "pin-gone", "del-no-stale-path", "sdn-not-restarted", "no-liveness-failure"}},
 		{"1.17 unpinned", CRIORuntime{Version: "1.17.5", SparePod: true},
 			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "del-stale-path", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers"}},
 		{"1.16.2 unpinned: the write-up's line", CRIORuntime{Version: "1.16.2", SparePod: true},

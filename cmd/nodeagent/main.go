@@ -10,11 +10,8 @@
 //	nodeagent link show|up|down [NAME]
 //	nodeagent probe [--addr IP|auto] [--timeout 2s]
 //	nodeagent boot
-//	nodeagent cri version|pods|containers [--endpoint unix:///var/run/crio/crio.sock] [--timeout 10s]
 //
-// The cri steps read the runtime over CRI itself, in runtime.v1 or
-// runtime.v1alpha2 (whichever it answers), instead of crictl: no crictl that
-// can be had speaks v1alpha2, the only version CRI-O 1.16/1.17 serve.
+// A CRI runtime's state is read by its sibling, cmd/nodecri.
 package main
 
 import (
@@ -33,7 +30,6 @@ import (
 
 	"github.com/pidreuse/pidreuse/node/agent"
 	"github.com/pidreuse/pidreuse/node/agentapi"
-	"github.com/pidreuse/pidreuse/node/cri"
 	"github.com/pidreuse/pidreuse/node/sandboxinit"
 )
 
@@ -65,7 +61,7 @@ func main() {
 
 func run(ctx context.Context, args []string) (any, error) {
 	if len(args) == 0 {
-		return nil, usageError{"usage: nodeagent sandbox|cni|pid|link|probe|boot|cri ... (see the package doc)"}
+		return nil, usageError{"usage: nodeagent sandbox|cni|pid|link|probe|boot ... (see the package doc)"}
 	}
 	stateDir := os.Getenv("PIDREUSE_STATE_DIR")
 	if stateDir == "" {
@@ -152,14 +148,6 @@ func run(ctx context.Context, args []string) (any, error) {
 		return agent.Probe(ctx, *addr, *timeout)
 	case "boot ":
 		return bootInfo()
-	case "cri version", "cri pods", "cri containers":
-		fs := newFlags("cri " + sub)
-		endpoint := fs.String("endpoint", cri.DefaultEndpoint, "the runtime's CRI socket")
-		timeout := fs.Duration("timeout", 10*time.Second, "for the whole step: connect, version detection and every call")
-		if err := parse(fs, rest); err != nil {
-			return nil, err
-		}
-		return criStep(ctx, sub, *endpoint, *timeout)
 	case "hold ":
 		// A holder: a sandbox's infra process or a host process at a reused PID.
 		sig := make(chan os.Signal, 1)
@@ -204,25 +192,6 @@ func readPIDs(file string) ([]int, error) {
 		pids = append(pids, p)
 	}
 	return pids, nil
-}
-
-// criStep runs one `cri` step within timeout: the harness calls it over
-// SSH and must get an answer, not a hung session, from a stuck runtime.
-func criStep(ctx context.Context, sub, endpoint string, timeout time.Duration) (any, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	c, err := cri.Dial(ctx, endpoint)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	switch sub {
-	case "pods":
-		return c.Pods(ctx)
-	case "containers":
-		return c.Containers(ctx)
-	}
-	return c.Runtime(), nil
 }
 
 func bootInfo() (agentapi.Boot, error) {

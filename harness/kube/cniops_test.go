@@ -2,6 +2,7 @@ package kube
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -73,5 +74,22 @@ func TestLivenessFailures(t *testing.T) {
 	}
 	if got := LivenessFailures(readTestdata(t, "kubelet-1.17-after-reboot.journal"), "web"); len(got) != 0 {
 		t.Errorf("kubelet 1.17, web: %v", got)
+	}
+}
+
+// CRI-O 1.17.5 with manage_ns_lifecycle=true after a reboot: the pins are
+// gone, each old sandbox is dropped without any CNI DEL.
+func TestRestoreFailed117Pinned(t *testing.T) {
+	journal := readTestdata(t, "crio-1.17-pinned-after-reboot.journal")
+	web := "2ab5b11f752f80f9d5dc0588522eaa99968e4e5e09a4bd43a5b972f0803a7616"
+	line := RestoreFailedLine(journal, web, "")
+	if !strings.Contains(line, `/var/run/netns/6eb3ff07-d1fe-400f-8ae6-a8a348943ec5`) {
+		t.Errorf("web's restore failure: %q", line)
+	}
+	if RestoreFailedLine(journal, web, "/var/run/netns/other") != "" {
+		t.Error("a named pin must match exactly")
+	}
+	if dels := DelsOf(ParseCNIOps(journal), web); len(dels) != 0 {
+		t.Errorf("1.17 dropped the pinned sandbox without a DEL, parsed %+v", dels)
 	}
 }

@@ -14,14 +14,23 @@ import (
 const quote = `\\?"`
 
 // RestoreFailedLine finds CRI-O's line for a sandbox it could not restore
-// at start-up because its pinned netns is gone (CRI-O >= 1.19):
+// at start-up because a pinned namespace of it is gone:
 //
-//	Could not restore sandbox <id>: failed to Statfs "<path>": no such file or directory
+//	Could not restore sandbox <id>: failed to Statfs "<pin>": no such file or directory       (1.19+)
+//	could not restore sandbox <id> container <id>: failed to Statfs "<pin>": no such file…    (1.17, 1.18)
 //
-// It returns the matched text, or "".
-func RestoreFailedLine(journal, sandboxID, netnsPath string) string {
-	re := regexp.MustCompile(`Could not restore sandbox ` + regexp.QuoteMeta(sandboxID) +
-		`: failed to Statfs ` + quote + regexp.QuoteMeta(netnsPath) + quote + `: no such file or directory`)
+// pin is the pinned netns path when CRI-O reported it; "" accepts any of
+// its pins (/var/run/netns, ipcns, utsns: 1.17 names the first it finds
+// gone, and does not report them over CRI). It returns the matched text,
+// or "".
+func RestoreFailedLine(journal, sandboxID, pin string) string {
+	path := `/(?:var/)?run/\w+/[\w-]+`
+	if pin != "" {
+		path = regexp.QuoteMeta(pin)
+	}
+	id := regexp.QuoteMeta(sandboxID)
+	re := regexp.MustCompile(`[Cc]ould not restore sandbox ` + id + `(?: container ` + id + `)?: failed to Statfs ` +
+		quote + path + quote + `: no such file or directory`)
 	return re.FindString(journal)
 }
 

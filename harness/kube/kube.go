@@ -1,13 +1,15 @@
 // Package kube reads a Kubernetes node's state for the scenarios where a
 // real CRI-O and kubelet run: CRI-O's sandboxes and containers through the
-// node agent's `cri` steps (CRI v1 or v1alpha2, whichever the CRI-O under
+// node's nodecri (CRI v1 or v1alpha2, whichever the CRI-O under
 // test speaks: crictl >= 1.26 speaks v1 only, CRI-O 1.16/1.17 v1alpha2
 // only), systemd's units, and the journal.
 package kube
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
@@ -24,8 +26,21 @@ type Sandbox = agentapi.CRISandbox
 // Running is the CRI state of a running container.
 const Running = "CONTAINER_RUNNING"
 
+// cri runs a nodecri step (cmd/nodecri, installed in the CRI-O node
+// images) and decodes its JSON answer.
 func cri(ctx context.Context, n harness.Node, out any, step string) error {
-	return harness.Agent(ctx, n, out, "cri", step, "--endpoint", crioguest.CRISocket, "--timeout", "20s")
+	argv := []string{"nodecri", step, "--endpoint", crioguest.CRISocket, "--timeout", "20s"}
+	res, err := n.Exec(ctx, argv...)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", n.Name(), strings.Join(argv, " "), err)
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("%s: %s: exit %d: %s", n.Name(), strings.Join(argv, " "), res.ExitCode, strings.TrimSpace(string(res.Stderr)))
+	}
+	if err := json.Unmarshal(res.Stdout, out); err != nil {
+		return fmt.Errorf("%s: %s: decode %q: %w", n.Name(), strings.Join(argv, " "), res.Stdout, err)
+	}
+	return nil
 }
 
 // Runtime names the runtime and the CRI version the agent spoke to it.

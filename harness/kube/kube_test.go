@@ -7,7 +7,7 @@ import (
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
-// nodeagent cri containers, trimmed from a run on the node.
+// nodecri containers, trimmed from a run on the node.
 const containersJSON = `{"runtime":{"apiVersion":"v1"},"containers":[
  {"id":"a","sandboxID":"s1","name":"sdn","attempt":0,"state":"CONTAINER_EXITED","labels":{"io.kubernetes.pod.name":"sdn-pidreuse-node"}},
  {"id":"b","sandboxID":"s1","name":"sdn","attempt":2,"state":"CONTAINER_RUNNING","labels":{"io.kubernetes.pod.name":"sdn-pidreuse-node"},"pid":611},

@@ -43,7 +43,6 @@ func (p *play) crioReboot(ctx context.Context) error {
 	if len(old) < len(pods) {
 		return fmt.Errorf("want the sandboxes of %s, CRI-O shows %d", strings.Join(pods, ", "), len(old))
 	}
-	rt.PinsReported = old[0].NetnsPath != ""
 	p.expect = p.sc.CRIOChecks(rt)
 	if err := p.recordNetns(ctx, rt, old); err != nil {
 		return err

@@ -20,9 +20,11 @@ func BuildImage(ctx context.Context, p Profile, agentDir string, progress func(s
 	if progress == nil {
 		progress = func(string) {}
 	}
-	podserver := filepath.Join(agentDir, "podserver")
-	if _, err := os.Stat(podserver); err != nil {
-		return nil, fmt.Errorf("crio node: %s missing: run `make build`", podserver)
+	podserver, nodecri := filepath.Join(agentDir, "podserver"), filepath.Join(agentDir, "nodecri")
+	for _, p := range []string{podserver, nodecri} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("crio node: %s missing: run `make build`", p)
+		}
 	}
 	croot, err := components.CacheRoot()
 	if err != nil {
@@ -55,7 +57,7 @@ func BuildImage(ctx context.Context, p Profile, agentDir string, progress func(s
 	addCRIO := func(base images.Inputs) (images.Inputs, error) {
 		return p.Inputs(base, Components{
 			Kubelet: paths[components.Kubelet], CRIO: paths[components.CRIO], Pinns: paths[components.Pinns],
-			Crictl: paths[components.Crictl], PodServer: podserver, Loopback: loopback,
+			Crictl: paths[components.Crictl], PodServer: podserver, Loopback: loopback, NodeCRI: nodecri,
 		}, stage)
 	}
 	return images.BuildNode(ctx, agentDir, addCRIO, func(s string) { progress(p.Name + " " + s) })

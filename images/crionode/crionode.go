@@ -33,6 +33,8 @@ type Components struct {
 	PodServer string
 	// Loopback is the profile's loopback plugin (Profile.Loopback), or "".
 	Loopback string
+	// NodeCRI is cmd/nodecri, which reads CRI-O for the harness.
+	NodeCRI string
 }
 
 // Packages are the Debian packages the node adds: conmon 2.1.6 and runc
@@ -46,7 +48,7 @@ var Packages = []string{"conmon", "runc", "libseccomp2", "skopeo", "containernet
 var Artifacts = map[string]string{
 	"crio.log":         "journalctl -b -1 -u crio --no-pager -o short-precise; echo; journalctl -b 0 -u crio --no-pager -o short-precise",
 	"kubelet.log":      "journalctl -b -1 -u kubelet --no-pager -o short-precise; echo; journalctl -b 0 -u kubelet --no-pager -o short-precise",
-	"cri.json":         "nodeagent cri version; nodeagent cri pods; nodeagent cri containers",
+	"cri.json":         "nodecri version; nodecri pods; nodecri containers",
 	"crio-config.toml": "crio config 2>&1",
 	"units.txt":        "systemctl --no-pager status crio kubelet pidreuse-squat pidreuse-load-images pidreuse-pid-floor",
 }
@@ -150,6 +152,7 @@ func (p Profile) Inputs(base images.Inputs, c Components, stageDir string) (imag
 		{c.Pinns, "/usr/local/bin/pinns", p.Pinns.Version != ""}, {c.Crictl, crioguest.CrictlBinary, p.Crictl.Version != ""},
 		// Over Debian's, in CRI-O's plugin dir (and under a run's layer).
 		{c.Loopback, "/usr/lib/cni/loopback", p.Loopback != ""},
+		{c.NodeCRI, crioguest.NodeCRIBinary, true},
 	} {
 		if !f.want {
 			continue

@@ -53,3 +53,7 @@ const (
 
 // CrictlBinary is where the image installs crictl.
 const CrictlBinary = "/usr/local/bin/crictl"
+
+// NodeCRIBinary is where the image installs cmd/nodecri, which reads CRI-O
+// for the harness.
+const NodeCRIBinary = "/usr/local/bin/nodecri"

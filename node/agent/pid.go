@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -154,16 +155,30 @@ func holdArgv(self, role string) []string {
 	return []string{self, "hold", "--role", role}
 }
 
+// hostHolderArgv is the host process that takes a reused PID: `sleep
+// infinity`, single-threaded. A Go program (`nodeagent hold`) would start
+// its runtime threads right after, and each takes the next PID: on a node
+// whose pods got consecutive PIDs, one of them took the PID of the pod a
+// scenario leaves alone on purpose. sleep exits on SIGTERM, so nothing
+// waits for a kill timeout at shutdown.
+func hostHolderArgv() ([]string, error) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		return nil, fmt.Errorf("no sleep(1) in the node: %w", err)
+	}
+	return []string{sleep, "infinity"}, nil
+}
+
 // ReusePID makes a host process (one in the node's own network namespace)
 // take pid, and verifies that /proc/<pid>/ns/net now names the host netns.
 func (a *Agent) ReusePID(ctx context.Context, pid int) (agentapi.PIDReuse, error) {
 	start := time.Now()
 	res := agentapi.PIDReuse{PID: pid}
-	self, err := os.Executable()
+	argv, err := hostHolderArgv()
 	if err != nil {
 		return res, fmt.Errorf("reuse pid %d: %w", pid, err)
 	}
-	attempts, err := SpawnAtPID(ctx, pid, holdArgv(self, "host-process"), 0)
+	attempts, err := SpawnAtPID(ctx, pid, argv, 0)
 	res.Attempts = attempts
 	if err != nil {
 		return res, fmt.Errorf("reuse pid: %w", err)
@@ -288,11 +303,12 @@ func heldByHost(pid int, owner string) (agentapi.PIDReuse, error) {
 	return res, nil
 }
 
-// settle waits until the holder at pid has started the threads its Go
-// runtime starts at exec (they take PIDs too): the next holder's PID is
-// written to ns_last_pid right before its fork, and a thread born in that
-// window would take it. It gives up after half a second: a holder that
-// keeps starting threads is only a slower squat.
+// settle waits until the holder at pid has started whatever threads it
+// starts at exec (they take PIDs too): the next holder's PID is written to
+// ns_last_pid right before its fork, and a thread born in that window
+// would take it. The holder is single-threaded today (hostHolderArgv), so
+// this returns after three reads; it stays because the squat must not
+// depend on that. It gives up after half a second.
 func settle(ctx context.Context, pid int) {
 	last, stable := -1, 0
 	for i := 0; i < 25 && stable < 3; i++ {
