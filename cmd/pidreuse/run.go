@@ -259,11 +259,12 @@ func jsonResult(r runner.Result) map[string]any {
 }
 
 // worthKeeping says whether a run's node and artifacts are worth keeping:
-// a run without a verdict always is; a mismatch is, except in bisect mode,
-// where "lo went down" is an answer, not a failure of the harness.
+// a run without a verdict always is (a broken timeline is none either); a
+// mismatch is, except in bisect mode, where "lo went down" is an answer,
+// not a failure of the harness.
 func (c runConfig) worthKeeping(results []runner.Result) bool {
 	for _, r := range results {
-		if r.Error != "" || (!c.bisect && !r.Pass) {
+		if r.Error != "" || (!c.bisect && !r.Pass) || len(r.TimelineBroken()) > 0 {
 			return true
 		}
 	}
