@@ -37,13 +37,23 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	if err != nil {
 		return exitNoVerdict, err
 	}
-	if _, err := crionode.Lookup(c.node); err != nil {
+	profile, err := crionode.Lookup(c.node)
+	if err != nil {
 		return exitNoVerdict, fmt.Errorf("--node: %w", err)
 	}
 	if bisect && len(scs) != 1 {
 		return exitNoVerdict, usageErr{"bisect: name exactly one --scenario (e.g. ephemeral-reused)"}
 	}
 	progress := func(msg string) { fmt.Fprintf(os.Stderr, "pidreuse: %s\n", msg) }
+	if c.scenario == "all" {
+		// "all" means all this node can play; a scenario named on its own
+		// that the node cannot play is refused (runKubeScenarios).
+		var skipped []string
+		scs, skipped = runnable(scs, profile)
+		for _, s := range skipped {
+			progress("skipped " + s)
+		}
+	}
 	started := time.Now()
 	if err := rootFor(c.tier); err != nil {
 		return exitNoVerdict, err
@@ -91,6 +101,19 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 		return bisectCode(results)
 	}
 	return runCode(results)
+}
+
+// runnable drops the scenarios that force CRI-O's namespace pinning when
+// the node's CRI-O has no such switch, and says why for each.
+func runnable(scs []scenarios.Scenario, p crionode.Profile) (keep []scenarios.Scenario, skipped []string) {
+	for _, sc := range scs {
+		if sc.DeleteBy == scenarios.CRIO && sc.Pinning != scenarios.PinningDefault && p.PinSwitch == "" {
+			skipped = append(skipped, fmt.Sprintf("%s: node %s's CRI-O %s has no namespace pinning switch (try --node crio-1.17)", sc.Name, p.Name, p.CRIO.Version))
+			continue
+		}
+		keep = append(keep, sc)
+	}
+	return keep, skipped
 }
 
 // rootFor says why tier cannot run without root.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/pidreuse/pidreuse/harness/runner"
+	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
@@ -43,5 +44,41 @@ func TestExitCodesFollowTheChecks(t *testing.T) {
 				t.Errorf("bisect: error %v, want it to name %q", err, c.bisectErrContains)
 			}
 		})
+	}
+}
+
+func TestAllSkipsWhatTheNodeCannotPlay(t *testing.T) {
+	all, err := scenarios.Select("all", scenarios.TierVM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := crionode.Lookup(crionode.CRIO134)
+	keep, skipped := runnable(all, cur)
+	if len(skipped) != 2 || len(keep) != len(all)-2 {
+		t.Fatalf("crio-1.34: kept %d, skipped %v", len(keep), skipped)
+	}
+	old, _ := crionode.Lookup(crionode.CRIO117)
+	if keep, skipped := runnable(all, old); len(skipped) != 0 || len(keep) != len(all) {
+		t.Fatalf("crio-1.17 plays them all: kept %d, skipped %v", len(keep), skipped)
+	}
+}
+
+func TestGroupByPinning(t *testing.T) {
+	scs, err := scenarios.Select("crio-kubelet-reboot,crio-pinned-reboot,legacy-symptom,crio-unpinned-reboot", scenarios.TierVM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := groupByPinning(scs)
+	var got []string
+	for _, g := range groups {
+		var names []string
+		for _, sc := range g.scs {
+			names = append(names, sc.Name)
+		}
+		got = append(got, string(g.pinning)+":"+strings.Join(names, ","))
+	}
+	want := "default:crio-kubelet-reboot,legacy-symptom on:crio-pinned-reboot off:crio-unpinned-reboot"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("groups %v, want %s", got, want)
 	}
 }
