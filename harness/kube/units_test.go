@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -74,5 +75,24 @@ func TestFailing(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q lacks %q", msg, want)
 		}
+	}
+}
+
+// The same, as systemd 252 printed it in a node (properties in its own
+// order, not the one asked for).
+func TestParseUnitsFromANode(t *testing.T) {
+	data, err := os.ReadFile("testdata/systemctl-show.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	units, err := ParseUnits(string(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(units) != 3 || units[2].Name != "pidreuse-squat" || units[2].ExecMainExitMono == 0 || units[0].ExecMainStartMono == 0 {
+		t.Fatalf("%+v", units)
+	}
+	if units[2].ExecMainExitMono > units[0].ExecMainStartMono {
+		t.Errorf("in that run the squat ended before crio started: %+v", units)
 	}
 }
