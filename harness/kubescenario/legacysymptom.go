@@ -56,19 +56,5 @@ func (p *play) legacySymptom(ctx context.Context) error {
 		return err // lo UP: no symptom to show; the checks say whether one was expected
 	}
 
-	cs, err := p.waitPods(ctx, "after lo came back", 4*time.Minute)
-	if err != nil {
-		return err
-	}
-	settled := kube.Restarts(cs, crioguest.SDNPod)
-	if err := sleep(ctx, 3*ProbePeriod+2*time.Second); err != nil {
-		return err
-	}
-	if cs, err = kube.Containers(ctx, p.node); err != nil {
-		return err
-	}
-	now := kube.Restarts(cs, crioguest.SDNPod)
-	p.res.Record(scenarios.CheckLivenessRecovers, "", kube.AllRunning(cs, crioguest.SDNPod) && now == settled,
-		fmt.Sprintf("restarts %d → %d over %s", settled, now, 3*ProbePeriod))
-	return nil
+	return p.watchRecovery(ctx)
 }
