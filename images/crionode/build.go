@@ -9,6 +9,7 @@ import (
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/components"
+	"github.com/pidreuse/pidreuse/internal/flock"
 )
 
 // BuildImage builds (or loads from the cache) the image of profile p: the
@@ -47,10 +48,12 @@ func BuildImage(ctx context.Context, p Profile, agentDir string, progress func(s
 		}
 		loopback = filepath.Join(dir, "loopback")
 	}
-	stage, err := os.MkdirTemp("", "pidreuse-crionode-")
+	// Locked while the image is built from it, against `pidreuse clean`.
+	stage, lock, err := flock.CreateTempDir("", "pidreuse-crionode-", 0o700)
 	if err != nil {
 		return nil, fmt.Errorf("crio node: %w", err)
 	}
+	defer lock.Release()
 	defer os.RemoveAll(stage)
 	addCRIO := func(base images.Inputs) (images.Inputs, error) {
 		return p.Inputs(base, Components{
