@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/runner"
@@ -96,18 +97,19 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 		// Bring-your-own plugins go in with the layer: no image rebuild.
 		sets[0].guestDir = layer.GuestCNIDir
 	}
-	workDir, removeIfEmpty := c.runWorkDir()
-	defer removeIfEmpty()
+	workDir := c.runDir
+	announce := sync.OnceFunc(func() { c.announce(progress) })
 
 	var results []runner.Result
 	if len(plain) > 0 {
+		announce()
 		img, err := nodeImage(ctx, agentPath, progress)
 		if err != nil {
 			return nil, nil, err
 		}
 		node, err := vm.Start(ctx, vm.Options{
 			Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, Socket: c.libvirtSocket,
-			RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress, Layer: layer.Layer{CNIDir: lay.CNIDir},
+			RebootMode: c.rebootMode, Keep: c.keep == "always", MayKeep: c.keep != "never", Progress: progress, Layer: layer.Layer{CNIDir: lay.CNIDir},
 		})
 		if err != nil {
 			return nil, nil, err
@@ -124,7 +126,7 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 		}
 	}
 	if len(kube) > 0 {
-		res, err := runKubeScenarios(ctx, c, agentPath, kube, sets, lay, filepath.Join(workDir, "crio"), progress)
+		res, err := runKubeScenarios(ctx, c, agentPath, kube, sets, lay, filepath.Join(workDir, "crio"), announce, progress)
 		results = append(results, res...)
 		if err != nil {
 			return results, inputs, err

@@ -20,9 +20,11 @@ const DirLockName = ".pidreuse.lock"
 // DirLockPath is the path of dir's lock file.
 func DirLockPath(dir string) string { return filepath.Join(dir, DirLockName) }
 
-// stagingPrefix names dirs being created; clean matches only "pidreuse-*",
-// so a dir is never seen under its real name before it is locked.
-const stagingPrefix = ".pidreuse-new-"
+// StagingPrefix names dirs being created, locked under this hidden name
+// until they are renamed into place, so a dir is never seen under its
+// real name before it is locked. A creator killed in between leaves one;
+// clean removes those whose lock no live process holds.
+const StagingPrefix = ".pidreuse-new-"
 
 // CreateDir makes dir, which must not exist, with mode perm, and returns
 // its lock, held. The dir is made and locked under a hidden name next to
@@ -30,7 +32,7 @@ const stagingPrefix = ".pidreuse-new-"
 // creator lives: there is no moment between mkdir and flock to race with.
 func CreateDir(dir string, perm os.FileMode) (*Lock, error) {
 	parent := filepath.Dir(dir)
-	staging, err := os.MkdirTemp(parent, stagingPrefix)
+	staging, err := os.MkdirTemp(parent, StagingPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
