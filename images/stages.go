@@ -170,6 +170,9 @@ func (s *buildState) debootstrap(ctx context.Context, work, cacheDir, key, tarba
 		if ctx.Err() != nil {
 			return err
 		}
+		if s.in.AptSourcesData != nil {
+			return fmt.Errorf("%w\n(check that the mirror in these apt sources is reachable, or set %s:\n%s)", err, MirrorEnv, s.d.aptSources)
+		}
 		return fmt.Errorf("%w\n(check the apt sources file %s and that its mirror is reachable)", err, s.in.AptSources)
 	}
 	if err := os.Rename(tmp, tarball); err != nil {
