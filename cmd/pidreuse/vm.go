@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,10 +27,14 @@ func nodeImage(ctx context.Context, agentPath string, progress func(string)) (*i
 }
 
 func cmdImage(ctx context.Context, args []string) (int, error) {
-	if len(args) == 0 || args[0] != "build" {
-		return exitUsage, usageErr{"usage: pidreuse image build [--node NAME] [--agent PATH]"}
+	const usage = "usage: pidreuse image build|hash [--node NAME] [--agent PATH]"
+	if len(args) == 0 || (args[0] != "build" && args[0] != "hash") {
+		return exitUsage, usageErr{usage}
 	}
-	c, err := parseRunFlags("image build", args[1:])
+	c, err := parseRunFlags("image "+args[0], args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return exitGood, nil
+	}
 	if err != nil {
 		return exitUsage, err
 	}
@@ -38,22 +44,51 @@ func cmdImage(ctx context.Context, args []string) (int, error) {
 	}
 	// Without --node: the plain node image (the legacy runtime's
 	// scenarios); with it, that CRI-O node's.
-	var img *images.Image
+	var profile *crionode.Profile
 	if c.nodeSet {
-		profile, err := crionode.Lookup(c.node)
+		p, err := crionode.Lookup(c.node)
 		if err != nil {
 			return exitNoVerdict, fmt.Errorf("--node: %w", err)
 		}
-		img, err = crionode.BuildImage(ctx, profile, filepath.Dir(agentPath), progressLine)
+		profile = &p
+	}
+	if args[0] == "hash" {
+		hash, err := imageHash(ctx, profile, agentPath)
 		if err != nil {
 			return exitNoVerdict, err
 		}
-	} else if img, err = nodeImage(ctx, agentPath, progressLine); err != nil {
+		fmt.Println(hash)
+		return exitGood, nil
+	}
+	var img *images.Image
+	if profile != nil {
+		img, err = crionode.BuildImage(ctx, *profile, filepath.Dir(agentPath), progressLine)
+	} else {
+		img, err = nodeImage(ctx, agentPath, progressLine)
+	}
+	if err != nil {
 		return exitNoVerdict, err
 	}
 	fmt.Printf("image %s\n  dir      %s\n  base     %s (%d MiB)\n  kernel   %s\n  packages %d\n",
 		img.Manifest.InputHash, img.Dir, img.BaseDisk, img.Manifest.BaseDisk.Size>>20, img.Manifest.KernelVersion, len(img.Manifest.Packages))
 	return exitGood, nil
+}
+
+// imageHash is the input hash of the plain node image (profile nil) or of
+// a CRI-O node's, without building the image: a CI cache key. It builds
+// what is not cached of what the image is made of: the CNI plugin
+// versions (seconds each) and, for a CRI-O node, its components (minutes
+// when cold: the same builds the run would make). Progress goes to
+// stderr, the hash alone to stdout.
+func imageHash(ctx context.Context, profile *crionode.Profile, agentPath string) (string, error) {
+	if profile != nil {
+		return crionode.ImageHash(ctx, *profile, filepath.Dir(agentPath), progressLine)
+	}
+	in, err := images.NodeImageInputs(ctx, filepath.Dir(agentPath), nil, progressLine)
+	if err != nil {
+		return "", err
+	}
+	return in.Hash()
 }
 
 func progressLine(msg string) { fmt.Fprintf(os.Stderr, "pidreuse: %s\n", msg) }
