@@ -28,6 +28,11 @@ const ownPrefix = "pidreuse-"
 // developer still has to read.
 var keepNames = map[string]bool{"pidreuse-e2e-report": true}
 
+// stagingGrace is how old a dir being created (flock.StagingPrefix) must
+// be before clean takes it for a killed creator's: creation takes
+// microseconds between its mkdir and its lock.
+const stagingGrace = time.Minute
+
 // libvirtCleanTimeout bounds the domain phase, so a hung libvirtd cannot
 // stop clean from reaching the dirs.
 const libvirtCleanTimeout = 2 * time.Minute
@@ -323,6 +328,11 @@ func cleanTemp(tmp string, f filter, now time.Time, olderThan time.Duration, dry
 		it := leftover{Name: e.Name(), LastActive: treeLastActive(p)}
 		if e.IsDir() {
 			it.Holder = dirHolder(p)
+		}
+		// A dir being created is locked a moment after its mkdir: a young
+		// one may be in that moment. Only a killed creator leaves one.
+		if strings.HasPrefix(e.Name(), flock.StagingPrefix) && now.Sub(it.LastActive) < stagingGrace {
+			continue
 		}
 		items = append(items, it)
 		isDir[e.Name()] = e.IsDir()

@@ -255,6 +255,12 @@ func TestCleanCLISkipsLiveRuns(t *testing.T) {
 	dead := filepath.Join(tmp, "pidreuse-0101-000000-bbbbbb")
 	mustMkdir(t, dead)
 	mustWrite(t, filepath.Join(dead, flock.DirLockName), old) // its run died
+	// Dirs being created: a young one may be between its mkdir and its
+	// lock, an old one's creator was killed.
+	young, stale := filepath.Join(tmp, flock.StagingPrefix+"young"), filepath.Join(tmp, flock.StagingPrefix+"stale")
+	mustMkdir(t, young)
+	mustMkdir(t, stale)
+	setTimes(t, old, stale)
 	setTimes(t, old, live, filepath.Join(live, "vm0"), filepath.Join(live, flock.DirLockName), dead)
 
 	noLibvirt := []string{"--libvirt-socket", filepath.Join(tmp, "no-libvirt-sock")}
@@ -276,6 +282,12 @@ func TestCleanCLISkipsLiveRuns(t *testing.T) {
 	}
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Errorf("the dead run's dir is still there: %v", err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a killed creator's staging dir is still there: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("a staging dir in its first minute was removed: %v", err)
 	}
 
 	lock.Release()
