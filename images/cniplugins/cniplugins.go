@@ -59,6 +59,13 @@ func Dir(ctx context.Context, cacheRoot, version string, progress func(string)) 
 	if complete(dir) {
 		return dir, nil
 	}
+	// Holding the version's lock, no live build of it exists: a temp dir
+	// of it is a killed build's.
+	if stale, _ := filepath.Glob(filepath.Join(cacheRoot, ".build-"+version+"-*")); len(stale) > 0 {
+		for _, p := range stale {
+			os.RemoveAll(p)
+		}
+	}
 	progress(fmt.Sprintf("building CNI plugins %s from the Go module proxy", version))
 	start := time.Now()
 	if err := build(ctx, cacheRoot, version); err != nil {

@@ -147,6 +147,9 @@ func BuildComponent(ctx context.Context, cacheRoot string, c Component, progress
 	if elfcheck.Executable(path) == nil {
 		return path, nil
 	}
+	// Holding the entry's lock, no live build of it exists: a temp dir
+	// of it is a killed build's (its source tree: hundreds of MB).
+	removeStaleBuilds(filepath.Join(cacheRoot, c.Name), r.key)
 	progress(fmt.Sprintf("building %s %s from source (about %s)", c.Name, c.Version, r.expect))
 	start := time.Now()
 	if err := build(ctx, cacheRoot, r, progress); err != nil {
@@ -169,6 +172,16 @@ func lockEntry(ctx context.Context, cacheRoot string, r recipe, progress func(st
 		return nil, fmt.Errorf("build %s %s: %w", r.Name, r.Version, err)
 	}
 	return func() { l.Release() }, nil
+}
+
+// removeStaleBuilds removes the temp dirs .build-<key>-* under parent.
+// Call it only holding the entry's lock: every build of key holds it, so
+// none of those dirs belongs to a live build.
+func removeStaleBuilds(parent, key string) {
+	stale, _ := filepath.Glob(filepath.Join(parent, ".build-"+key+"-*"))
+	for _, p := range stale {
+		os.RemoveAll(p) // what cannot be removed now is tried again next time
+	}
 }
 
 func known() string {
