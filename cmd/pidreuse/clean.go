@@ -231,6 +231,15 @@ func cleanDomains(ctx context.Context, socket, tmp string, f filter, now time.Ti
 	}
 	held = reportHeld(items, f, "domain", "")
 	var errs []error
+	// The SSH port leases killed runs left (live ones are skipped); they
+	// carry no run ID, and a dead lease is nobody's, whatever --run says.
+	if !dryRun {
+		if n, err := libvirt.RemoveStalePortLocks(); err != nil {
+			errs = append(errs, fmt.Errorf("clean: %w", err))
+		} else if n > 0 {
+			fmt.Printf("%s %d SSH port leases of dead runs under %s\n", verb, n, libvirt.PortLockDir)
+		}
+	}
 	for _, n := range selectStale(items, f, now, olderThan) {
 		if !dryRun {
 			if err := lv.Destroy(ctx, n); err != nil {

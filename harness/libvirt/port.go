@@ -72,3 +72,32 @@ func ReservePort() (*PortLease, error) {
 	}
 	return nil, fmt.Errorf("reserve a loopback port: every one tried is held by another run: %w", lastErr)
 }
+
+// RemoveStalePortLocks removes the port lock files no live process holds:
+// a run that was killed leaves its lease's file behind (harmless, the
+// next Try takes it, but one more per kill). Safe while other processes
+// lease ports: a file is removed only while this process holds its lock.
+func RemoveStalePortLocks() (int, error) {
+	files, err := filepath.Glob(filepath.Join(PortLockDir, "*.lock"))
+	if err != nil {
+		return 0, fmt.Errorf("port locks: %w", err)
+	}
+	removed := 0
+	var errs []error
+	for _, p := range files {
+		l, err := flock.Try(p)
+		if errors.Is(err, flock.ErrHeld) {
+			continue // a live VM's
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := l.ReleaseAndRemove(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	return removed, errors.Join(errs...)
+}

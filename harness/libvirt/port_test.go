@@ -58,3 +58,27 @@ func TestIsPortTaken(t *testing.T) {
 		t.Error("other errors taken for a busy port")
 	}
 }
+
+func TestRemoveStalePortLocks(t *testing.T) {
+	PortLockDir = filepath.Join(t.TempDir(), "ports")
+	live, err := ReservePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Release()
+	// What a killed run leaves: a file nobody holds.
+	stale := filepath.Join(PortLockDir, "1.lock")
+	if err := os.WriteFile(stale, []byte("4242\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := RemoveStalePortLocks()
+	if err != nil || n != 1 {
+		t.Fatalf("RemoveStalePortLocks = %d, %v; want 1", n, err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale lock file left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(PortLockDir, strconv.Itoa(live.Port)+".lock")); err != nil {
+		t.Errorf("a live lease's file was removed: %v", err)
+	}
+}
