@@ -1,4 +1,5 @@
-# pidreuse — make targets for developers and CI. Run as root on Debian 12.
+# pidreuse — make targets for developers and CI. Run as root on Debian 12
+# or Ubuntu 24.04.
 #   make e2e    the VM tier: builds the node image, boots libvirt VMs, real reboots
 #   make test   vet, unit tests and the sandbox tier (namespaces, seconds)
 # Both pull in what they need through `make deps`.
@@ -12,12 +13,25 @@ BIN       := bin
 REPORTS   ?= $(CURDIR)/reports
 LIBVIRT_SOCK := /var/run/libvirt/libvirt-sock
 
-# Debian packages the harness and its tests use on this machine: QEMU and
+# Packages the harness and its tests use on this machine: QEMU and
 # libvirt for the VMs, mmdebstrap and e2fsprogs for the image, Debian's CNI
-# plugins, and what CRI-O's cgo build (seccomp) and pinns' static build need.
+# plugins, and what CRI-O's cgo build (seccomp) and pinns' static build
+# need. Debian 12 and Ubuntu 24.04 (universe) name all of them alike.
 APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients \
 	mmdebstrap e2fsprogs containernetworking-plugins iproute2 \
 	gcc libc6-dev pkg-config libseccomp-dev git
+# What differs by distribution ($$ID of /etc/os-release), added to the
+# list: Ubuntu installs the node from a Debian mirror (images/mirror.go)
+# and needs Debian's archive keys to trust it; Debian always has them.
+OS_ID := $(shell . /etc/os-release 2>/dev/null && echo $$ID)
+APT_PACKAGES_debian :=
+APT_PACKAGES_ubuntu := debian-archive-keyring
+APT_PACKAGES += $(APT_PACKAGES_$(OS_ID))
+
+# make e2e runs the VM specs with these Ginkgo labels; CI shards the suite
+# by them (.github/workflows/e2e.yml), one JUnit file per shard.
+E2E_LABELS ?= vm
+E2E_JUNIT  ?= $(REPORTS)/vm-junit.xml
 
 .PHONY: all build deps deps-apt deps-daemons deps-plugins test unit e2e-sandbox e2e image bench lint clean
 
@@ -36,6 +50,7 @@ deps: deps-apt deps-daemons deps-plugins
 # Installs only what is missing, so a warm machine pays nothing.
 deps-apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	case "$(OS_ID)" in debian|ubuntu) ;; *) echo "deps: $(OS_ID) is neither Debian nor Ubuntu: trying the Debian package names";; esac; \
 	if [ -n "$$missing" ]; then \
 		echo "deps: installing $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -80,7 +95,7 @@ image: deps build
 e2e: deps build
 	@mkdir -p $(REPORTS)
 	PIDREUSE_REPORT_DIR=$(REPORTS)/vm $(GO) test -v -count=1 -tags e2e -timeout 80m ./e2e/vm/ \
-		-ginkgo.v -ginkgo.label-filter=vm -ginkgo.junit-report=$(REPORTS)/vm-junit.xml
+		-ginkgo.v -ginkgo.label-filter='$(E2E_LABELS)' -ginkgo.junit-report=$(E2E_JUNIT)
 
 bench: deps build
 	$(GO) test -run '^$$' -bench SandboxMatrix -benchtime 10x ./e2e/bench/

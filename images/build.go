@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
+
+	"github.com/pidreuse/pidreuse/internal/flock"
 )
 
 // Build stage names, as passed to the progress callback.
@@ -217,44 +219,23 @@ func (b *builder) build(ctx context.Context, in Inputs, cacheRoot string, progre
 	return Load(cacheRoot, d.hash)
 }
 
-// lockEntry takes an exclusive lock on cacheRoot/.lock-<hash>, polling so
-// that ctx can abort the wait. The lock files stay: deleting one would race
-// with another process opening it.
+// lockEntry takes the lock of one cache entry, cacheRoot/.lock-<hash>,
+// waiting while another process builds it. The lock files stay: deleting
+// one would race with another process opening it.
 func lockEntry(ctx context.Context, cacheRoot, hash string, progress func(string, time.Duration)) (func(), error) {
-	p := filepath.Join(cacheRoot, ".lock-"+hash)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening image build lock: %w", err)
-	}
 	start := time.Now()
-	waiting := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", p, err)
-		}
-		if !waiting {
-			waiting = true
-			progress(StageLock, 0)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for another build of the same image (lock %s): %w", p, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
+	waited := false
+	l, err := flock.Wait(ctx, filepath.Join(cacheRoot, ".lock-"+hash), func(int) {
+		waited = true
+		progress(StageLock, 0)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("waiting for another build of the same image: %w", err)
 	}
-	if waiting {
+	if waited {
 		progress(StageLock, time.Since(start))
 	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
+	return func() { l.Release() }, nil
 }
 
 // safeRemoveAll removes dir after detaching anything mounted below it.

@@ -74,10 +74,14 @@ type Inputs struct {
 	// Packages are installed on top of the minbase variant. Order and
 	// duplicates do not matter. Start from DefaultPackages and append.
 	Packages []string
-	// AptSources is the host's apt sources file handed to mmdebstrap as its
-	// mirror. Its content, not its path, is hashed. Find it with
-	// FindAptSources.
+	// AptSources is the apt sources file handed to mmdebstrap as its
+	// mirror: a host file (FindAptSources), or, with AptSourcesData, only
+	// the name a generated file is handed over under. Its content, not its
+	// path, is hashed. FindDebianSources picks one.
 	AptSources string
+	// AptSourcesData is the content of a generated sources file (a mirror
+	// given by URL, see FindDebianSources); nil reads AptSources.
+	AptSourcesData []byte
 	// Files are laid into the rootfs after the packages are installed, in
 	// order, so a later entry overwrites an earlier one.
 	Files []File
@@ -105,20 +109,22 @@ func DefaultPackages() []string {
 	}
 }
 
-// DefaultInputs returns the inputs of the plain node image, with the apt
-// sources file looked up under /etc/apt.
+// DefaultInputs returns the inputs of the plain node image, with the
+// Debian packages from where FindDebianSources says (the host's apt
+// sources on a Debian host, unless $PIDREUSE_DEBIAN_MIRROR names a mirror).
 func DefaultInputs() (Inputs, error) {
-	src, err := FindAptSources("/etc/apt")
+	src, err := FindDebianSources(DefaultSuite, "/etc", os.Getenv)
 	if err != nil {
 		return Inputs{}, err
 	}
-	return Inputs{
-		Suite:      DefaultSuite,
-		Packages:   DefaultPackages(),
-		AptSources: src,
-		Hostname:   DefaultHostname,
-		DiskSize:   DefaultDiskSize,
-	}, nil
+	in := Inputs{
+		Suite:    DefaultSuite,
+		Packages: DefaultPackages(),
+		Hostname: DefaultHostname,
+		DiskSize: DefaultDiskSize,
+	}
+	src.apply(&in)
+	return in, nil
 }
 
 // FindAptSources returns the apt sources file under etcApt (normally
@@ -238,7 +244,10 @@ func (in Inputs) validate() error {
 		return fmt.Errorf("invalid Debian suite %q: set Inputs.Suite (e.g. %q)", in.Suite, DefaultSuite)
 	}
 	if in.AptSources == "" {
-		return errors.New("no apt sources file: set Inputs.AptSources (see FindAptSources)")
+		return errors.New("no apt sources file: set Inputs.AptSources (see FindDebianSources)")
+	}
+	if in.AptSourcesData != nil && filepath.Base(in.AptSources) != in.AptSources {
+		return fmt.Errorf("generated apt sources: Inputs.AptSources %q must be a bare file name", in.AptSources)
 	}
 	if in.Hostname == "" || strings.ContainsAny(in.Hostname, "/ \t\n") {
 		return fmt.Errorf("invalid hostname %q: set Inputs.Hostname", in.Hostname)
@@ -279,9 +288,12 @@ func (in Inputs) digest() (*digested, error) {
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
-	src, err := os.ReadFile(in.AptSources)
-	if err != nil {
-		return nil, fmt.Errorf("reading apt sources file: %w", err)
+	src := in.AptSourcesData
+	if src == nil {
+		var err error
+		if src, err = os.ReadFile(in.AptSources); err != nil {
+			return nil, fmt.Errorf("reading apt sources file: %w", err)
+		}
 	}
 	srcSum := sha256.Sum256(src)
 

@@ -64,23 +64,33 @@ func NodeInputs(agentDir string, pluginDirs map[string]string) (Inputs, error) {
 // CacheRoot is where images are cached (see cachedir).
 func CacheRoot() (string, error) { return cachedir.Dir("images") }
 
-// BuildNode builds or loads the node image: the agent and failonce in
-// agentDir, every pinned CNI plugin version, and, when extend is set,
-// whatever it adds (the CRI-O/kubelet node). progress, if set, gets one
-// line per build stage.
-func BuildNode(ctx context.Context, agentDir string, extend func(Inputs) (Inputs, error), progress func(string)) (*Image, error) {
+// NodeImageInputs are the inputs of the node image BuildNode builds: the
+// agent and failonce in agentDir, every pinned CNI plugin version (built
+// here first when not cached: seconds each, from the Go module proxy), and
+// whatever extend adds (the CRI-O/kubelet node).
+func NodeImageInputs(ctx context.Context, agentDir string, extend func(Inputs) (Inputs, error), progress func(string)) (Inputs, error) {
 	plugins, err := cniplugins.All(ctx, progress)
 	if err != nil {
-		return nil, err
+		return Inputs{}, err
 	}
 	in, err := NodeInputs(agentDir, plugins)
 	if err != nil {
-		return nil, err
+		return Inputs{}, err
 	}
 	if extend != nil {
 		if in, err = extend(in); err != nil {
-			return nil, err
+			return Inputs{}, err
 		}
+	}
+	return in, nil
+}
+
+// BuildNode builds or loads the node image of NodeImageInputs. progress,
+// if set, gets one line per build stage.
+func BuildNode(ctx context.Context, agentDir string, extend func(Inputs) (Inputs, error), progress func(string)) (*Image, error) {
+	in, err := NodeImageInputs(ctx, agentDir, extend, progress)
+	if err != nil {
+		return nil, err
 	}
 	cache, err := CacheRoot()
 	if err != nil {

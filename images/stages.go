@@ -23,6 +23,7 @@ import (
 	"github.com/pidreuse/pidreuse/images/layer"
 	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/fileutil"
+	"github.com/pidreuse/pidreuse/internal/flock"
 	"github.com/pidreuse/pidreuse/internal/shell"
 )
 
@@ -116,11 +117,23 @@ func stageRootfs(ctx context.Context, s *buildState) error {
 	}
 	key := s.rootfsKey()
 	tarball := filepath.Join(cacheDir, key+".tar")
+	// Images with different hashes share a package set: one Debian
+	// install per set at a time, the others wait and unpack it.
+	lock, err := flock.Wait(ctx, filepath.Join(cacheDir, ".lock-"+key), func(pid int) {
+		fmt.Fprintf(s.log, "rootfs: waiting for pid %d, which installs the same package set\n", pid)
+	})
+	if err != nil {
+		return fmt.Errorf("rootfs cache: %w", err)
+	}
 	if _, err := os.Stat(tarball); err != nil {
-		if err := s.debootstrap(ctx, work, cacheDir, key, tarball); err != nil {
+		err := s.debootstrap(ctx, work, cacheDir, key, tarball)
+		lock.Release()
+		if err != nil {
 			return err
 		}
 	} else {
+		// A published tarball never changes: unpack it unlocked.
+		lock.Release()
 		fmt.Fprintf(s.log, "rootfs: cached package tree %s\n", tarball)
 		// Its mtime says when a build last used it, for Prune.
 		now := time.Now()
@@ -156,6 +169,9 @@ func (s *buildState) debootstrap(ctx context.Context, work, cacheDir, key, tarba
 	if err := s.run(ctx, "mmdebstrap", args...); err != nil {
 		if ctx.Err() != nil {
 			return err
+		}
+		if s.in.AptSourcesData != nil {
+			return fmt.Errorf("%w\n(check that the mirror in these apt sources is reachable, or set %s:\n%s)", err, MirrorEnv, s.d.aptSources)
 		}
 		return fmt.Errorf("%w\n(check the apt sources file %s and that its mirror is reachable)", err, s.in.AptSources)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/images"
+	"github.com/pidreuse/pidreuse/internal/flock"
 )
 
 // ownPrefix marks everything a run creates (see newRunID and the e2e
@@ -27,6 +28,11 @@ const ownPrefix = "pidreuse-"
 // developer still has to read.
 var keepNames = map[string]bool{"pidreuse-e2e-report": true}
 
+// stagingGrace is how old a dir being created (flock.StagingPrefix) must
+// be before clean takes it for a killed creator's: creation takes
+// microseconds between its mkdir and its lock.
+const stagingGrace = time.Minute
+
 // libvirtCleanTimeout bounds the domain phase, so a hung libvirtd cannot
 // stop clean from reaching the dirs.
 const libvirtCleanTimeout = 2 * time.Minute
@@ -36,16 +42,51 @@ const libvirtCleanTimeout = 2 * time.Minute
 type leftover struct {
 	Name       string
 	LastActive time.Time
+	// Holder is the live process whose lock covers it (a run, a VM node,
+	// a build), nil when none does.
+	Holder *holder
 }
 
-// selectStale returns the names clean may remove: named ownPrefix, not a
-// kept name, and idle for at least olderThan at now. With olderThan 0
-// everything of ours goes; with an age limit, a thing whose age is unknown
-// stays, because it may belong to a run that is still going.
-func selectStale(items []leftover, now time.Time, olderThan time.Duration) []string {
+// holder is a live process holding a lock clean found on its way.
+type holder struct {
+	PID int    // 0 when the lock file did not say
+	Dir string // the locked dir
+}
+
+func (h *holder) String() string {
+	who := "a live process"
+	if h.PID > 0 {
+		who = fmt.Sprintf("pid %d", h.PID)
+	}
+	return fmt.Sprintf("%s holds the lock of %s", who, h.Dir)
+}
+
+// filter says which names clean looks at: ours by prefix, and, with
+// --run, only that run's.
+type filter struct{ runID string }
+
+func (f filter) ours(name string) bool {
+	if keepNames[name] {
+		return false
+	}
+	if f.runID != "" {
+		run := ownPrefix + f.runID
+		return name == run || strings.HasPrefix(name, run+"-")
+	}
+	// A dir being created (internal/flock) is ours too; it has no run
+	// ID in its name yet.
+	return strings.HasPrefix(name, ownPrefix) || strings.HasPrefix(name, flock.StagingPrefix)
+}
+
+// selectStale returns the names clean may remove: ours (see filter), not
+// held by a live process, and idle for at least olderThan at now. With
+// olderThan 0 everything of ours that no live process holds goes; with an
+// age limit, a thing whose age is unknown stays, because it may belong to
+// a run that is still going.
+func selectStale(items []leftover, f filter, now time.Time, olderThan time.Duration) []string {
 	var out []string
 	for _, it := range items {
-		if !strings.HasPrefix(it.Name, ownPrefix) || keepNames[it.Name] {
+		if !f.ours(it.Name) || it.Holder != nil {
 			continue
 		}
 		if olderThan > 0 && (it.LastActive.IsZero() || now.Sub(it.LastActive) < olderThan) {
@@ -54,6 +95,32 @@ func selectStale(items []leftover, now time.Time, olderThan time.Duration) []str
 		out = append(out, it.Name)
 	}
 	return out
+}
+
+// reportHeld prints one line per thing of ours that a live process holds,
+// and returns how many there were.
+func reportHeld(items []leftover, f filter, kind, prefix string) int {
+	n := 0
+	for _, it := range items {
+		if f.ours(it.Name) && it.Holder != nil {
+			fmt.Printf("skipped %s %s%s: in use, %s\n", kind, prefix, it.Name, it.Holder)
+			n++
+		}
+	}
+	return n
+}
+
+// dirHolder is the live holder of dir's lock, or nil.
+func dirHolder(dir string) *holder {
+	held, pid, err := flock.DirHeld(dir)
+	if err != nil {
+		// Cannot tell: say it is held. Keeping is the safe mistake.
+		return &holder{Dir: dir}
+	}
+	if !held {
+		return nil
+	}
+	return &holder{PID: pid, Dir: dir}
 }
 
 // cmdClean removes what crashed runs left behind: libvirt domains and the
@@ -66,6 +133,7 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 	dryRun := fset.Bool("dry-run", false, "say what would be removed, remove nothing")
 	pruneImages := fset.Duration("images-unused-for", 0, "also remove cached node images (and Debian install tarballs) no run has used for this long, e.g. 168h (0: keep them all)")
 	socket := fset.String("libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", libvirt.DefaultSocket), "libvirtd's socket")
+	runID := fset.String("run", "", "remove only what the run with this ID left (its domains pidreuse-ID-* and dir pidreuse-ID)")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitGood, nil
@@ -82,16 +150,20 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 	if *dryRun {
 		verb = "would remove"
 	}
+	if strings.ContainsAny(*runID, "/ \t\n*") {
+		return exitUsage, usageErr{fmt.Sprintf("clean: --run %q: give a run ID as pidreuse run prints it, e.g. 0102-150405-a1b2c3", *runID)}
+	}
+	f := filter{runID: *runID}
 	tmp := os.TempDir()
 	now := time.Now()
 	var errs []error
 
 	// Domains first: a running QEMU holds its overlay disk open.
-	domains, err := cleanDomains(ctx, *socket, tmp, now, *olderThan, *dryRun, verb)
+	domains, heldDomains, err := cleanDomains(ctx, *socket, tmp, f, now, *olderThan, *dryRun, verb)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	dirs, files, err := cleanTemp(tmp, now, *olderThan, *dryRun, verb)
+	dirs, files, heldDirs, err := cleanTemp(tmp, f, now, *olderThan, *dryRun, verb)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -114,36 +186,61 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 	if *olderThan > 0 {
 		age = "idle for " + olderThan.String() + " or more"
 	}
-	fmt.Printf("clean: %s %d domains, %d dirs, %d files (%s, named %s* under libvirt and %s)\n", verb, domains, dirs, files, age, ownPrefix, tmp)
+	scope := ownPrefix + "*"
+	if f.runID != "" {
+		scope = ownPrefix + f.runID + "*"
+	}
+	fmt.Printf("clean: %s %d domains, %d dirs, %d files (%s, named %s under libvirt and %s); skipped %d domains and %d dirs in use by live processes\n",
+		verb, domains, dirs, files, age, scope, tmp, heldDomains, heldDirs)
 	if err := errors.Join(errs...); err != nil {
 		return exitNoVerdict, err
 	}
 	return exitGood, nil
 }
 
-// cleanDomains destroys and undefines our stale libvirt domains. A
-// libvirtd that is not running has no domains to reap: that is said, not
-// failed, so clean still works on a machine that only ran the sandbox tier.
-func cleanDomains(ctx context.Context, socket, tmp string, now time.Time, olderThan time.Duration, dryRun bool, verb string) (int, error) {
+// cleanDomains destroys and undefines our stale libvirt domains, leaving
+// those of live runs alone. A libvirtd that is not running has no domains
+// to reap: that is said, not failed, so clean still works on a machine
+// that only ran the sandbox tier.
+func cleanDomains(ctx context.Context, socket, tmp string, f filter, now time.Time, olderThan time.Duration, dryRun bool, verb string) (removed, held int, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, libvirtCleanTimeout)
 	defer cancel()
 	lv, err := libvirt.Connect(ctx, socket)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pidreuse: clean: skipping libvirt domains: %v\n", err)
-		return 0, nil
+		return 0, 0, nil
 	}
 	defer lv.Close()
 	names, err := lv.ListDomains(ctx, ownPrefix)
 	if err != nil {
-		return 0, fmt.Errorf("clean: %w (is libvirtd healthy? `virsh -c qemu:///system list --all`)", err)
+		return 0, 0, fmt.Errorf("clean: %w (is libvirtd healthy? `virsh -c qemu:///system list --all`)", err)
 	}
 	var items []leftover
 	for _, n := range names {
-		items = append(items, leftover{Name: n, LastActive: domainLastActive(n, tmp)})
+		if !f.ours(n) {
+			continue
+		}
+		dirs := domainDirs(ctx, lv, n, tmp)
+		it := leftover{Name: n, LastActive: domainLastActive(n, dirs)}
+		for _, d := range dirs {
+			if it.Holder = dirHolder(d); it.Holder != nil {
+				break
+			}
+		}
+		items = append(items, it)
 	}
+	held = reportHeld(items, f, "domain", "")
 	var errs []error
-	removed := 0
-	for _, n := range selectStale(items, now, olderThan) {
+	// The SSH port leases killed runs left (live ones are skipped); they
+	// carry no run ID, and a dead lease is nobody's, whatever --run says.
+	if !dryRun {
+		if n, err := libvirt.RemoveStalePortLocks(); err != nil {
+			errs = append(errs, fmt.Errorf("clean: %w", err))
+		} else if n > 0 {
+			fmt.Printf("%s %d SSH port leases of dead runs under %s\n", verb, n, libvirt.PortLockDir)
+		}
+	}
+	for _, n := range selectStale(items, f, now, olderThan) {
 		if !dryRun {
 			if err := lv.Destroy(ctx, n); err != nil {
 				errs = append(errs, fmt.Errorf("clean: %w (try `virsh -c qemu:///system destroy %s`)", err, n))
@@ -157,16 +254,32 @@ func cleanDomains(ctx context.Context, socket, tmp string, now time.Time, olderT
 		fmt.Printf("%s domain %s\n", verb, n)
 		removed++
 	}
-	return removed, errors.Join(errs...)
+	return removed, held, errors.Join(errs...)
+}
+
+// domainDirs are the dirs whose locks say a domain is in use: the owner
+// dir its metadata names (vm.Node locks it for the node's life), and, for
+// domains made before there was metadata, the dirs its name points at:
+// $TMPDIR/NAME (e2e suites) and $TMPDIR/pidreuse-RUNID for a domain
+// pidreuse-RUNID-NODE (pidreuse run).
+func domainDirs(ctx context.Context, lv *libvirt.Client, name, tmp string) []string {
+	var dirs []string
+	if d, err := lv.OwnerDir(ctx, name); err == nil && d != "" {
+		dirs = append(dirs, d)
+	}
+	dirs = append(dirs, filepath.Join(tmp, name))
+	if i := strings.LastIndex(name, "-"); i > len(ownPrefix) {
+		dirs = append(dirs, filepath.Join(tmp, name[:i]))
+	}
+	return dirs
 }
 
 // domainLastActive is when a domain last showed activity, from files
 // libvirt and our runs write: its config (written at define), its status
-// file and QEMU log (written at every start and stop), and its work dir,
-// whose overlay disk and console log a live VM keeps writing. The work dir
-// is $TMPDIR/NAME (e2e suites) or $TMPDIR/pidreuse-RUNID for a domain
-// pidreuse-RUNID-vmN (pidreuse run).
-func domainLastActive(name, tmp string) time.Time {
+// file and QEMU log (written at every start and stop), and its dirs
+// (domainDirs), whose overlay disk and console log a live VM keeps
+// writing.
+func domainLastActive(name string, dirs []string) time.Time {
 	var last time.Time
 	for _, p := range []string{
 		"/etc/libvirt/qemu/" + name + ".xml",
@@ -176,10 +289,6 @@ func domainLastActive(name, tmp string) time.Time {
 		if fi, err := os.Stat(p); err == nil && fi.ModTime().After(last) {
 			last = fi.ModTime()
 		}
-	}
-	dirs := []string{filepath.Join(tmp, name)}
-	if i := strings.LastIndex(name, "-vm"); i > 0 {
-		dirs = append(dirs, filepath.Join(tmp, name[:i]))
 	}
 	for _, d := range dirs {
 		if t := treeLastActive(d); t.After(last) {
@@ -209,24 +318,36 @@ func treeLastActive(path string) time.Time {
 }
 
 // cleanTemp removes our stale work dirs and files (overlay disks live in
-// the VM work dirs) directly under tmp.
-func cleanTemp(tmp string, now time.Time, olderThan time.Duration, dryRun bool, verb string) (dirs, files int, err error) {
+// the VM work dirs) directly under tmp, leaving those a live process holds
+// (a run, a VM node, a build) alone.
+func cleanTemp(tmp string, f filter, now time.Time, olderThan time.Duration, dryRun bool, verb string) (dirs, files, held int, err error) {
 	entries, err := os.ReadDir(tmp)
 	if err != nil {
-		return 0, 0, fmt.Errorf("clean: read %s: %w (is TMPDIR set to a dir that exists?)", tmp, err)
+		return 0, 0, 0, fmt.Errorf("clean: read %s: %w (is TMPDIR set to a dir that exists?)", tmp, err)
 	}
 	var items []leftover
 	isDir := map[string]bool{}
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), ownPrefix) {
+		if !f.ours(e.Name()) {
 			continue
 		}
+		p := filepath.Join(tmp, e.Name())
 		// WalkDir does not follow a symlink at its root: a link's age is
 		// its own, and RemoveAll removes the link, not its target.
-		items = append(items, leftover{Name: e.Name(), LastActive: treeLastActive(filepath.Join(tmp, e.Name()))})
+		it := leftover{Name: e.Name(), LastActive: treeLastActive(p)}
+		if e.IsDir() {
+			it.Holder = dirHolder(p)
+		}
+		// A dir being created is locked a moment after its mkdir: a young
+		// one may be in that moment. Only a killed creator leaves one.
+		if strings.HasPrefix(e.Name(), flock.StagingPrefix) && now.Sub(it.LastActive) < stagingGrace {
+			continue
+		}
+		items = append(items, it)
 		isDir[e.Name()] = e.IsDir()
 	}
-	stale := selectStale(items, now, olderThan)
+	held = reportHeld(items, f, "dir", tmp+string(filepath.Separator))
+	stale := selectStale(items, f, now, olderThan)
 	var errs []error
 	for _, n := range stale {
 		p := filepath.Join(tmp, n)
@@ -256,7 +377,7 @@ func cleanTemp(tmp string, now time.Time, olderThan time.Duration, dryRun bool, 
 			files++
 		}
 	}
-	return dirs, files, errors.Join(errs...)
+	return dirs, files, held, errors.Join(errs...)
 }
 
 // mountUnder returns a mount point at or below dir (absolute and clean),

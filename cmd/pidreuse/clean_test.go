@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,41 +9,55 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pidreuse/pidreuse/internal/flock"
 )
 
 func TestSelectStale(t *testing.T) {
 	now := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
+	live := &holder{PID: 4242, Dir: "/tmp/pidreuse-0102-000000-ffffff"}
 	items := []leftover{
-		{"pidreuse-0102-090000-aaaaaa", now.Add(-3 * time.Hour)},      // a crashed run
-		{"pidreuse-0102-115900-bbbbbb", now.Add(-time.Minute)},        // a run still going
-		{"pidreuse-e2e-12345-1-legacy", now.Add(-2 * time.Hour)},      // a crashed e2e VM dir
-		{"pidreuse-e2e-bin-42", now.Add(-time.Hour)},                  // exactly at the limit
-		{"pidreuse-unknown-age", time.Time{}},                         // no file told its age
-		{"pidreuse-e2e-report", now.Add(-48 * time.Hour)},             // results, not leftovers
-		{"ginkgo123456", now.Add(-48 * time.Hour)},                    // not ours
-		{"pidreuse", now.Add(-48 * time.Hour)},                        // not a run's name
-		{"go-build99", now.Add(-48 * time.Hour)},                      // not ours
-		{"xpidreuse-0102-090000-cccccc", now.Add(-48 * time.Hour)},    // prefix, not substring
-		{"pidreuse-0102-130000-dddddd", now.Add(time.Hour)},           // clock skew: in the future
-		{"pidreuse-0101-090000-eeeeee-vm0", now.Add(-27 * time.Hour)}, // a domain
+		{"pidreuse-0102-090000-aaaaaa", now.Add(-3 * time.Hour), nil},      // a crashed run
+		{"pidreuse-0102-115900-bbbbbb", now.Add(-time.Minute), nil},        // a run still going
+		{"pidreuse-e2e-12345-1-legacy", now.Add(-2 * time.Hour), nil},      // a crashed e2e VM dir
+		{"pidreuse-e2e-bin-42", now.Add(-time.Hour), nil},                  // exactly at the limit
+		{"pidreuse-unknown-age", time.Time{}, nil},                         // no file told its age
+		{"pidreuse-e2e-report", now.Add(-48 * time.Hour), nil},             // results, not leftovers
+		{"ginkgo123456", now.Add(-48 * time.Hour), nil},                    // not ours
+		{"pidreuse", now.Add(-48 * time.Hour), nil},                        // not a run's name
+		{"go-build99", now.Add(-48 * time.Hour), nil},                      // not ours
+		{"xpidreuse-0102-090000-cccccc", now.Add(-48 * time.Hour), nil},    // prefix, not substring
+		{"pidreuse-0102-130000-dddddd", now.Add(time.Hour), nil},           // clock skew: in the future
+		{"pidreuse-0101-090000-eeeeee-vm0", now.Add(-27 * time.Hour), nil}, // a domain
+		{"pidreuse-0102-000000-ffffff", now.Add(-50 * time.Hour), live},    // a live run, idle for days
+		{"pidreuse-0102-000000-ffffff-vm0", now.Add(-50 * time.Hour), live},
+		{".pidreuse-new-123", now.Add(-2 * time.Hour), nil}, // a creator killed before its rename
 	}
 	cases := []struct {
 		olderThan time.Duration
+		runID     string
 		want      []string
 	}{
-		{0, []string{
+		{0, "", []string{
 			"pidreuse-0102-090000-aaaaaa", "pidreuse-0102-115900-bbbbbb", "pidreuse-e2e-12345-1-legacy",
 			"pidreuse-e2e-bin-42", "pidreuse-unknown-age", "pidreuse-0102-130000-dddddd", "pidreuse-0101-090000-eeeeee-vm0",
+			".pidreuse-new-123",
 		}},
-		{time.Hour, []string{
+		{time.Hour, "", []string{
 			"pidreuse-0102-090000-aaaaaa", "pidreuse-e2e-12345-1-legacy", "pidreuse-e2e-bin-42", "pidreuse-0101-090000-eeeeee-vm0",
+			".pidreuse-new-123",
 		}},
-		{24 * time.Hour, []string{"pidreuse-0101-090000-eeeeee-vm0"}},
-		{100 * time.Hour, nil},
+		{24 * time.Hour, "", []string{"pidreuse-0101-090000-eeeeee-vm0"}},
+		{100 * time.Hour, "", nil},
+		// One run: its dir and domains, nothing else, not a sibling whose
+		// ID only starts the same; a live run's nothing, even named.
+		{0, "0101-090000-eeeeee", []string{"pidreuse-0101-090000-eeeeee-vm0"}},
+		{0, "0102-090000-aaa", nil},
+		{0, "0102-000000-ffffff", nil},
 	}
 	for _, c := range cases {
-		if got := selectStale(items, now, c.olderThan); !slices.Equal(got, c.want) {
-			t.Errorf("older than %s:\n got %q\nwant %q", c.olderThan, got, c.want)
+		if got := selectStale(items, filter{runID: c.runID}, now, c.olderThan); !slices.Equal(got, c.want) {
+			t.Errorf("older than %s, run %q:\n got %q\nwant %q", c.olderThan, c.runID, got, c.want)
 		}
 	}
 }
@@ -87,7 +102,7 @@ func TestCleanTempKeepsMountedDirs(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(run, syscall.MNT_DETACH) })
 
-	dirs, files, err := cleanTemp(tmp, time.Now(), 0, false, "removed")
+	dirs, files, _, err := cleanTemp(tmp, filter{}, time.Now(), 0, false, "removed")
 	if err == nil || !strings.Contains(err.Error(), run+" is mounted under it") {
 		t.Errorf("error %v, want one naming the mount %s", err, run)
 	}
@@ -219,5 +234,69 @@ func setTimes(t *testing.T, mtime time.Time, paths ...string) {
 		if err := os.Chtimes(p, mtime, mtime); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A live run's dir is skipped whatever its age and whatever the flags,
+// with one line saying who holds it; once its holder lets go (a run that
+// was killed: the kernel drops the lock), the next clean removes it.
+func TestCleanCLISkipsLiveRuns(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	old := time.Now().Add(-72 * time.Hour)
+	live := filepath.Join(tmp, "pidreuse-0101-000000-aaaaaa")
+	lock, err := flock.CreateDir(live, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	mustMkdir(t, filepath.Join(live, "vm0"))
+	mustWrite(t, filepath.Join(live, "vm0", "disk.qcow2"), old)
+	dead := filepath.Join(tmp, "pidreuse-0101-000000-bbbbbb")
+	mustMkdir(t, dead)
+	mustWrite(t, filepath.Join(dead, flock.DirLockName), old) // its run died
+	// Dirs being created: a young one may be between its mkdir and its
+	// lock, an old one's creator was killed.
+	young, stale := filepath.Join(tmp, flock.StagingPrefix+"young"), filepath.Join(tmp, flock.StagingPrefix+"stale")
+	mustMkdir(t, young)
+	mustMkdir(t, stale)
+	setTimes(t, old, stale)
+	setTimes(t, old, live, filepath.Join(live, "vm0"), filepath.Join(live, flock.DirLockName), dead)
+
+	noLibvirt := []string{"--libvirt-socket", filepath.Join(tmp, "no-libvirt-sock")}
+	for _, args := range [][]string{{"clean"}, {"clean", "--older-than", "1h"}, {"clean", "--run", "0101-000000-aaaaaa"}} {
+		r := runCLI(t, nil, append(args, noLibvirt...)...)
+		if r.code != exitGood {
+			t.Fatalf("%v: exit %d; stderr: %s", args, r.code, r.stderr)
+		}
+		want := fmt.Sprintf("skipped dir %s: in use, pid %d holds the lock of %s", live, os.Getpid(), live)
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("%v: no line %q in:\n%s", args, want, r.stdout)
+		}
+		if !strings.Contains(r.stdout, "skipped 0 domains and 1 dirs in use by live processes") {
+			t.Errorf("%v: summary: %s", args, r.stdout)
+		}
+		if _, err := os.Stat(filepath.Join(live, "vm0", "disk.qcow2")); err != nil {
+			t.Fatalf("%v removed a live run's files: %v", args, err)
+		}
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("the dead run's dir is still there: %v", err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a killed creator's staging dir is still there: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("a staging dir in its first minute was removed: %v", err)
+	}
+
+	lock.Release()
+	r := runCLI(t, nil, append([]string{"clean", "--run", "0101-000000-aaaaaa"}, noLibvirt...)...)
+	checkLines(t, r.stdout, "removed", []string{"dir " + live})
+	if _, err := os.Stat(live); !os.IsNotExist(err) {
+		t.Errorf("the released run's dir is still there: %v", err)
+	}
+	if r := runCLI(t, nil, "clean", "--run", "a/b"); r.code != exitUsage {
+		t.Errorf("--run a/b: exit %d, want %d", r.code, exitUsage)
 	}
 }

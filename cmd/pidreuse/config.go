@@ -39,6 +39,8 @@ type runConfig struct {
 	reportDir     string
 	bisect        bool
 	runID         string
+	// runDir is the run's locked work dir (openRunDir), set by cmdRun.
+	runDir string
 }
 
 func parseRunFlags(name string, args []string) (runConfig, error) {

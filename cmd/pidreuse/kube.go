@@ -46,7 +46,7 @@ func groupByPinning(scs []scenarios.Scenario) []kubeGroup {
 // the run's own binaries laid over it, and plays the scenarios that need
 // it one after the other (each reboots the node); one VM per pinning
 // setting.
-func runKubeScenarios(ctx context.Context, c runConfig, agentPath string, scs []scenarios.Scenario, sets []pluginSet, lay layer.Layer, workDir string, progress func(string)) ([]runner.Result, error) {
+func runKubeScenarios(ctx context.Context, c runConfig, agentPath string, scs []scenarios.Scenario, sets []pluginSet, lay layer.Layer, workDir string, announce func(), progress func(string)) ([]runner.Result, error) {
 	profile, err := crionode.Lookup(c.node)
 	if err != nil {
 		return nil, err
@@ -61,6 +61,7 @@ func runKubeScenarios(ctx context.Context, c runConfig, agentPath string, scs []
 			}
 		}
 	}
+	announce()
 	img, err := crionode.BuildImage(ctx, profile, filepath.Dir(agentPath), progress)
 	if err != nil {
 		return nil, err
@@ -76,7 +77,7 @@ func runKubeScenarios(ctx context.Context, c runConfig, agentPath string, scs []
 		name := fmt.Sprintf("crio%d", gi)
 		node, err := vm.Start(ctx, vm.Options{
 			Name: "pidreuse-" + c.runID + "-" + name, Dir: filepath.Join(workDir, name), Image: img, Socket: c.libvirtSocket,
-			RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress, Layer: gl,
+			RebootMode: c.rebootMode, Keep: c.keep == "always", MayKeep: c.keep != "never", Progress: progress, Layer: gl,
 			Artifacts: crionode.Artifacts,
 		})
 		if err != nil {

@@ -5,7 +5,7 @@
 //	pidreuse bisect --tier sandbox|vm --scenario NAME --cni-bin-dir DIR
 //	pidreuse plugins [--plugin-version V|all]
 //	pidreuse nodes
-//	pidreuse image build [--node NAME]
+//	pidreuse image build|hash [--node NAME]
 //	pidreuse build crio --src DIR --out DIR
 //	pidreuse clean
 //

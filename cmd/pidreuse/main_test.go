@@ -252,3 +252,34 @@ func nodeProcesses() []string {
 	}
 	return out
 }
+
+// `image hash` prints the plain node image's input hash alone on stdout
+// without building the image (a CI cache key): stable, and another for
+// another Debian mirror.
+func TestImageHash(t *testing.T) {
+	needRoot(t) // the plugin cache is root's
+	hash := func(env ...string) string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(binDir, "pidreuse"), "image", "hash")
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("image hash %v: %v", env, err)
+		}
+		h := strings.TrimSpace(string(out))
+		if len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+			t.Fatalf("image hash printed %q, want 64 hex digits alone", out)
+		}
+		return h
+	}
+	a, b := hash(), hash()
+	if a != b {
+		t.Errorf("two hashes of the same inputs: %s, %s", a, b)
+	}
+	if m := hash("PIDREUSE_DEBIAN_MIRROR=http://127.0.0.1:9/debian"); m == a {
+		t.Errorf("another mirror, same hash %s", m)
+	}
+	if r := runCLI(t, nil, "image", "hash", "--node", "nope"); r.code != exitNoVerdict || !strings.Contains(r.stderr, "--node") {
+		t.Errorf("unknown node: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

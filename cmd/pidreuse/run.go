@@ -66,6 +66,15 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 		}
 	}
 
+	// Before anything is built or booted: the lock covers the run's whole
+	// life, and every name the run gives carries its (final) ID.
+	rd, err := c.openRunDir()
+	if err != nil {
+		return exitNoVerdict, err
+	}
+	defer rd.close()
+	c.runDir = rd.path
+
 	var results []runner.Result
 	var inputs []string
 	switch c.tier {
@@ -180,8 +189,8 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 	if err != nil {
 		return nil, err
 	}
-	workDir, removeIfEmpty := c.runWorkDir()
-	defer removeIfEmpty()
+	workDir := c.runDir
+	c.announce(progress)
 	node, err := sandbox.Start(ctx, sandbox.Options{
 		Name:      "pidreuse-" + c.runID + "-sb0",
 		Dir:       filepath.Join(workDir, "sb0"),
@@ -201,7 +210,8 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 
 // finishNode ends a run's node: it collects the artifacts of a run worth
 // keeping (and keeps the node itself with --keep=on-failure), closes the
-// node, and removes the run's work dir unless something in it is kept. An
+// node (which removes its own dir unless kept); the run's work dir goes at
+// the end of the run, when nothing in it is kept (runDir.close). An
 // interrupted run (SIGINT, SIGTERM) keeps nothing unless --keep=always.
 func finishNode(ctx context.Context, c runConfig, node harness.Node, workDir string, results []runner.Result, keep func(), progress func(string)) error {
 	interrupted := ctx.Err() != nil
@@ -218,9 +228,6 @@ func finishNode(ctx context.Context, c runConfig, node harness.Node, workDir str
 	}
 	if err := node.Close(context.Background()); err != nil {
 		progress(err.Error())
-	}
-	if c.workDir == "" && c.keep != "always" && !worth {
-		os.RemoveAll(workDir)
 	}
 	if interrupted {
 		return fmt.Errorf("interrupted: %w", ctx.Err())
@@ -294,13 +301,9 @@ func (c runConfig) worthKeeping(results []runner.Result) bool {
 	return false
 }
 
-// runWorkDir is where the run's nodes keep their files. When pidreuse picks
-// it (no --work-dir), the returned func removes it once nothing in it is
-// kept; nodes remove their own dirs on failure.
-func (c runConfig) runWorkDir() (string, func()) {
-	if c.workDir != "" {
-		return c.workDir, func() {}
-	}
-	dir := filepath.Join(os.TempDir(), "pidreuse-"+c.runID)
-	return dir, func() { os.Remove(dir) }
+// announce names the run and its work dir once its input is checked and
+// its first node is about to start (bad input stays one line): what
+// `pidreuse clean --run ID` takes, and what a person finds in ps and virsh.
+func (c runConfig) announce(progress func(string)) {
+	progress(fmt.Sprintf("run %s: work dir %s (locked while the run lives)", c.runID, c.runDir))
 }

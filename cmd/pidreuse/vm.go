@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/runner"
@@ -24,10 +27,14 @@ func nodeImage(ctx context.Context, agentPath string, progress func(string)) (*i
 }
 
 func cmdImage(ctx context.Context, args []string) (int, error) {
-	if len(args) == 0 || args[0] != "build" {
-		return exitUsage, usageErr{"usage: pidreuse image build [--node NAME] [--agent PATH]"}
+	const usage = "usage: pidreuse image build|hash [--node NAME] [--agent PATH]"
+	if len(args) == 0 || (args[0] != "build" && args[0] != "hash") {
+		return exitUsage, usageErr{usage}
 	}
-	c, err := parseRunFlags("image build", args[1:])
+	c, err := parseRunFlags("image "+args[0], args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return exitGood, nil
+	}
 	if err != nil {
 		return exitUsage, err
 	}
@@ -37,22 +44,51 @@ func cmdImage(ctx context.Context, args []string) (int, error) {
 	}
 	// Without --node: the plain node image (the legacy runtime's
 	// scenarios); with it, that CRI-O node's.
-	var img *images.Image
+	var profile *crionode.Profile
 	if c.nodeSet {
-		profile, err := crionode.Lookup(c.node)
+		p, err := crionode.Lookup(c.node)
 		if err != nil {
 			return exitNoVerdict, fmt.Errorf("--node: %w", err)
 		}
-		img, err = crionode.BuildImage(ctx, profile, filepath.Dir(agentPath), progressLine)
+		profile = &p
+	}
+	if args[0] == "hash" {
+		hash, err := imageHash(ctx, profile, agentPath)
 		if err != nil {
 			return exitNoVerdict, err
 		}
-	} else if img, err = nodeImage(ctx, agentPath, progressLine); err != nil {
+		fmt.Println(hash)
+		return exitGood, nil
+	}
+	var img *images.Image
+	if profile != nil {
+		img, err = crionode.BuildImage(ctx, *profile, filepath.Dir(agentPath), progressLine)
+	} else {
+		img, err = nodeImage(ctx, agentPath, progressLine)
+	}
+	if err != nil {
 		return exitNoVerdict, err
 	}
 	fmt.Printf("image %s\n  dir      %s\n  base     %s (%d MiB)\n  kernel   %s\n  packages %d\n",
 		img.Manifest.InputHash, img.Dir, img.BaseDisk, img.Manifest.BaseDisk.Size>>20, img.Manifest.KernelVersion, len(img.Manifest.Packages))
 	return exitGood, nil
+}
+
+// imageHash is the input hash of the plain node image (profile nil) or of
+// a CRI-O node's, without building the image: a CI cache key. It builds
+// what is not cached of what the image is made of: the CNI plugin
+// versions (seconds each) and, for a CRI-O node, its components (minutes
+// when cold: the same builds the run would make). Progress goes to
+// stderr, the hash alone to stdout.
+func imageHash(ctx context.Context, profile *crionode.Profile, agentPath string) (string, error) {
+	if profile != nil {
+		return crionode.ImageHash(ctx, *profile, filepath.Dir(agentPath), progressLine)
+	}
+	in, err := images.NodeImageInputs(ctx, filepath.Dir(agentPath), nil, progressLine)
+	if err != nil {
+		return "", err
+	}
+	return in.Hash()
 }
 
 func progressLine(msg string) { fmt.Fprintf(os.Stderr, "pidreuse: %s\n", msg) }
@@ -96,18 +132,19 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 		// Bring-your-own plugins go in with the layer: no image rebuild.
 		sets[0].guestDir = layer.GuestCNIDir
 	}
-	workDir, removeIfEmpty := c.runWorkDir()
-	defer removeIfEmpty()
+	workDir := c.runDir
+	announce := sync.OnceFunc(func() { c.announce(progress) })
 
 	var results []runner.Result
 	if len(plain) > 0 {
+		announce()
 		img, err := nodeImage(ctx, agentPath, progress)
 		if err != nil {
 			return nil, nil, err
 		}
 		node, err := vm.Start(ctx, vm.Options{
 			Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, Socket: c.libvirtSocket,
-			RebootMode: c.rebootMode, Keep: c.keep == "always", Progress: progress, Layer: layer.Layer{CNIDir: lay.CNIDir},
+			RebootMode: c.rebootMode, Keep: c.keep == "always", MayKeep: c.keep != "never", Progress: progress, Layer: layer.Layer{CNIDir: lay.CNIDir},
 		})
 		if err != nil {
 			return nil, nil, err
@@ -124,7 +161,7 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 		}
 	}
 	if len(kube) > 0 {
-		res, err := runKubeScenarios(ctx, c, agentPath, kube, sets, lay, filepath.Join(workDir, "crio"), progress)
+		res, err := runKubeScenarios(ctx, c, agentPath, kube, sets, lay, filepath.Join(workDir, "crio"), announce, progress)
 		results = append(results, res...)
 		if err != nil {
 			return results, inputs, err

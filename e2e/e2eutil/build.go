@@ -10,7 +10,11 @@ import (
 	"path/filepath"
 	"runtime"
 
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
 	"github.com/pidreuse/pidreuse/internal/command"
+	"github.com/pidreuse/pidreuse/internal/flock"
 )
 
 // RepoRoot finds the module root from this source file, so suites work
@@ -51,4 +55,17 @@ func goBuild(ctx context.Context, dir, name string) error {
 		return fmt.Errorf("build %s: %w", name, err)
 	}
 	return nil
+}
+
+// LockedTempDir makes a new dir under $TMPDIR named after pattern (see
+// os.MkdirTemp), locked for as long as the spec or suite that made it
+// runs (see internal/flock), so a `pidreuse clean` on the same machine
+// leaves it alone; it is removed, then unlocked, at cleanup.
+func LockedTempDir(pattern string) string {
+	GinkgoHelper()
+	dir, lock, err := flock.CreateTempDir("", pattern, 0o700)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(lock.Release)
+	DeferCleanup(os.RemoveAll, dir)
+	return dir
 }

@@ -35,11 +35,10 @@ var (
 
 var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	Expect(os.Geteuid()).To(Equal(0), "the sandbox tier needs root: it creates namespaces")
-	dir, err := os.MkdirTemp("", "pidreuse-e2e-bin-")
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(os.RemoveAll, dir)
+	dir := e2eutil.LockedTempDir("pidreuse-e2e-bin-")
 	e := suiteEnv{PluginDirs: map[string]string{}}
 	By("building the node agent")
+	var err error
 	e.AgentPath, err = e2eutil.BuildAgent(ctx, dir)
 	Expect(err).NotTo(HaveOccurred())
 	root, err := cniplugins.CacheRoot()

@@ -3,7 +3,6 @@
 package vm_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -11,6 +10,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/pidreuse/pidreuse/e2e/e2eutil"
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
@@ -20,7 +20,9 @@ var _ = Describe("a VM that never answers SSH", Label("vm", "bad-input"), func()
 	It("fails with the serial console's last lines and leaves nothing behind", func(ctx SpecContext) {
 		img, err := images.LoadDir(imageDir)
 		Expect(err).NotTo(HaveOccurred())
-		name := fmt.Sprintf("pidreuse-e2e-%d-%d-badboot", time.Now().Unix()%100000, GinkgoParallelProcess())
+		// The suites' one naming rule: two suites on one machine, or two
+		// processes of one, never share a domain.
+		name := e2eutil.NodeName("badboot")
 		dir := filepath.Join(os.TempDir(), name)
 		By("booting with a root device that does not exist")
 		_, err = vm.Start(ctx, vm.Options{

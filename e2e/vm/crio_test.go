@@ -5,7 +5,6 @@ package vm_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -26,9 +25,7 @@ import (
 // crioImage builds (or loads) the node image of a CRI-O node profile.
 func crioImage(ctx context.Context, profile crionode.Profile) *images.Image {
 	GinkgoHelper()
-	dir, err := os.MkdirTemp("", "pidreuse-e2e-crio-")
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(os.RemoveAll, dir)
+	dir := e2eutil.LockedTempDir("pidreuse-e2e-crio-")
 	agent, err := e2eutil.BuildAgent(ctx, dir)
 	Expect(err).NotTo(HaveOccurred())
 	By("building or loading the " + profile.Name + " node image")

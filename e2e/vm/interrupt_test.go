@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -79,10 +80,10 @@ var _ = Describe("pidreuse run --tier vm interrupted", Ordered, Label("vm", "cle
 	}, NodeTimeout(10*time.Minute))
 })
 
-// expectNothingLeft fails unless no domain but the suite's own exists and
+// expectNothingLeft fails unless no domain of the CLI's run exists and
 // tmp, the CLI's TMPDIR, is empty (no overlay, layer disk or console log).
 func expectNothingLeft(ctx context.Context, tmp string) {
-	expectNoDomainLeft(ctx)
+	expectNoDomainLeft(ctx, tmp)
 	entries, err := os.ReadDir(tmp)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(entries).To(BeEmpty(), "the CLI's run left files in its TMPDIR (overlay, layer disk, console log)")
@@ -91,7 +92,7 @@ func expectNothingLeft(ctx context.Context, tmp string) {
 // expectOnlyArtifactsLeft is expectNothingLeft for a run without a
 // verdict: it keeps its artifacts by design, and nothing else.
 func expectOnlyArtifactsLeft(ctx context.Context, tmp string) []string {
-	expectNoDomainLeft(ctx)
+	expectNoDomainLeft(ctx, tmp)
 	var kept []string
 	Expect(filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -105,13 +106,34 @@ func expectOnlyArtifactsLeft(ctx context.Context, tmp string) []string {
 	return kept
 }
 
-func expectNoDomainLeft(ctx context.Context) {
+// expectNoDomainLeft fails if a domain of a CLI run whose TMPDIR was tmp
+// exists: its metadata names its dir (libvirt.DomainSpec.OwnerDir), which
+// is under tmp. Domains of other runs on the machine (a neighbour's make
+// e2e, another engineer's pidreuse run) are none of this spec's business.
+func expectNoDomainLeft(ctx context.Context, tmp string) {
+	for _, d := range domainsUnder(ctx, tmp) {
+		Fail(fmt.Sprintf("domain %s outlived the CLI's run", d))
+	}
+}
+
+// domainsUnder lists the domains whose owner dir is under dir.
+func domainsUnder(ctx context.Context, dir string) []string {
+	GinkgoHelper()
 	lv, err := libvirt.Connect(ctx, "")
 	Expect(err).NotTo(HaveOccurred())
 	defer lv.Close()
 	domains, err := lv.ListDomains(ctx, "pidreuse-")
 	Expect(err).NotTo(HaveOccurred())
+	var out []string
 	for _, d := range domains {
-		Expect(d).To(HavePrefix("pidreuse-e2e-"), "domain %s outlived the CLI's run", d)
+		owner, err := lv.OwnerDir(ctx, d)
+		if errors.Is(err, libvirt.ErrDomainNotFound) {
+			continue // gone while we looked
+		}
+		Expect(err).NotTo(HaveOccurred())
+		if strings.HasPrefix(owner, dir+string(filepath.Separator)) {
+			out = append(out, d)
+		}
 	}
+	return out
 }

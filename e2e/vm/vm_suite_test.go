@@ -34,9 +34,7 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	Expect(err).NotTo(HaveOccurred())
 	lv.Close()
 
-	dir, err := os.MkdirTemp("", "pidreuse-e2e-bin-")
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(os.RemoveAll, dir)
+	dir := e2eutil.LockedTempDir("pidreuse-e2e-bin-")
 	By("building the node agent")
 	agentPath, err := e2eutil.BuildAgent(ctx, dir)
 	Expect(err).NotTo(HaveOccurred())

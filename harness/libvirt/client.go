@@ -93,7 +93,8 @@ func Connect(ctx context.Context, socketPath string) (*Client, error) {
 	return &Client{l: l, socket: socketPath}, nil
 }
 
-// Close ends the connection. Domains keep running; they belong to libvirtd.
+// Close ends the connection. Domains started with autodestroy on it are
+// destroyed by libvirtd; the others keep running.
 func (c *Client) Close() error {
 	if err := c.l.Disconnect(); err != nil {
 		return fmt.Errorf("disconnect from libvirtd at %s: %w", c.socket, err)
@@ -164,13 +165,32 @@ func (c *Client) Define(ctx context.Context, xml string) error {
 	return nil
 }
 
-// Start boots a defined, shut-off domain.
-func (c *Client) Start(ctx context.Context, name string) error {
+// Start boots a defined, shut-off domain. With autodestroy, libvirtd
+// destroys it as soon as this connection closes, however it closes: Close,
+// the process exiting, or the process being killed (SIGKILL included, the
+// kernel closes the socket). A domain started so lives no longer than the
+// harness that started it; start it again on the same Client after a
+// guest reboot that stopped it (on_reboot=destroy) to keep that promise.
+// libvirt refuses to save or snapshot such a domain, and there is no way
+// to lift the flag from a running one: a domain meant to outlive the
+// harness (a kept VM) must be started without it.
+func (c *Client) Start(ctx context.Context, name string, autodestroy bool) error {
 	dom, err := c.lookup(ctx, name)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	if err := do(ctx, func() error { return c.l.DomainCreate(dom) }, nil); err != nil {
+	var flags uint32
+	if autodestroy {
+		flags |= uint32(golibvirt.DomainStartAutodestroy)
+	}
+	err = do(ctx, func() error {
+		_, err := c.l.DomainCreateWithFlags(dom, flags)
+		return err
+	}, nil)
+	if err != nil {
+		if IsPortTaken(err) {
+			return fmt.Errorf("start domain %s: %w: %w", name, ErrPortTaken, err)
+		}
 		return fmt.Errorf("start domain %s: %w (the QEMU log is /var/log/libvirt/qemu/%s.log)", name, err, name)
 	}
 	return nil

@@ -134,7 +134,7 @@ func testLifecycle(t *testing.T, kvm bool, onReboot string) {
 		t.Fatalf("state after define = %v, %v; want shut-off", st, err)
 	}
 
-	timed("start", func() error { return c.Start(ctx, domName) })
+	timed("start", func() error { return c.Start(ctx, domName, false) })
 	if st, err := c.State(ctx, domName); err != nil || st != StateRunning {
 		t.Fatalf("state after start = %v, %v; want running", st, err)
 	}
@@ -152,7 +152,7 @@ func testLifecycle(t *testing.T, kvm bool, onReboot string) {
 		if reason != "shutdown" {
 			t.Errorf("reason after reset with on_reboot=destroy = %q, want shutdown", reason)
 		}
-		timed("restart", func() error { return c.Start(ctx, domName) })
+		timed("restart", func() error { return c.Start(ctx, domName, false) })
 	}
 	if st, err := c.State(ctx, domName); err != nil || st != StateRunning {
 		t.Fatalf("state after reset = %v, %v; want running", st, err)
@@ -210,7 +210,7 @@ func testLifecycle(t *testing.T, kvm bool, onReboot string) {
 	if err := c.Destroy(ctx, domName); err != nil {
 		t.Errorf("Destroy of a missing domain: %v, want nil", err)
 	}
-	if err := c.Start(ctx, domName); !errors.Is(err, ErrDomainNotFound) {
+	if err := c.Start(ctx, domName, false); !errors.Is(err, ErrDomainNotFound) {
 		t.Errorf("Start of a missing domain: %v, want ErrDomainNotFound", err)
 	}
 	names, err = c.ListDomains(ctx, testPrefix)

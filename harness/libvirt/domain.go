@@ -74,6 +74,11 @@ type DomainSpec struct {
 	// (vdb, vdc, …); the guest finds each by its serial under
 	// /dev/disk/by-id/virtio-<serial>.
 	ReadOnlyDisks []ReadOnlyDisk
+	// OwnerDir is the dir whose lock (internal/flock) the domain's owner
+	// holds while it lives; it goes into the domain's metadata, where
+	// `pidreuse clean` reads it back (Client.OwnerDir) to leave the
+	// domains of live runs alone. Empty: no metadata.
+	OwnerDir string
 }
 
 // ReadOnlyDisk is a raw image the guest may read but not change.
@@ -144,6 +149,9 @@ func (s DomainSpec) Validate() error {
 		if d.Serial == "" || len(d.Serial) > 20 || !domainNameRE.MatchString(d.Serial) {
 			bad("ReadOnlyDisks[%d].Serial %q: use 1-20 letters, digits, '.', '_' or '-'", i, d.Serial)
 		}
+	}
+	if s.OwnerDir != "" {
+		checkAbs(&errs, "OwnerDir", s.OwnerDir)
 	}
 	switch s.OnReboot {
 	case "", OnRebootDestroy, OnRebootRestart:
@@ -284,6 +292,9 @@ func DomainXML(spec DomainSpec) (string, error) {
 				{Value: "virtio-net-pci,netdev=n0,bus=pci.0,addr=" + NetDevAddr},
 			},
 		},
+	}
+	if spec.OwnerDir != "" {
+		dom.Metadata = &libvirtxml.DomainMetadata{XML: ownerXML(spec.OwnerDir)}
 	}
 	for i, d := range spec.ReadOnlyDisks {
 		dom.Devices.Disks = append(dom.Devices.Disks, libvirtxml.DomainDisk{

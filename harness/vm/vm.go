@@ -17,6 +17,7 @@ import (
 	"github.com/pidreuse/pidreuse/harness/ssh"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/layer"
+	"github.com/pidreuse/pidreuse/internal/flock"
 	"github.com/pidreuse/pidreuse/internal/shell"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
@@ -60,6 +61,13 @@ type Options struct {
 	Artifacts map[string]string
 	// Keep leaves the domain running and Dir in place at Close.
 	Keep bool
+	// MayKeep starts the domain without libvirt's autodestroy because
+	// KeepRunning may be called later (--keep=on-failure). Every other
+	// domain is started with it, so it dies with this process's libvirt
+	// connection, SIGKILL included; libvirt cannot lift the flag from a
+	// running domain, so a kept one must go without it from the start.
+	// Keep implies it.
+	MayKeep bool
 	// Progress receives one line per long step.
 	Progress func(string)
 }
@@ -79,7 +87,9 @@ type Node struct {
 	ssh     *ssh.Client
 	bootID  string
 	kvm     bool
-	port    int
+	port    *libvirt.PortLease
+	spec    libvirt.DomainSpec
+	dirLock *flock.Lock
 	overlay string
 	console string
 	defined bool
@@ -90,6 +100,7 @@ type Node struct {
 var _ harness.Node = (*Node)(nil)
 
 func (o *Options) defaults() {
+	o.MayKeep = o.MayKeep || o.Keep
 	if o.VCPUs == 0 {
 		o.VCPUs = 2
 	}
@@ -126,7 +137,13 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if n.lv, err = libvirt.Connect(ctx, opts.Socket); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if opts.Dir, err = filepath.Abs(opts.Dir); err != nil {
+		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	}
+	n.opts.Dir = opts.Dir
+	// Held until Close: `pidreuse clean` leaves the dir, and the domain
+	// whose metadata names it, alone while this process lives.
+	if n.dirLock, err = lockDir(opts.Dir); err != nil {
 		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
 	}
 	if err := checkTraversable(opts.Dir); err != nil {
@@ -145,10 +162,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if !n.kvm {
 		opts.Progress("no KVM, running under TCG (slow): " + why)
 	}
-	if n.port, err = libvirt.FreeLoopbackPort(); err != nil {
-		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
-	}
-	n.sshCfg = ssh.Config{Addr: fmt.Sprintf("127.0.0.1:%d", n.port), User: "root", Signer: signer, HostKey: hostKey}
+	n.sshCfg = ssh.Config{User: "root", Signer: signer, HostKey: hostKey}
 	n.overlay = filepath.Join(opts.Dir, "disk.qcow2")
 	n.console = filepath.Join(opts.Dir, "console.log")
 	if err := libvirt.CreateOverlay(ctx, opts.Image.BaseDisk, n.overlay); err != nil {
@@ -172,21 +186,14 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		layerDisks = append(layerDisks, libvirt.ReadOnlyDisk{Path: disk, Serial: layer.Serial})
 		cmdline += " " + layer.CmdlineFlag
 	}
-	xml, err := libvirt.DomainXML(libvirt.DomainSpec{
+	n.spec = libvirt.DomainSpec{
 		Name: opts.Name, VCPUs: opts.VCPUs, MemoryMiB: opts.MemoryMiB, KVM: n.kvm,
 		Kernel: opts.Image.Kernel, Initrd: opts.Image.Initrd, Cmdline: cmdline,
-		Disk: n.overlay, ConsoleLog: n.console, SSHPort: n.port, OnReboot: onReboot,
-		ReadOnlyDisks: layerDisks,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+		Disk: n.overlay, ConsoleLog: n.console, OnReboot: onReboot,
+		ReadOnlyDisks: layerDisks, OwnerDir: opts.Dir,
 	}
-	if err := n.lv.Define(ctx, xml); err != nil {
-		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
-	}
-	n.defined = true
 	start := time.Now()
-	if err := n.lv.Start(ctx, opts.Name); err != nil {
+	if err := n.start(ctx); err != nil {
 		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
 	}
 	if err := n.waitBoot(ctx, ""); err != nil {
@@ -253,7 +260,7 @@ func (n *Node) BootID() string { return n.bootID }
 // SSHCommand tells a person how to reach the node.
 func (n *Node) SSHCommand() string {
 	return fmt.Sprintf("ssh -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p %d root@127.0.0.1    # or: virsh console %s",
-		n.opts.Image.ClientKey, n.port, n.opts.Name)
+		n.opts.Image.ClientKey, n.spec.SSHPort, n.opts.Name)
 }
 
 // Console is the path of the serial console log.
@@ -297,7 +304,10 @@ func (n *Node) Reboot(ctx context.Context) error {
 		if reason != "shutdown" {
 			return fmt.Errorf("reboot %s: the domain stopped (%s), not by the guest's reboot", n.opts.Name, reason)
 		}
-		if err := n.lv.Start(ctx, n.opts.Name); err != nil {
+		// Started again on the same connection, with autodestroy again:
+		// a harness killed after the reboot leaves no running domain
+		// either.
+		if err := n.start(ctx); err != nil {
 			return fmt.Errorf("reboot %s: %w", n.opts.Name, err)
 		}
 	}
@@ -329,11 +339,19 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closed = true
 	n.mu.Unlock()
 	n.dropSSH()
+	// Last, after the dir is gone: clean must not find it unlocked
+	// while it is still being removed.
+	defer n.dirLock.Release()
+	defer n.port.Release()
 	if n.lv == nil {
 		return nil
 	}
 	defer n.lv.Close()
 	if n.opts.Keep && n.defined {
+		if !n.opts.MayKeep {
+			n.opts.Progress(fmt.Sprintf("kept %s's disk and dir, but not the domain: it was started with autodestroy and stops when this process exits (start the node with MayKeep, or run with --keep)", n.opts.Name))
+			return nil
+		}
 		n.opts.Progress(fmt.Sprintf("kept %s running: %s", n.opts.Name, n.SSHCommand()))
 		return nil
 	}
@@ -344,7 +362,9 @@ func (n *Node) Close(ctx context.Context) error {
 	if n.overlay != "" {
 		errs = append(errs, libvirt.RemoveOverlay(n.overlay))
 	}
-	if !n.opts.Keep {
+	// Only a dir this node locked is its to remove: a failed lock means
+	// it belongs to another live run.
+	if !n.opts.Keep && n.dirLock != nil {
 		errs = append(errs, os.RemoveAll(n.opts.Dir))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/pidreuse/pidreuse/images/cachedir"
 	"github.com/pidreuse/pidreuse/images/versions"
 	"github.com/pidreuse/pidreuse/internal/command"
+	"github.com/pidreuse/pidreuse/internal/flock"
 	"github.com/pidreuse/pidreuse/node/cniplugin"
 )
 
@@ -40,16 +41,37 @@ func Dir(ctx context.Context, cacheRoot, version string, progress func(string)) 
 	if complete(dir) {
 		return dir, nil
 	}
-	if progress != nil {
-		progress(fmt.Sprintf("building CNI plugins %s from the Go module proxy", version))
+	if progress == nil {
+		progress = func(string) {}
 	}
+	// One build per version at a time on this machine: a second process
+	// (another make e2e, a parallel suite) waits and takes the result.
+	if err := os.MkdirAll(cacheRoot, 0o755); err != nil {
+		return "", fmt.Errorf("build CNI plugins %s: %w", version, err)
+	}
+	lock, err := flock.Wait(ctx, filepath.Join(cacheRoot, ".lock-"+version), func(pid int) {
+		progress(fmt.Sprintf("waiting for another build of CNI plugins %s (pid %d)", version, pid))
+	})
+	if err != nil {
+		return "", fmt.Errorf("build CNI plugins %s: %w", version, err)
+	}
+	defer lock.Release()
+	if complete(dir) {
+		return dir, nil
+	}
+	// Holding the version's lock, no live build of it exists: a temp dir
+	// of it is a killed build's.
+	if stale, _ := filepath.Glob(filepath.Join(cacheRoot, ".build-"+version+"-*")); len(stale) > 0 {
+		for _, p := range stale {
+			os.RemoveAll(p)
+		}
+	}
+	progress(fmt.Sprintf("building CNI plugins %s from the Go module proxy", version))
 	start := time.Now()
 	if err := build(ctx, cacheRoot, version); err != nil {
 		return "", err
 	}
-	if progress != nil {
-		progress(fmt.Sprintf("built CNI plugins %s in %s", version, time.Since(start).Round(time.Millisecond)))
-	}
+	progress(fmt.Sprintf("built CNI plugins %s in %s", version, time.Since(start).Round(time.Millisecond)))
 	return dir, nil
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/elfcheck"
 	"github.com/pidreuse/pidreuse/internal/fileutil"
+	"github.com/pidreuse/pidreuse/internal/flock"
 )
 
 // Component is one binary at one pinned version.
@@ -136,6 +137,19 @@ func BuildComponent(ctx context.Context, cacheRoot string, c Component, progress
 	if progress == nil {
 		progress = func(string) {}
 	}
+	// One build per cache entry at a time on this machine: minutes of two
+	// cores each; a second process waits and takes the first one's result.
+	unlock, err := lockEntry(ctx, cacheRoot, r, progress)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if elfcheck.Executable(path) == nil {
+		return path, nil
+	}
+	// Holding the entry's lock, no live build of it exists: a temp dir
+	// of it is a killed build's (its source tree: hundreds of MB).
+	removeStaleBuilds(filepath.Join(cacheRoot, c.Name), r.key)
 	progress(fmt.Sprintf("building %s %s from source (about %s)", c.Name, c.Version, r.expect))
 	start := time.Now()
 	if err := build(ctx, cacheRoot, r, progress); err != nil {
@@ -143,6 +157,31 @@ func BuildComponent(ctx context.Context, cacheRoot string, c Component, progress
 	}
 	progress(fmt.Sprintf("built %s %s in %s", c.Name, c.Version, time.Since(start).Round(time.Second)))
 	return path, nil
+}
+
+// lockEntry takes the lock of r's cache entry, <name>/.lock-<key>.
+func lockEntry(ctx context.Context, cacheRoot string, r recipe, progress func(string)) (func(), error) {
+	parent := filepath.Join(cacheRoot, r.Name)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("build %s %s: %w", r.Name, r.Version, err)
+	}
+	l, err := flock.Wait(ctx, filepath.Join(parent, ".lock-"+r.key), func(pid int) {
+		progress(fmt.Sprintf("waiting for another build of %s %s (pid %d) to finish", r.Name, r.Version, pid))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build %s %s: %w", r.Name, r.Version, err)
+	}
+	return func() { l.Release() }, nil
+}
+
+// removeStaleBuilds removes the temp dirs .build-<key>-* under parent.
+// Call it only holding the entry's lock: every build of key holds it, so
+// none of those dirs belongs to a live build.
+func removeStaleBuilds(parent, key string) {
+	stale, _ := filepath.Glob(filepath.Join(parent, ".build-"+key+"-*"))
+	for _, p := range stale {
+		os.RemoveAll(p) // what cannot be removed now is tried again next time
+	}
 }
 
 func known() string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/internal/elfcheck"
+	"github.com/pidreuse/pidreuse/internal/flock"
 )
 
 // TreeBuild is what BuildCRIOTree wrote into its out dir.
@@ -35,10 +36,13 @@ func BuildCRIOTree(ctx context.Context, src, outDir string, progress func(string
 	if progress == nil {
 		progress = func(string) {}
 	}
-	tmp, err := os.MkdirTemp("", "pidreuse-build-crio-")
+	// Locked for the build's life: `pidreuse clean` must not remove a
+	// live build's tree (it goes by the pidreuse- prefix, not by age).
+	tmp, lock, err := flock.CreateTempDir("", "pidreuse-build-crio-", 0o700)
 	if err != nil {
 		return TreeBuild{}, err
 	}
+	defer lock.Release()
 	defer os.RemoveAll(tmp)
 	logPath := filepath.Join(tmp, "build.log")
 	logFile, err := os.Create(logPath)

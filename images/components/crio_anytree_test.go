@@ -10,7 +10,7 @@ import (
 )
 
 // regexpLogPath finds the kept log of a failed BuildCRIOTree in its error.
-var regexpLogPath = regexp.MustCompile(`/\S*pidreuse-build-crio-\d+\.log`)
+var regexpLogPath = regexp.MustCompile(`/\S*pidreuse-build-crio-[0-9a-f]+\.log`)
 
 func TestCopyTree(t *testing.T) {
 	src := t.TempDir()

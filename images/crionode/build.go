@@ -9,6 +9,7 @@ import (
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/components"
+	"github.com/pidreuse/pidreuse/internal/flock"
 )
 
 // BuildImage builds (or loads from the cache) the image of profile p: the
@@ -17,6 +18,31 @@ import (
 // here) and the pod image. agentDir holds nodeagent, failonce and
 // podserver, built static (`make build`).
 func BuildImage(ctx context.Context, p Profile, agentDir string, progress func(string)) (*images.Image, error) {
+	return withInputs(ctx, p, agentDir, progress, func(extend func(images.Inputs) (images.Inputs, error)) (*images.Image, error) {
+		return images.BuildNode(ctx, agentDir, extend, func(s string) { progress(p.Name + " " + s) })
+	})
+}
+
+// ImageHash is the input hash of p's image (what BuildImage would build or
+// find in the cache) without building the image: it still builds (or
+// finds cached) what the image is made of, the components included.
+func ImageHash(ctx context.Context, p Profile, agentDir string, progress func(string)) (string, error) {
+	var hash string
+	_, err := withInputs(ctx, p, agentDir, progress, func(extend func(images.Inputs) (images.Inputs, error)) (*images.Image, error) {
+		in, err := images.NodeImageInputs(ctx, agentDir, extend, progress)
+		if err != nil {
+			return nil, err
+		}
+		hash, err = in.Hash()
+		return nil, err
+	})
+	return hash, err
+}
+
+// withInputs gets p's components and stage dir ready and hands use the
+// function that turns the plain node's inputs into p's; the stage dir
+// lives until use returns.
+func withInputs(ctx context.Context, p Profile, agentDir string, progress func(string), use func(extend func(images.Inputs) (images.Inputs, error)) (*images.Image, error)) (*images.Image, error) {
 	if progress == nil {
 		progress = func(string) {}
 	}
@@ -49,16 +75,17 @@ func BuildImage(ctx context.Context, p Profile, agentDir string, progress func(s
 		}
 		loopback = filepath.Join(dir, "loopback")
 	}
-	stage, err := os.MkdirTemp("", "pidreuse-crionode-")
+	// Locked while the image is built from it, against `pidreuse clean`.
+	stage, lock, err := flock.CreateTempDir("", "pidreuse-crionode-", 0o700)
 	if err != nil {
 		return nil, fmt.Errorf("crio node: %w", err)
 	}
+	defer lock.Release()
 	defer os.RemoveAll(stage)
-	addCRIO := func(base images.Inputs) (images.Inputs, error) {
+	return use(func(base images.Inputs) (images.Inputs, error) {
 		return p.Inputs(base, Components{
 			Kubelet: paths[components.Kubelet], CRIO: paths[components.CRIO], Pinns: paths[components.Pinns],
 			Crictl: paths[components.Crictl], PodServer: podserver, Loopback: loopback, NodeCRI: nodecri,
 		}, stage)
-	}
-	return images.BuildNode(ctx, agentDir, addCRIO, func(s string) { progress(p.Name + " " + s) })
+	})
 }
