@@ -92,10 +92,18 @@ e2e-sandbox: build
 image: deps build
 	$(BIN)/pidreuse image build
 
+# The VM suite runs in E2E_PROCS parallel Ginkgo processes (the ginkgo CLI
+# is pinned in go.mod's tools), each with its own VMs: one per core, and no
+# more than free memory / 1.5 GiB (a TCG guest uses ~1 GiB, QEMU and the
+# harness the rest). E2E_PROCS=1 runs it serially.
+E2E_PROCS ?= $(shell n=$$(nproc); m=$$(awk '/^MemAvailable:/ {print int($$2 / 1572864)}' /proc/meminfo); \
+	p=$$(( n < m ? n : m )); echo $$(( p > 0 ? p : 1 )))
+
 e2e: deps build
 	@mkdir -p $(REPORTS)
-	PIDREUSE_REPORT_DIR=$(REPORTS)/vm $(GO) test -v -count=1 -tags e2e -timeout 80m ./e2e/vm/ \
-		-ginkgo.v -ginkgo.label-filter='$(E2E_LABELS)' -ginkgo.junit-report=$(E2E_JUNIT)
+	@echo "e2e: $(E2E_PROCS) Ginkgo processes (E2E_PROCS)"
+	PIDREUSE_REPORT_DIR=$(REPORTS)/vm $(GO) tool ginkgo -v --procs=$(E2E_PROCS) --tags e2e --timeout 85m \
+		--label-filter='$(E2E_LABELS)' --junit-report=$(E2E_JUNIT) ./e2e/vm/
 
 bench: deps build
 	$(GO) test -run '^$$' -bench SandboxMatrix -benchtime 10x ./e2e/bench/

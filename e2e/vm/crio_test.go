@@ -58,14 +58,14 @@ type crioSpec struct {
 
 var crioNodes = []crioNode{
 	{crionode.CRIO134, scenarios.PinningDefault, []crioSpec{
-		{"crio-kubelet-reboot", "CRI-O 1.34 pins: host processes hold the old PIDs, the pins are gone, host lo stays UP", []string{"pin-gone", "del-empty-netns", "no-liveness-failure"}, true},
+		{"crio-kubelet-reboot", "CRI-O 1.34 pins: host processes hold the old PIDs, the pins are gone, host lo stays UP", []string{"pin-gone", "del-no-stale-path", "no-liveness-failure"}, true},
 		{"legacy-symptom", "a legacy runtime's DEL takes lo down next to CRI-O, kubelet's liveness probe fails, lo up fixes it", []string{"liveness-restart", "liveness-recovers"}, false},
 	}},
 	{crionode.CRIO117, scenarios.PinningDefault, []crioSpec{
 		{"crio-kubelet-reboot", "CRI-O 1.17 does not pin by default: its own DEL enters /proc/<old infra pid>/ns/net, the host's, and takes host lo DOWN", []string{"del-stale-path", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers"}, false},
 	}},
 	{crionode.CRIO117, scenarios.PinningOn, []crioSpec{
-		{"crio-pinned-reboot", "CRI-O 1.17 with manage_ns_lifecycle=true: the pins are gone after the reboot, host lo stays UP", []string{"del-empty-netns", "sdn-not-restarted", "no-liveness-failure"}, true},
+		{"crio-pinned-reboot", "CRI-O 1.17 with manage_ns_lifecycle=true: the pins are gone after the reboot, host lo stays UP", []string{"pin-gone", "del-no-stale-path", "sdn-not-restarted", "no-liveness-failure"}, true},
 	}},
 	{crionode.CRIO116, scenarios.PinningDefault, []crioSpec{
 		{"crio-kubelet-reboot", "CRI-O 1.16 passes the stale path unchecked: host lo DOWN, and the spare pod's DEL logs the write-up's `failed to Statfs`", []string{"del-stale-path", "crio-statfs-line", "liveness-restart"}, false},

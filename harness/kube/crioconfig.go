@@ -59,10 +59,11 @@ func ParsePinning(crioConfig string) (Pinning, error) {
 		}
 		return Pinning{}, fmt.Errorf("crio config: %s = %s is neither true nor false", sw, v)
 	}
-	if _, ok := values["pinns_path"]; !ok && !strings.Contains(crioConfig, "[crio.runtime]") {
+	if !strings.Contains(crioConfig, "[crio.runtime]") {
 		return Pinning{}, fmt.Errorf("crio config printed no [crio.runtime] table: is it CRI-O's config? %q", firstLines(crioConfig, 3))
 	}
-	return Pinning{}, nil
+	// No switch: CRI-O 1.24 and later always pin.
+	return Pinning{Pins: true}, nil
 }
 
 func firstLines(s string, n int) string {
