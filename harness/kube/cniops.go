@@ -23,10 +23,16 @@ type CNIOp struct {
 	By string
 	// Error is the error CRI-O logged for the operation, if any.
 	Error string
+	// RequestsLogged says the journal shows CRI requests at all (CRI-O's
+	// debug level): without them By cannot tell kubelet from CRI-O.
+	RequestsLogged bool
 }
 
 // Issuer says in words who issued the operation.
 func (o CNIOp) Issuer() string {
+	if !o.RequestsLogged {
+		return "unknown (CRI-O's log level shows no CRI requests)"
+	}
 	if o.By == "" {
 		return "CRI-O itself (no CRI request for the sandbox in flight)"
 	}
@@ -36,8 +42,9 @@ func (o CNIOp) Issuer() string {
 var (
 	journalMsg   = regexp.MustCompile(`^(\S+ \S+ \S+) .*?msg="((?:[^"\\]|\\.)*)"`)
 	podNetwork   = regexp.MustCompile(`Got pod network &\{Name:(\S+) Namespace:(\S+) ID:(\S+) (?:UID:\S+ )?NetNS:(\S*) Networks:`)
-	criRequest   = regexp.MustCompile(`^request: &(\w+)Request\{PodSandboxId:(\w+),`)
-	criResponse  = regexp.MustCompile(`^response: &(\w+)Response\{`)
+	criRequest   = regexp.MustCompile(`(?i)^request: &(\w+)Request\{PodSandboxId:(\w+),`)
+	anyRequest   = regexp.MustCompile(`(?i)^request: &\w+Request\{`)
+	criResponse  = regexp.MustCompile(`(?i)^response: &(\w+)Response\{`)
 	requestID    = regexp.MustCompile(` id=([0-9a-f-]{36})\s*$`)
 	opByMessage  = []struct{ prefix, op string }{{"About to del CNI network", "DEL"}, {"Deleting pod ", "DEL"}, {"About to check CNI network", "CHECK"}, {"About to add CNI network", "ADD"}, {"Adding pod ", "ADD"}}
 	errorLevel   = regexp.MustCompile(`level=error `)
@@ -50,6 +57,8 @@ func ParseCNIOps(journal string) []CNIOp {
 	var ops []CNIOp
 	inflight := map[string]string{}  // sandbox ID → CRI method
 	bySandbox := map[string]string{} // request ID → sandbox ID
+	requests := anyRequest.MatchString
+	logged := false
 	var pending *CNIOp
 	// CRI-O 1.17's ocicni sets lo down in the netns before it logs the
 	// DEL, and logs a failure of that first: it belongs to the next DEL.
@@ -64,6 +73,7 @@ func ParseCNIOps(journal string) []CNIOp {
 		if r := requestID.FindStringSubmatch(line); r != nil {
 			reqID = r[1]
 		}
+		logged = logged || requests(msg)
 		if r := criRequest.FindStringSubmatch(msg); r != nil {
 			inflight[r[2]] = r[1]
 			if reqID != "" {
@@ -107,6 +117,9 @@ func ParseCNIOps(journal string) []CNIOp {
 				}
 			}
 		}
+	}
+	for i := range ops {
+		ops[i].RequestsLogged = logged
 	}
 	return ops
 }
