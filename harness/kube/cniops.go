@@ -45,7 +45,7 @@ var (
 	criRequest   = regexp.MustCompile(`(?i)^request: &(\w+)Request\{PodSandboxId:(\w+),`)
 	anyRequest   = regexp.MustCompile(`(?i)^request: &\w+Request\{`)
 	criResponse  = regexp.MustCompile(`(?i)^response: &(\w+)Response\{`)
-	requestID    = regexp.MustCompile(` id=([0-9a-f-]{36})\s*$`)
+	requestID    = regexp.MustCompile(` id=([0-9a-f-]{36})(?:\s|$)`)
 	opByMessage  = []struct{ prefix, op string }{{"About to del CNI network", "DEL"}, {"Deleting pod ", "DEL"}, {"About to check CNI network", "CHECK"}, {"About to add CNI network", "ADD"}, {"Adding pod ", "ADD"}}
 	errorLevel   = regexp.MustCompile(`level=error `)
 	cniErrorHint = []string{"Error deleting network", "failed to Statfs", "error checking", "Error while", "failed to"}

@@ -96,3 +96,17 @@ func TestRestoreFailed117Pinned(t *testing.T) {
 		t.Errorf("1.17 dropped the pinned sandbox without a DEL, parsed %+v", dels)
 	}
 }
+
+// CRI-O 1.34.0 at debug level after a reboot: its CRI requests show, and
+// the old web sandbox's DEL (empty netns) ran before any of them: CRI-O
+// on its own, at start-up.
+func TestParseCNIOps134Debug(t *testing.T) {
+	ops := ParseCNIOps(readTestdata(t, "crio-1.34-debug-after-reboot.journal"))
+	web := DelsOf(ops, "4543685b5c81d89290254c88b2ca3663ee350a583cfe9b3697732eff65c378dd")
+	if len(web) != 1 || web[0].NetNS != "" || !web[0].RequestsLogged || web[0].By != "" {
+		t.Fatalf("web's DEL: %+v", web)
+	}
+	if web[0].Issuer() != "CRI-O itself (no CRI request for the sandbox in flight)" {
+		t.Errorf("issuer %q", web[0].Issuer())
+	}
+}
