@@ -23,7 +23,7 @@ func cmdBuild(ctx context.Context, args []string) (int, error) {
 	}
 	fs := flag.NewFlagSet("build crio", flag.ContinueOnError)
 	src := fs.String("src", "", "a CRI-O source tree (a git checkout or an unpacked release), v1.16 or later; it is not modified")
-	out := fs.String("out", "", "dir to write crio (and pinns, when the tree has pinns/) into; it must exist")
+	out := fs.String("out", "", "dir to write crio (and pinns, when the tree has pinns/) into; made if missing")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), buildUsage)
 		fs.PrintDefaults()
@@ -39,6 +39,13 @@ func cmdBuild(ctx context.Context, args []string) (int, error) {
 	}
 	if err := isDir("--src", *src); err != nil {
 		return exitUsage, err
+	}
+	// A missing --out is made (a bisect step names a fresh dir): only its
+	// parent must be there, and a file in the way is an error.
+	if *out != "" {
+		if err := os.Mkdir(*out, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return exitUsage, usageErr{fmt.Sprintf("--out: %v", err)}
+		}
 	}
 	if err := isDir("--out", *out); err != nil {
 		return exitUsage, err

@@ -26,6 +26,7 @@ func TestBuildCRIOExitCodes(t *testing.T) {
 		{[]string{"build", "crio", "--src", notCRIO}, exitUsage, "--out is required"},
 		{[]string{"build", "crio", "--src", "/nonexistent", "--out", out}, exitUsage, "--src"},
 		{[]string{"build", "crio", "--src", notCRIO, "--out", file}, exitUsage, "not a directory"},
+		{[]string{"build", "crio", "--src", notCRIO, "--out", "/nonexistent/deeper/out"}, exitUsage, "--out: mkdir /nonexistent/deeper/out: no such file"},
 		{[]string{"build", "crio", "--src", notCRIO, "--out", out, "extra"}, exitUsage, "unexpected arguments"},
 		{[]string{"build", "crio", "--bogus"}, exitUsage, "bogus"},
 		// A tree that does not build is no verdict: skip, in a bisect.
