@@ -98,7 +98,7 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 		{"not an ELF plugin", []string{"bisect", "--scenario", "ephemeral-reused", "--cni-bin-dir", notELF}, "is not an ELF executable"},
 		{"unknown tier", []string{"run", "--tier", "cloud"}, `unknown tier "cloud"`},
 		{"unknown plugin version", []string{"run", "--plugin-version", "latest"}, `want a tag like v1.6.2`},
-		{"no libvirtd", []string{"run", "--tier", "vm", "--libvirt-socket", "/nonexistent/libvirt-sock"}, "libvirtd not reachable at /nonexistent/libvirt-sock: run `make deps`"},
+		{"no libvirtd", []string{"run", "--tier", "vm", "--scenario", "ephemeral-reused", "--libvirt-socket", "/nonexistent/libvirt-sock"}, "libvirtd not reachable at /nonexistent/libvirt-sock: run `make deps`"},
 		{"vm bisect, missing agent", []string{"bisect", "--tier", "vm", "--scenario", "ephemeral-reused", "--agent", "/nonexistent/nodeagent"}, "nodeagent /nonexistent/nodeagent is missing"},
 		{"bisect with two scenarios", []string{"bisect", "--scenario", "all"}, "name exactly one --scenario"},
 		{"crio on the sandbox tier", []string{"bisect", "--scenario", "ephemeral-reused", "--crio", "/bin/true"}, "--crio applies to --tier vm"},
