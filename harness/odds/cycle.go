@@ -103,6 +103,12 @@ type Cycle struct {
 	NsLastPIDMin int `json:"nsLastPIDMin,omitempty"`
 	NsLastPIDMax int `json:"nsLastPIDMax,omitempty"`
 	PIDMax       int `json:"pidMax,omitempty"`
+	// ForksMax is how many tasks the new boot had created by the last
+	// old-sandbox DEL; Wrapped says the PID counter had passed pid_max by
+	// then (and started again at 300), so ns_last_pid is no bound on the
+	// PIDs handed out.
+	ForksMax int  `json:"forksMax,omitempty"`
+	Wrapped  bool `json:"wrapped,omitempty"`
 	// LoDownAtDel: the recorder saw host lo DOWN at one of the DELs.
 	LoDownAtDel bool    `json:"loDownAtDel"`
 	Symptom     Symptom `json:"symptom"`

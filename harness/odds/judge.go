@@ -118,6 +118,9 @@ func NewCycle(index int, bootID string, outcomes []SandboxOutcome, recs []agenta
 		if o.NsLastPID > c.NsLastPIDMax {
 			c.NsLastPIDMax = o.NsLastPID
 		}
+		if o.Forks > c.ForksMax {
+			c.ForksMax = o.Forks
+		}
 		if want := fmt.Sprintf("/proc/%d/ns/net", o.PID); o.Entered != EnteredNothing && o.Entered != EnteredPin && o.DelNetns != want {
 			c.Notes = append(c.Notes, fmt.Sprintf("%s: DEL named %s, not the old PID's %s", o.Pod, o.DelNetns, want))
 		}
@@ -139,6 +142,10 @@ func NewCycle(index int, bootID string, outcomes []SandboxOutcome, recs []agenta
 		if r.Error != "" {
 			c.Notes = append(c.Notes, fmt.Sprintf("recorder at DEL of %s: %s", short(r.ContainerID), r.Error))
 		}
+	}
+	if c.PIDMax > 0 && c.ForksMax >= c.PIDMax {
+		c.Wrapped = true
+		c.Notes = append(c.Notes, fmt.Sprintf("PIDs had wrapped at pid_max %d before the last DEL (%d tasks created): ns_last_pid is no bound", c.PIDMax, c.ForksMax))
 	}
 	switch {
 	case c.Hit && sym.LoUp:

@@ -141,15 +141,20 @@ func TestDelPaths(t *testing.T) {
 // Restarts count in the current boot's sandbox only: CRI-O still lists the
 // sdn containers of earlier boots with their attempt numbers.
 func TestRestartsThisBoot(t *testing.T) {
+	// As a kept VM showed it after two reboots: the new sandbox's sdn
+	// container starts at attempt 5, counting on from the old one's 4.
 	sbs := []agentapi.CRISandbox{{ID: "old", State: "SANDBOX_NOTREADY"}, {ID: "new", State: "SANDBOX_READY"}}
 	cs := []agentapi.CRIContainer{
-		{Name: "sdn", SandboxID: "old", Attempt: 2}, {Name: "sdn", SandboxID: "new", Attempt: 0}, {Name: "web", SandboxID: "new", Attempt: 4},
+		{Name: "sdn", SandboxID: "old", Attempt: 4}, {Name: "sdn", SandboxID: "new", Attempt: 5}, {Name: "web", SandboxID: "new", Attempt: 9},
 	}
 	if got := restartsThisBoot(sbs, cs, "sdn"); got != 0 {
 		t.Errorf("got %d restarts, want 0", got)
 	}
-	cs = append(cs, agentapi.CRIContainer{Name: "sdn", SandboxID: "new", Attempt: 1})
+	cs = append(cs, agentapi.CRIContainer{Name: "sdn", SandboxID: "new", Attempt: 6})
 	if got := restartsThisBoot(sbs, cs, "sdn"); got != 1 {
 		t.Errorf("got %d restarts, want 1", got)
+	}
+	if got := restartsThisBoot(sbs, nil, "sdn"); got != 0 {
+		t.Errorf("no container: got %d", got)
 	}
 }

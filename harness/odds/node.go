@@ -156,21 +156,33 @@ func liveness(ctx context.Context, n harness.Node) ([]string, int, error) {
 	return kube.LivenessFailures(lines, crioguest.SDNPod), restartsThisBoot(sbs, cs, crioguest.SDNPod), nil
 }
 
-// restartsThisBoot is how often kubelet restarted a pod's container in its
-// ready sandbox, the current boot's: CRI-O still lists the containers of
-// earlier boots' sandboxes, with their own attempt numbers.
+// restartsThisBoot is how often kubelet restarted a container in its pod's
+// ready sandbox, the current boot's. Attempt numbers carry over from the
+// container of the pod's previous sandbox (kubelet counts on from the last
+// status it knows), so the restarts are the spread of the attempts in the
+// ready sandbox. Kubelet's GC keeps one dead instance per container, so
+// past one restart this counts low, never zero.
 func restartsThisBoot(sbs []kube.Sandbox, cs []kube.Container, name string) int {
 	ready := map[string]bool{}
 	for _, sb := range sbs {
 		ready[sb.ID] = sb.State == "SANDBOX_READY"
 	}
-	var current []kube.Container
+	lo, hi := -1, -1
 	for _, c := range cs {
-		if ready[c.SandboxID] {
-			current = append(current, c)
+		if !ready[c.SandboxID] || c.Name != name {
+			continue
+		}
+		if lo < 0 || c.Attempt < lo {
+			lo = c.Attempt
+		}
+		if c.Attempt > hi {
+			hi = c.Attempt
 		}
 	}
-	return kube.Restarts(current, name)
+	if lo < 0 {
+		return 0
+	}
+	return hi - lo
 }
 
 // waitPods waits until every named container runs.

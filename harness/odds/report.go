@@ -176,10 +176,14 @@ func counters(c Cycle) string {
 	if c.NsLastPIDMax == 0 {
 		return "-"
 	}
+	s := fmt.Sprintf("%d–%d", c.NsLastPIDMin, c.NsLastPIDMax)
 	if c.NsLastPIDMin == c.NsLastPIDMax {
-		return fmt.Sprint(c.NsLastPIDMax)
+		s = fmt.Sprint(c.NsLastPIDMax)
 	}
-	return fmt.Sprintf("%d–%d", c.NsLastPIDMin, c.NsLastPIDMax)
+	if c.Wrapped {
+		s += " (wrapped)"
+	}
+	return s
 }
 
 func delNetns(c Cycle) string {

@@ -245,7 +245,7 @@ func (r *run) prepare(ctx context.Context, rep *Report) error {
 	if Adds(recs) == 0 {
 		return fmt.Errorf("the recording CNI plugin saw no ADD in this boot: is %s last in %s, and in %s?", crioguest.CNIRecordPlugin, crioguest.PodNetworkConfig, crioguest.CNIPluginDir)
 	}
-	r.say(fmt.Sprintf("pid_max %d; the recorder saw %d ADDs in the first boot", rep.PIDMax, Adds(recs)))
+	r.say(fmt.Sprintf("pid_max %d; the recorder saw %d ADDs in this boot", rep.PIDMax, Adds(recs)))
 	return nil
 }
 
