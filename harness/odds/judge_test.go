@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
@@ -156,5 +157,20 @@ func TestRestartsThisBoot(t *testing.T) {
 	}
 	if got := restartsThisBoot(sbs, nil, "sdn"); got != 0 {
 		t.Errorf("no container: got %d", got)
+	}
+}
+
+func TestDelPath(t *testing.T) {
+	for _, c := range []struct {
+		p    kube.Pinning
+		want string
+	}{
+		{kube.Pinning{Switch: "manage_ns_lifecycle", Pins: false}, "/proc/<old infra pid>/ns/net"},
+		{kube.Pinning{Switch: "manage_ns_lifecycle", Pins: true}, "zero hits by construction"},
+		{kube.Pinning{}, "zero hits by construction"}, // CRI-O 1.34: no switch, always pins
+	} {
+		if got := delPath(c.p); !strings.Contains(got, c.want) {
+			t.Errorf("%+v: %q", c.p, got)
+		}
 	}
 }

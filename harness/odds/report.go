@@ -67,6 +67,7 @@ func Markdown(rep Report, plotted bool) string {
 		{"DEL paths seen", rep.DelPaths},
 		{"pid_max (guest)", fmt.Sprint(rep.PIDMax) + pidMaxSource(rep)},
 		{"pods", fmt.Sprintf("%s (%d extra ordinary pods)", strings.Join(rep.Node.Pods, ", "), rep.Node.ExtraPods)},
+		{"old PIDs are", pidSources(rep.Cycles)},
 		{"cycles", fmt.Sprintf("%d of %d asked", len(rep.Cycles), rep.Reboots)},
 		{"cycles with an old PID held at its DEL", rep.Reuse.String()},
 		{"old sandboxes whose DEL entered the host", rep.PerSandbox.String()},
@@ -141,6 +142,18 @@ func PrintTable(w io.Writer, rep Report) {
 	if rep.Stopped != "" {
 		fmt.Fprintf(w, "stopped early: %s\n", rep.Stopped)
 	}
+}
+
+// pidSources says whose PIDs the old sandboxes are known by.
+func pidSources(cycles []Cycle) string {
+	for _, c := range cycles {
+		for _, o := range c.Sandboxes {
+			if o.PIDSource == "container" {
+				return "the pods' container PIDs (this CRI-O runs no infra process; its DEL never names a PID anyway)"
+			}
+		}
+	}
+	return "the sandboxes' infra (pause) PIDs, which CRI-O keeps across the reboot"
 }
 
 func pidMaxSource(rep Report) string {

@@ -262,8 +262,10 @@ func (r *run) pidMax(ctx context.Context) (int, error) {
 }
 
 // delPath says what CRI-O's configuration makes DEL name after a reboot.
+// A CRI-O without a pinning switch always pins (kube.Pinning says so in
+// words, but ParsePinning leaves Pins false for it: read the switch too).
 func delPath(p kube.Pinning) string {
-	if p.Pins {
+	if p.Pins || p.Switch == "" {
 		return "a pinned /var/run/netns/<id>, gone after the reboot: DEL gets an empty netns or the dead pin, never a PID, so zero hits by construction"
 	}
 	return "/proc/<old infra pid>/ns/net, checked to exist at DEL time: empty when the PID is free, whoever holds it when not"
