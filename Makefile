@@ -80,7 +80,7 @@ image: deps build
 
 e2e: deps build
 	@mkdir -p $(REPORTS)
-	PIDREUSE_REPORT_DIR=$(REPORTS)/vm $(GO) test -v -count=1 -tags e2e -timeout 80m ./e2e/vm/ \
+	PIDREUSE_REPORT_DIR=$(REPORTS)/vm $(GO) test -v -count=1 -tags e2e -timeout 100m ./e2e/vm/ \
 		-ginkgo.v -ginkgo.label-filter=vm -ginkgo.junit-report=$(REPORTS)/vm-junit.xml
 
 bench: deps build
