@@ -74,6 +74,7 @@ var _ = Describe("pidreuse odds", Ordered, Label("vm", "odds"), func() {
 		Expect(rep.DelPath).To(ContainSubstring("/proc/<old infra pid>/ns/net"))
 		Expect(rep.PIDMax).To(BeNumerically(">", 0))
 		Expect(rep.Stopped).To(BeEmpty())
+		Expect(rep.Finished).To(BeTemporally(">", rep.Started))
 		Expect(rep.Cycles).To(HaveLen(2))
 		Expect(rep.Rate.Trials).To(Equal(2))
 		Expect(rep.Rate.Lo).To(BeNumerically("<=", rep.Rate.P))

@@ -58,6 +58,7 @@ func TestWriteReport(t *testing.T) {
 	}
 	for _, want := range []string{
 		"1/2 = 50% (95% Wilson 9.5%–91%)",
+		"| wall time | 10m0s |",
 		"](odds.svg)",
 		"| 1 **HIT** | 40.0–44.0 s | web=1630 batch=2230 | 1980–2010 | web 1630 → kubelet (thread of kubelet 612), host netns",
 		"| 2 | 39.0–41.0 s |",

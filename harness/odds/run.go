@@ -107,7 +107,6 @@ func Run(ctx context.Context, node harness.Node, opts Options) (Report, error) {
 	}
 	r := &run{node: node, opts: opts}
 	rep := Report{Node: opts.Node, Reboots: opts.Reboots, Started: time.Now().UTC()}
-	defer func() { rep.Finished = time.Now().UTC() }()
 	err := r.prepare(ctx, &rep)
 	if err == nil && opts.OnReady != nil {
 		opts.OnReady()
@@ -143,6 +142,7 @@ func Run(ctx context.Context, node harness.Node, opts Options) (Report, error) {
 	if out, rerr := shellOut(rctx, node, "cat "+crioguest.OddsRecordFile); rerr == nil {
 		rep.RawRecords = []byte(out)
 	}
+	rep.Finished = time.Now().UTC()
 	return rep, err
 }
 
