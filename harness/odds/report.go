@@ -66,7 +66,7 @@ func Markdown(rep Report, plotted bool) string {
 		{"DEL path measured", rep.DelPath},
 		{"DEL paths seen", rep.DelPaths},
 		{"pid_max (guest)", fmt.Sprint(rep.PIDMax) + pidMaxSource(rep)},
-		{"pods", fmt.Sprintf("%s (%d extra ordinary pods)", strings.Join(rep.Node.Pods, ", "), rep.Node.ExtraPods)},
+		{"pods", fmt.Sprintf("%s (extra ordinary pods: %d)", strings.Join(rep.Node.Pods, ", "), rep.Node.ExtraPods)},
 		{"old PIDs are", pidSources(rep.Cycles)},
 		{"cycles", fmt.Sprintf("%d of %d asked", len(rep.Cycles), rep.Reboots)},
 		{"cycles with an old PID held at its DEL", rep.Reuse.String()},
