@@ -44,6 +44,7 @@ build:
 	$(GO) build -trimpath -o $(BIN)/failonce ./cmd/failonce
 	$(GO) build -trimpath -o $(BIN)/nodecri ./cmd/nodecri
 	$(GO) build -trimpath -o $(BIN)/podserver ./cmd/podserver
+	$(GO) build -trimpath -o $(BIN)/cnirecord ./cmd/cnirecord
 
 deps: deps-apt deps-daemons deps-plugins
 

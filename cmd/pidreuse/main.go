@@ -8,11 +8,13 @@
 //	pidreuse image build|hash [--node NAME]
 //	pidreuse build crio --src DIR --out DIR
 //	pidreuse clean
+//	pidreuse odds   --node NAME --reboots N [--pid-max P] [--pods K] [--json]
 //
 // Exit codes: 0 every scenario matched its expectation (bisect: host lo
 // survived), 1 a mismatch (bisect: lo went down), 125 no verdict (bad
 // input, a node that would not start, a step that failed), 2 usage.
-// build: 0 built, 125 the tree does not build, 2 usage.
+// build: 0 built, 125 the tree does not build, 2 usage. odds: 0 every
+// cycle measured, 125 stopped early (the report has the cycles done).
 package main
 
 import (
@@ -43,7 +45,12 @@ type usageErr struct{ msg string }
 func (e usageErr) Error() string { return e.msg }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := context.Background(), context.CancelFunc(func() {})
+	// odds handles its signals itself: its first Ctrl-C ends the run after
+	// the current cycle, not at once.
+	if len(os.Args) < 2 || os.Args[1] != "odds" {
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	}
 	defer stop()
 	code, err := dispatch(ctx, os.Args[1:])
 	if err != nil {
@@ -67,7 +74,7 @@ func main() {
 
 func dispatch(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
-		return exitUsage, usageErr{"usage: pidreuse run|bisect|nodes|image|build|plugins|clean [flags] (pidreuse CMD -h for flags)"}
+		return exitUsage, usageErr{"usage: pidreuse run|bisect|odds|nodes|image|build|plugins|clean [flags] (pidreuse CMD -h for flags)"}
 	}
 	switch args[0] {
 	case "run":
@@ -84,9 +91,11 @@ func dispatch(ctx context.Context, args []string) (int, error) {
 		return cmdBuild(ctx, args[1:])
 	case "nodes":
 		return cmdNodes(ctx, args[1:])
+	case "odds":
+		return cmdOdds(ctx, args[1:])
 	case "-h", "--help", "help":
-		fmt.Println("usage: pidreuse run|bisect|nodes|image|build|plugins|clean [flags]; pidreuse CMD -h for flags")
+		fmt.Println("usage: pidreuse run|bisect|odds|nodes|image|build|plugins|clean [flags]; pidreuse CMD -h for flags")
 		return exitGood, nil
 	}
-	return exitUsage, usageErr{fmt.Sprintf("unknown command %q: use run, bisect, nodes, image, build, plugins or clean", args[0])}
+	return exitUsage, usageErr{fmt.Sprintf("unknown command %q: use run, bisect, odds, nodes, image, build, plugins or clean", args[0])}
 }

@@ -24,10 +24,10 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// BuildAgent builds nodeagent, failonce, nodecri and podserver (static, like the
-// image's) into dir and returns the nodeagent path.
+// BuildAgent builds nodeagent, failonce, nodecri, podserver and cnirecord
+// (static, like the image's) into dir and returns the nodeagent path.
 func BuildAgent(ctx context.Context, dir string) (string, error) {
-	for _, name := range []string{"nodeagent", "failonce", "nodecri", "podserver"} {
+	for _, name := range []string{"nodeagent", "failonce", "nodecri", "podserver", "cnirecord"} {
 		if err := goBuild(ctx, dir, name); err != nil {
 			return "", err
 		}

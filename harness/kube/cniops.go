@@ -53,13 +53,25 @@ var (
 
 // ParseCNIOps reads a CRI-O journal (journalctl -o short-precise, any
 // CRI-O from 1.16 on) into the CNI operations CRI-O ran, in order.
+//
+// CRI-O logs each operation in two lines: "Got pod network" (sandbox,
+// netns) and then the operation ("About to del CNI network", no sandbox;
+// CRI-O 1.34: "Deleting pod <ns>_<name> from CNI network"). When kubelet
+// stops several sandboxes at once the pairs interleave (Got A, Got B, del,
+// del), so each operation takes a "Got" line of its own: the pod it names,
+// or else the oldest one still waiting. Each sandbox then has its own DEL
+// with its own netns; only which of two simultaneous DELs logged an error
+// first stays a guess.
 func ParseCNIOps(journal string) []CNIOp {
 	var ops []CNIOp
 	inflight := map[string]string{}  // sandbox ID → CRI method
 	bySandbox := map[string]string{} // request ID → sandbox ID
+	// Got lines waiting for their operation, oldest first; last is the Got
+	// line of the latest operation, for a second network of the same pod.
 	requests := anyRequest.MatchString
 	logged := false
-	var pending *CNIOp
+	var pending []CNIOp
+	var last *CNIOp
 	// CRI-O 1.17's ocicni sets lo down in the netns before it logs the
 	// DEL, and logs a failure of that first: it belongs to the next DEL.
 	var loopbackErr string
@@ -89,21 +101,31 @@ func ParseCNIOps(journal string) []CNIOp {
 			continue
 		}
 		if p := podNetwork.FindStringSubmatch(msg); p != nil {
-			pending = &CNIOp{Time: at, Pod: p[1], Namespace: p[2], SandboxID: p[3], NetNS: p[4]}
+			got := CNIOp{Time: at, Pod: p[1], Namespace: p[2], SandboxID: p[3], NetNS: p[4]}
+			// A newer line for the same sandbox replaces one that never
+			// got its operation (a status read).
+			pending = append(withoutSandbox(pending, got.SandboxID), got)
 			continue
 		}
-		if pending != nil {
-			for _, o := range opByMessage {
-				if strings.HasPrefix(msg, o.prefix) {
-					op := *pending
-					op.Op, op.By = o.op, inflight[op.SandboxID]
-					if op.Op == "DEL" {
-						op.Error, loopbackErr = loopbackErr, ""
-					}
-					ops = append(ops, op)
-					break
-				}
+		for _, o := range opByMessage {
+			if !strings.HasPrefix(msg, o.prefix) {
+				continue
 			}
+			var op CNIOp
+			var ok bool
+			if pending, op, ok = takeGot(pending, msg); ok {
+				last = &op
+			} else if last != nil {
+				op = *last
+			} else {
+				break
+			}
+			op.Op, op.By = o.op, inflight[op.SandboxID]
+			if op.Op == "DEL" {
+				op.Error, loopbackErr = loopbackErr, ""
+			}
+			ops = append(ops, op)
+			break
 		}
 		if errorLevel.MatchString(line) && strings.Contains(msg, "tearing down loopback interface") {
 			loopbackErr = msg
@@ -122,6 +144,39 @@ func ParseCNIOps(journal string) []CNIOp {
 		ops[i].RequestsLogged = logged
 	}
 	return ops
+}
+
+// opPod reads the pod CRI-O 1.34 names in its operation line ("Deleting
+// pod default_web-pidreuse-node from CNI network …").
+var opPod = regexp.MustCompile(`^(?:Deleting|Adding) pod ([^_\s]+)_(\S+) (?:from|to) CNI network`)
+
+// takeGot takes the Got line an operation line belongs to: the newest for
+// the pod the line names, else the oldest waiting.
+func takeGot(pending []CNIOp, msg string) ([]CNIOp, CNIOp, bool) {
+	if len(pending) == 0 {
+		return pending, CNIOp{}, false
+	}
+	i := 0
+	if m := opPod.FindStringSubmatch(msg); m != nil {
+		for j := len(pending) - 1; j >= 0; j-- {
+			if pending[j].Namespace == m[1] && pending[j].Pod == m[2] {
+				i = j
+				break
+			}
+		}
+	}
+	got := pending[i]
+	return append(pending[:i:i], pending[i+1:]...), got, true
+}
+
+func withoutSandbox(pending []CNIOp, id string) []CNIOp {
+	out := pending[:0:0]
+	for _, p := range pending {
+		if p.SandboxID != id {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // DelsOf returns the DEL operations of one sandbox.

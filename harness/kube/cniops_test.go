@@ -110,3 +110,23 @@ func TestParseCNIOps134Debug(t *testing.T) {
 		t.Errorf("issuer %q", web[0].Issuer())
 	}
 }
+
+// Kubelet stops sandboxes in parallel, and CRI-O's two lines per DEL then
+// interleave (a two-reboot odds run on crio-1.17 logged Got A, Got B, del,
+// del). Real lines of a CRI-O 1.17.5 journal in that order: each sandbox
+// keeps its own DEL, issued by kubelet's StopPodSandbox, with its netns.
+func TestParseCNIOpsParallelDels(t *testing.T) {
+	ops := ParseCNIOps(readTestdata(t, "crio-1.17-parallel-dels.journal"))
+	if len(ops) != 2 {
+		t.Fatalf("want 2 DELs, got %+v", ops)
+	}
+	for _, id := range []string{
+		"b5e7a14b4067005d9d0f71f928289e1677f6a25cfc9ced9c0d6831e22e2adf66", // odds-1
+		"711783c9467cc0b145609446ffdab45256ae2161a20abbca6da2522bcdb960b7", // odds-3
+	} {
+		dels := DelsOf(ops, id)
+		if len(dels) != 1 || dels[0].NetNS != "" || dels[0].By != "StopPodSandbox" {
+			t.Errorf("%s: %+v", id[:12], dels)
+		}
+	}
+}

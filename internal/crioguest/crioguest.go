@@ -57,3 +57,23 @@ const CrictlBinary = "/usr/local/bin/crictl"
 // NodeCRIBinary is where the image installs cmd/nodecri, which reads CRI-O
 // for the harness.
 const NodeCRIBinary = "/usr/local/bin/nodecri"
+
+// `pidreuse odds` (images/crionode/odds.go lays these out, harness/odds
+// reads them): the recording CNI plugin in CRI-O's plugin dir, last in the
+// pod network's list, appends a record per CNI command to OddsRecordFile
+// and reports the PIDs of OddsWatchFile, which the harness writes before
+// each reboot.
+const (
+	CNIPluginDir     = "/usr/lib/cni"
+	CNIRecordPlugin  = "pidreuse-record"
+	PodNetworkConfig = "/etc/cni/net.d/10-pidreuse-pods.conflist"
+	OddsRecordFile   = "/var/lib/pidreuse/odds/cni-record.jsonl"
+	OddsWatchFile    = "/var/lib/pidreuse/odds/watch-pids"
+	// OddsPodPrefix names the extra ordinary pods: odds-1, odds-2, ...
+	OddsPodPrefix = "odds-"
+)
+
+// PIDFloorDone is the PID floor unit's stamp: when it exists, the unit
+// does not run (ConditionPathExists=!…), and the node hands out PIDs from
+// the bottom as any node does.
+const PIDFloorDone = "/var/lib/pidreuse/pid-floor-done"
