@@ -305,7 +305,9 @@ func (r *Runner) pidStatus(ctx context.Context, pid string) (agentapi.PIDStatus,
 	return st, err
 }
 
-// probeDownTimeout bounds the probe while lo is down. Delivery to the
+// probeDownTimeout bounds the probe while lo is down. The probe answers
+// as soon as lo drops its SYN, in milliseconds (see node/agent.Probe); the
+// bound is for a kernel that does not count that drop. Delivery to the
 // node's own address takes microseconds when lo is up, so half a second
 // without an answer is the symptom, not a slow node.
 const probeDownTimeout = 500 * time.Millisecond

@@ -66,7 +66,7 @@ func (a *Agent) CNI(ctx context.Context, command string, req CNIRequest) (agenta
 	if len(req.PluginDirs) == 0 {
 		return res, fmt.Errorf("cni %s: no plugin dir given", command)
 	}
-	if err := cniplugin.CheckDir(ctx, req.PluginDirs[0]); err != nil {
+	if err := a.checkPluginDir(ctx, req.PluginDirs[0]); err != nil {
 		return res, err
 	}
 	sb, err := a.LoadSandbox(req.ID)

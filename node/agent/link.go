@@ -1,11 +1,8 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"net"
-	"strconv"
-	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -70,54 +67,4 @@ func PrimaryAddr() (string, error) {
 		}
 	}
 	return "127.0.0.1", nil
-}
-
-// Probe does what a liveness probe against a hostNetwork pod does: connect
-// to one of the node's own addresses. It listens on addr itself, so it
-// needs nothing else running; any traffic stays inside the node (the
-// kernel delivers it through lo).
-func Probe(ctx context.Context, addr string, timeout time.Duration) (agentapi.Probe, error) {
-	if addr == "" || addr == "auto" {
-		var err error
-		if addr, err = PrimaryAddr(); err != nil {
-			return agentapi.Probe{}, err
-		}
-	}
-	p := agentapi.Probe{Addr: addr}
-	ip := net.ParseIP(addr)
-	if ip == nil {
-		return p, fmt.Errorf("probe: %q is not an IP address", addr)
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-	if err != nil {
-		// With lo down the kernel drops the local routes of 127.0.0.0/8, so
-		// even binding fails: the address is as unreachable as it gets.
-		p.Error = fmt.Sprintf("listen: %v", err)
-		return p, nil
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
-	p.Addr = net.JoinHostPort(addr, strconv.Itoa(port))
-	start := time.Now()
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(dctx, "tcp", p.Addr)
-	p.DurationMs = time.Since(start).Milliseconds()
-	if err != nil {
-		p.Error = err.Error()
-		return p, nil
-	}
-	c.Close()
-	p.OK = true
-	return p, nil
 }

@@ -106,6 +106,11 @@ type Probe struct {
 	OK         bool   `json:"ok"`
 	Error      string `json:"error,omitempty"`
 	DurationMs int64  `json:"durationMs"`
+	// LoDropped is how many packets lo dropped while the probe waited
+	// (its tx_dropped statistic): a down lo drops the probe's SYN, which
+	// is how the probe knows, without waiting out its timeout, that no
+	// answer will come.
+	LoDropped uint64 `json:"loDropped,omitempty"`
 }
 
 // Boot is printed by `boot id`.

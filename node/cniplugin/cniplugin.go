@@ -1,8 +1,9 @@
 // Package cniplugin checks that a CNI plugin dir holds a loopback plugin
 // pidreuse can judge: one that runs here and speaks the CNI version of the
-// network list the node agent runs. The agent checks a dir before every
-// ADD or DEL (node side); the plugin builder and the CLI check a dir before
-// a run (host side): both use this package, so they cannot disagree.
+// network list the node agent runs. The agent checks a dir before its
+// first ADD or DEL with each plugin file (node side, recorded by
+// node/agent); the plugin builder and the CLI check a dir before a run
+// (host side): both use this package, so they cannot disagree.
 package cniplugin
 
 import (
