@@ -69,3 +69,25 @@ func LockedTempDir(pattern string) string {
 	DeferCleanup(os.RemoveAll, dir)
 	return dir
 }
+
+// CLIDir builds the CLI (see BuildCLI) into a dir of the current spec or
+// container, for specs that run `pidreuse` as a user does, and returns
+// the CLI's path.
+func CLIDir(ctx context.Context) string {
+	GinkgoHelper()
+	cli, err := BuildCLI(ctx, GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred())
+	return cli
+}
+
+// VMTempDir makes a dir for a CLI run's TMPDIR that the spec removes at
+// cleanup. It is world-readable because QEMU, running as its own user,
+// opens the VM's disks in it.
+func VMTempDir(pattern string) string {
+	GinkgoHelper()
+	dir, err := os.MkdirTemp("", pattern)
+	Expect(err).NotTo(HaveOccurred())
+	Expect(os.Chmod(dir, 0o755)).To(Succeed())
+	DeferCleanup(os.RemoveAll, dir)
+	return dir
+}

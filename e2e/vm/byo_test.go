@@ -28,13 +28,8 @@ import (
 // hashes differ from the image's: the run only passes if the guest runs
 // the given files, laid over the cached image without rebuilding it.
 var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns and CNI plugins", Ordered, Label("vm", "crio", "byo"), func() {
-	var binDir string
-
-	BeforeAll(func(ctx SpecContext) {
-		binDir = GinkgoT().TempDir()
-		_, err := e2eutil.BuildCLI(ctx, binDir)
-		Expect(err).NotTo(HaveOccurred())
-	}, NodeTimeout(5*time.Minute))
+	var cli string
+	BeforeAll(func(ctx SpecContext) { cli = e2eutil.CLIDir(ctx) }, NodeTimeout(5*time.Minute))
 
 	It("lays them over the cached image, runs crio-kubelet-reboot with them and exits 0 (host lo survived)", func(ctx SpecContext) {
 		croot, err := components.CacheRoot()
@@ -56,12 +51,9 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns 
 		Expect(err).NotTo(HaveOccurred())
 		args = append(args, "--cni-bin-dir", plugins)
 
-		tmp, err := os.MkdirTemp("", "byo-")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(os.Chmod(tmp, 0o755)).To(Succeed()) // QEMU must reach the VM's disks in it
-		DeferCleanup(os.RemoveAll, tmp)
+		tmp := e2eutil.VMTempDir("byo-")
 		reports := filepath.Join(e2eutil.ReportDir(), "byo", filepath.Base(tmp))
-		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pidreuse"), append(args, "--report-dir", reports)...)
+		cmd := exec.CommandContext(ctx, cli, append(args, "--report-dir", reports)...)
 		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 		var stdout strings.Builder
 		cmd.Stdout = &stdout
@@ -111,17 +103,14 @@ var _ = Describe("pidreuse bisect --tier vm with your own CRI-O, kubelet, pinns 
 	It("says 125, and blames crio, when the given crio cannot start", func(ctx SpecContext) {
 		crio := filepath.Join(GinkgoT().TempDir(), "crio")
 		Expect(copyWithMarker("/bin/true", crio, "")).To(Succeed())
-		tmp, err := os.MkdirTemp("", "byo-bad-")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(os.Chmod(tmp, 0o755)).To(Succeed())
-		DeferCleanup(os.RemoveAll, tmp)
-		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pidreuse"), "bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot",
+		tmp := e2eutil.VMTempDir("byo-bad-")
+		cmd := exec.CommandContext(ctx, cli, "bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot",
 			"--crio", crio, "--report-dir", filepath.Join(e2eutil.ReportDir(), "byo", filepath.Base(tmp)))
 		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 		var stderr strings.Builder
 		cmd.Stderr = io.MultiWriter(&stderr, GinkgoWriter)
 		start := time.Now()
-		err = cmd.Run()
+		err := cmd.Run()
 		var exit *exec.ExitError
 		Expect(errors.As(err, &exit)).To(BeTrue(), "want exit 125, got %v", err)
 		Expect(exit.ExitCode()).To(Equal(125))

@@ -25,22 +25,14 @@ import (
 // Ctrl-C on `pidreuse run --tier vm` at any step leaves no domain, overlay
 // or work dir, and says "no verdict" (125).
 var _ = Describe("pidreuse run --tier vm interrupted", Ordered, Label("vm", "cleanup"), func() {
-	var binDir string
-
-	BeforeAll(func(ctx SpecContext) {
-		binDir = GinkgoT().TempDir()
-		_, err := e2eutil.BuildCLI(ctx, binDir)
-		Expect(err).NotTo(HaveOccurred())
-	}, NodeTimeout(5*time.Minute))
+	var cli string
+	BeforeAll(func(ctx SpecContext) { cli = e2eutil.CLIDir(ctx) }, NodeTimeout(5*time.Minute))
 
 	// interruptAt runs the CLI and sends SIGINT delay after the first
 	// progress line containing trigger.
 	interruptAt := func(ctx SpecContext, trigger string, delay time.Duration) {
-		tmp, err := os.MkdirTemp("", "sigint-")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(os.Chmod(tmp, 0o755)).To(Succeed()) // QEMU must reach the VM's disk in it
-		DeferCleanup(os.RemoveAll, tmp)
-		cmd := exec.Command(filepath.Join(binDir, "pidreuse"), "run", "--tier", "vm", "--scenario", "ephemeral-reused")
+		tmp := e2eutil.VMTempDir("sigint-")
+		cmd := exec.Command(cli, "run", "--tier", "vm", "--scenario", "ephemeral-reused")
 		cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "PIDREUSE_REPORT_DIR="+filepath.Join(tmp, "..", filepath.Base(tmp)+"-reports"))
 		DeferCleanup(os.RemoveAll, filepath.Join(tmp, "..", filepath.Base(tmp)+"-reports"))
 		stderr, err := cmd.StderrPipe()

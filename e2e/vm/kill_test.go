@@ -30,21 +30,13 @@ var runIDLine = regexp.MustCompile(`run (\S+): work dir `)
 // definition, the overlay, the work dir.
 var _ = Describe("pidreuse run --tier vm killed", Ordered, Label("vm", "cleanup", "kill"), func() {
 	var cli string
-
-	BeforeAll(func(ctx SpecContext) {
-		var err error
-		cli, err = e2eutil.BuildCLI(ctx, GinkgoT().TempDir())
-		Expect(err).NotTo(HaveOccurred())
-	}, NodeTimeout(5*time.Minute))
+	BeforeAll(func(ctx SpecContext) { cli = e2eutil.CLIDir(ctx) }, NodeTimeout(5*time.Minute))
 
 	// killAt runs the plain node's scenario and SIGKILLs the CLI delay
 	// after the first progress line containing trigger; beforeKill runs
 	// first, against the live run.
 	killAt := func(ctx SpecContext, trigger string, delay time.Duration, beforeKill func(tmp, runID string)) {
-		tmp, err := os.MkdirTemp("", "sigkill-")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(os.Chmod(tmp, 0o755)).To(Succeed()) // QEMU must reach the VM's disk in it
-		DeferCleanup(os.RemoveAll, tmp)
+		tmp := e2eutil.VMTempDir("sigkill-")
 		reports := tmp + "-reports"
 		DeferCleanup(os.RemoveAll, reports)
 		cmd := exec.Command(cli, "run", "--tier", "vm", "--scenario", "ephemeral-reused")

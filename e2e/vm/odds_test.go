@@ -29,25 +29,17 @@ import (
 // Not a rate: two natural reboots say nothing about one (the long runs
 // are in the README).
 var _ = Describe("pidreuse odds", Ordered, Label("vm", "odds"), func() {
-	var binDir string
-
-	BeforeAll(func(ctx SpecContext) {
-		binDir = GinkgoT().TempDir()
-		_, err := e2eutil.BuildCLI(ctx, binDir)
-		Expect(err).NotTo(HaveOccurred())
-	}, NodeTimeout(5*time.Minute))
+	var cli string
+	BeforeAll(func(ctx SpecContext) { cli = e2eutil.CLIDir(ctx) }, NodeTimeout(5*time.Minute))
 
 	It("measures two natural reboots on crio-1.17 and writes the report", func(ctx SpecContext) {
 		host, err := e2eutil.ReadHostNet()
 		Expect(err).NotTo(HaveOccurred())
-		tmp, err := os.MkdirTemp("", "odds-")
-		Expect(err).NotTo(HaveOccurred())
-		Expect(os.Chmod(tmp, 0o755)).To(Succeed()) // QEMU must reach the VM's disks in it
-		DeferCleanup(os.RemoveAll, tmp)
+		tmp := e2eutil.VMTempDir("odds-")
 		reports := filepath.Join(e2eutil.ReportDir(), "odds", filepath.Base(tmp))
 
 		args := []string{"odds", "--node", "crio-1.17", "--reboots", "2", "--pods", "1", "--json", "--report-dir", reports}
-		cmd := exec.CommandContext(ctx, filepath.Join(binDir, "pidreuse"), args...)
+		cmd := exec.CommandContext(ctx, cli, args...)
 		// A spec timeout stops the run the way a user would, so the CLI
 		// still removes its VM.
 		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
