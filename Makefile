@@ -33,7 +33,7 @@ APT_PACKAGES += $(APT_PACKAGES_$(OS_ID))
 E2E_LABELS ?= vm
 E2E_JUNIT  ?= $(REPORTS)/vm-junit.xml
 
-.PHONY: all build deps deps-apt deps-daemons deps-plugins test unit e2e-sandbox e2e image bench lint clean
+.PHONY: all build deps deps-apt deps-daemons deps-plugins test unit libvirt e2e-sandbox e2e image bench lint clean
 
 all: build
 
@@ -79,10 +79,15 @@ deps-daemons: deps-apt
 deps-plugins: build
 	$(BIN)/pidreuse plugins --plugin-version all
 
-test: deps build lint unit e2e-sandbox
+test: deps build lint unit libvirt e2e-sandbox
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e/)
+
+# The libvirt client against the real libvirtd: blank domains that sit in
+# SeaBIOS (define, autodestroy, owner tags, the destroy+start reboot; ~40 s).
+libvirt: deps
+	$(GO) test -count=1 -timeout 10m -tags libvirt ./harness/libvirt/
 
 e2e-sandbox: build
 	@mkdir -p $(REPORTS)

@@ -5,8 +5,6 @@ package libvirt
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -223,25 +221,7 @@ func defineBlank(t *testing.T, ctx context.Context, c *Client, ownerDir string) 
 // and removes it at the end of the test.
 func defineBlankOnPort(t *testing.T, ctx context.Context, c *Client, ownerDir string, port int) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", testPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	base := filepath.Join(dir, "base.qcow2")
-	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", base, "16M").CombinedOutput(); err != nil {
-		t.Fatalf("create blank base image: %v: %s", err, out)
-	}
-	overlay := filepath.Join(dir, "vm.qcow2")
-	if err := CreateOverlay(ctx, base, overlay); err != nil {
-		t.Fatal(err)
-	}
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	name := testPrefix + hex.EncodeToString(rnd[:])
+	dir, overlay, name := blankOverlay(t, ctx)
 	xml, err := DomainXML(DomainSpec{
 		Name: name, VCPUs: 1, MemoryMiB: 128, Disk: overlay, ConsoleLog: filepath.Join(dir, "console.log"),
 		SSHPort: port, OnReboot: OnRebootDestroy, OwnerDir: ownerDir,

@@ -4,11 +4,8 @@ package libvirt
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -57,28 +54,7 @@ func testLifecycle(t *testing.T, kvm bool, onReboot string) {
 	// first and still needs the connection.
 	t.Cleanup(func() { c.Close() })
 
-	// t.TempDir's parents are 0700; QEMU runs as libvirt-qemu and must
-	// reach the disk, so use a world-traversable directory.
-	dir, err := os.MkdirTemp("", testPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	base := filepath.Join(dir, "base.qcow2")
-	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", base, "16M").CombinedOutput(); err != nil {
-		t.Fatalf("create blank base image: %v: %s", err, out)
-	}
-	overlay := filepath.Join(dir, "vm.qcow2")
-	if err := CreateOverlay(ctx, base, overlay); err != nil {
-		t.Fatal(err)
-	}
-
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	domName := testPrefix + hex.EncodeToString(rnd[:])
+	dir, overlay, domName := blankOverlay(t, ctx)
 	port, err := FreeLoopbackPort()
 	if err != nil {
 		t.Fatal(err)
