@@ -112,7 +112,7 @@ e2e: deps build
 		--label-filter='$(E2E_LABELS)' --junit-report=$(E2E_JUNIT) ./e2e/vm/
 
 bench: deps build
-	$(GO) test -run '^$$' -bench SandboxMatrix -benchtime 10x ./e2e/bench/
+	$(GO) test -run '^$$' -bench 'SandboxMatrix|ImageBuildCacheHit' -benchtime 5x ./e2e/bench/
 	PIDREUSE_BENCH_VM=1 $(GO) test -v -run '^$$' -bench VMMatrix -benchtime 1x -timeout 30m ./e2e/bench/
 
 lint:
