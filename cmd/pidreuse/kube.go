@@ -108,7 +108,7 @@ func runKubeScenarios(ctx context.Context, c runConfig, agentPath string, scs []
 			}
 		}
 		results = append(results, groupResults...)
-		if err := finishNode(ctx, c, node, filepath.Join(workDir, name), groupResults, node.KeepRunning, progress); err != nil {
+		if err := finishNode(ctx, c, node, filepath.Join(workDir, "artifacts", name), groupResults, node.KeepRunning, progress); err != nil {
 			return results, err
 		}
 	}

@@ -205,19 +205,19 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 		pl = append(pl, runner.Plugins{Dir: s.dir, Version: s.version})
 	}
 	results := runner.RunMatrix(ctx, node, scs, pl, runner.Options{Tier: c.tier})
-	return results, finishNode(ctx, c, node, workDir, results, node.Keep, progress)
+	return results, finishNode(ctx, c, node, filepath.Join(workDir, "artifacts"), results, node.Keep, progress)
 }
 
 // finishNode ends a run's node: it collects the artifacts of a run worth
-// keeping (and keeps the node itself with --keep=on-failure), closes the
-// node (which removes its own dir unless kept); the run's work dir goes at
-// the end of the run, when nothing in it is kept (runDir.close). An
-// interrupted run (SIGINT, SIGTERM) keeps nothing unless --keep=always.
-func finishNode(ctx context.Context, c runConfig, node harness.Node, workDir string, results []runner.Result, keep func(), progress func(string)) error {
+// keeping into art (and keeps the node itself with --keep=on-failure),
+// closes the node (which removes its own dir unless kept, so art must lie
+// outside it); the run's work dir goes at the end of the run, when nothing
+// in it is kept (runDir.close). An interrupted run (SIGINT, SIGTERM) keeps
+// nothing unless --keep=always.
+func finishNode(ctx context.Context, c runConfig, node harness.Node, art string, results []runner.Result, keep func(), progress func(string)) error {
 	interrupted := ctx.Err() != nil
 	worth := !interrupted && c.worthKeeping(results)
 	if worth {
-		art := filepath.Join(workDir, "artifacts")
 		if err := node.CollectArtifacts(context.Background(), art); err != nil {
 			progress("collect artifacts: " + err.Error())
 		}

@@ -156,7 +156,7 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 		results = runner.RunMatrix(ctx, node, plain, guestSets, runner.Options{
 			Tier: c.tier, OnStep: func(sc, step string) { progress(sc + ": " + step) },
 		})
-		if err := finishNode(ctx, c, node, workDir, results, node.KeepRunning, progress); err != nil {
+		if err := finishNode(ctx, c, node, filepath.Join(workDir, "artifacts"), results, node.KeepRunning, progress); err != nil {
 			return results, inputs, err
 		}
 	}
