@@ -55,7 +55,7 @@ func (c *runConfig) openRunDir() (*runDir, error) {
 
 // close removes what the run left empty (node dirs remove themselves;
 // kept nodes and artifacts stay), the dir itself when pidreuse picked it
-// and nothing in it is kept, and drops the lock last.
+// and nothing in it is kept, else the lock file, and drops the lock last.
 func (d *runDir) close() {
 	if d == nil {
 		return
@@ -67,13 +67,14 @@ func (d *runDir) close() {
 		return
 	}
 	onlyLock := len(entries) == 1 && entries[0].Name() == flock.DirLockName
-	if onlyLock || len(entries) == 0 {
-		if d.own {
-			os.RemoveAll(d.path)
-		} else {
-			os.Remove(flock.DirLockPath(d.path))
-		}
+	if (onlyLock || len(entries) == 0) && d.own {
+		os.RemoveAll(d.path)
+		return
 	}
+	// What is kept (artifacts, a kept node) outlives the run: its lock
+	// file goes, so the dir holds only what was asked for and `clean`
+	// sees a finished run's dir.
+	os.Remove(flock.DirLockPath(d.path))
 }
 
 // removeEmptyDirs removes the empty dirs below root, deepest first (the
