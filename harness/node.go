@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
 // ExecResult is what one command inside a node produced.
@@ -67,4 +70,35 @@ func Agent(ctx context.Context, n Node, out any, args ...string) error {
 		return fmt.Errorf("%s: nodeagent %s: decode %q: %w", n.Name(), strings.Join(args, " "), res.Stdout, err)
 	}
 	return nil
+}
+
+// Shell runs a script in the node and returns its stdout; a non-zero exit
+// is an error naming the node and the script, with stderr.
+func Shell(ctx context.Context, n Node, script string) (string, error) {
+	res, err := n.Exec(ctx, "sh", "-c", script)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", n.Name(), err)
+	}
+	if res.ExitCode != 0 {
+		return "", fmt.Errorf("%s: %s: exit %d: %s", n.Name(), script, res.ExitCode, strings.TrimSpace(string(res.Stderr)))
+	}
+	return string(res.Stdout), nil
+}
+
+// BootID asks the node's agent for the kernel's boot id: a new one proves
+// a real reboot.
+func BootID(ctx context.Context, n Node) (string, error) {
+	var b agentapi.Boot
+	err := Agent(ctx, n, &b, "boot")
+	return b.BootID, err
+}
+
+// Sleep waits d or until ctx ends.
+func Sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
@@ -127,11 +126,7 @@ func (p *play) progress(msg string) {
 	}
 }
 
-func (p *play) bootID(ctx context.Context) (string, error) {
-	var b agentapi.Boot
-	err := harness.Agent(ctx, p.node, &b, "boot")
-	return b.BootID, err
-}
+func (p *play) bootID(ctx context.Context) (string, error) { return harness.BootID(ctx, p.node) }
 
 // reboot reboots the node and records the real-reboot check.
 func (p *play) reboot(ctx context.Context) error {
@@ -159,26 +154,8 @@ func (p *play) lo(ctx context.Context) (agentapi.Link, error) {
 	return l, err
 }
 
-// shell runs a script in the node and returns its stdout; a non-zero exit
-// is an error carrying stderr.
 func (p *play) shell(ctx context.Context, script string) (string, error) {
-	res, err := p.node.Exec(ctx, "sh", "-c", script)
-	if err != nil {
-		return "", err
-	}
-	if res.ExitCode != 0 {
-		return "", fmt.Errorf("%s: exit %d: %s", script, res.ExitCode, strings.TrimSpace(string(res.Stderr)))
-	}
-	return string(res.Stdout), nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
+	return harness.Shell(ctx, p.node, script)
 }
 
 // adopt takes the runner's result as the scenario's, keeping the steps

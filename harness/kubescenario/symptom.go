@@ -65,7 +65,7 @@ func (p *play) watchRecovery(ctx context.Context) error {
 		return err
 	}
 	settled := kube.Restarts(cs, crioguest.SDNPod)
-	if err := sleep(ctx, 3*ProbePeriod+2*time.Second); err != nil {
+	if err := harness.Sleep(ctx, 3*ProbePeriod+2*time.Second); err != nil {
 		return err
 	}
 	if cs, err = kube.Containers(ctx, p.node); err != nil {
@@ -86,7 +86,7 @@ func (p *play) watchLiveness(ctx context.Context) error {
 	}
 	before := kube.Restarts(cs, crioguest.SDNPod)
 	p.step("liveness", fmt.Sprintf("watching the hostNetwork sdn pod for three probe periods (%s)", 3*ProbePeriod))
-	if err := sleep(ctx, 3*ProbePeriod+2*time.Second); err != nil {
+	if err := harness.Sleep(ctx, 3*ProbePeriod+2*time.Second); err != nil {
 		return err
 	}
 	if cs, err = kube.Containers(ctx, p.node); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pidreuse/pidreuse/harness"
 	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/crioguest"
@@ -82,7 +83,7 @@ func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time
 		if time.Now().After(deadline) {
 			return false, last, nil
 		}
-		if err := sleep(ctx, 5*time.Second); err != nil {
+		if err := harness.Sleep(ctx, 5*time.Second); err != nil {
 			return false, "", err
 		}
 	}

@@ -17,25 +17,6 @@ import (
 // What the odds run reads from and does to the node, one small function
 // each; the judging is elsewhere (judge.go).
 
-// shellOut runs a script in the node; a non-zero exit is an error with
-// its stderr.
-func shellOut(ctx context.Context, n harness.Node, script string) (string, error) {
-	res, err := n.Exec(ctx, "sh", "-c", script)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", n.Name(), err)
-	}
-	if res.ExitCode != 0 {
-		return "", fmt.Errorf("%s: %s: exit %d: %s", n.Name(), script, res.ExitCode, strings.TrimSpace(string(res.Stderr)))
-	}
-	return string(res.Stdout), nil
-}
-
-func bootID(ctx context.Context, n harness.Node) (string, error) {
-	var b agentapi.Boot
-	err := harness.Agent(ctx, n, &b, "boot")
-	return b.BootID, err
-}
-
 // oldSandboxes lists the ready pod-network sandboxes of the current boot,
 // each with the PID an ephemeral netns path would name it by: the infra
 // process's, or the pod's own process where the runtime runs no infra
@@ -86,7 +67,7 @@ func watch(ctx context.Context, n harness.Node, old []Sandbox) error {
 		words = append(words, strconv.Itoa(s.PID))
 	}
 	script := fmt.Sprintf("mkdir -p \"$(dirname %[1]s)\" && echo %[2]s > %[1]s && sync", shell.Quote(crioguest.OddsWatchFile), shell.Quote(strings.Join(words, " ")))
-	_, err := shellOut(ctx, n, script)
+	_, err := harness.Shell(ctx, n, script)
 	return err
 }
 
@@ -94,7 +75,7 @@ func watch(ctx context.Context, n harness.Node, old []Sandbox) error {
 // so earlier boots' lines do not cross SSH).
 func records(ctx context.Context, n harness.Node, boot string) ([]agentapi.CNIRecord, int, error) {
 	script := fmt.Sprintf("grep -F %s %s 2>/dev/null || true", shell.Quote(`"bootID":"`+boot+`"`), shell.Quote(crioguest.OddsRecordFile))
-	out, err := shellOut(ctx, n, script)
+	out, err := harness.Shell(ctx, n, script)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -120,7 +101,7 @@ func waitDels(ctx context.Context, n harness.Node, boot string, old []Sandbox, t
 		if missing == 0 || time.Now().After(deadline) {
 			return recs, nil
 		}
-		if err := sleep(ctx, 3*time.Second); err != nil {
+		if err := harness.Sleep(ctx, 3*time.Second); err != nil {
 			return nil, err
 		}
 	}
@@ -193,13 +174,4 @@ func waitPods(ctx context.Context, n harness.Node, pods []string, timeout time.D
 		return fmt.Errorf("CRI-O and kubelet did not run the static pods within %s: %w", timeout, err)
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }

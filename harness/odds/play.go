@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pidreuse/pidreuse/harness"
 	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/internal/crioguest"
 )
@@ -43,7 +44,7 @@ func (r *run) cycle(ctx context.Context, index int) (Cycle, error) {
 		return c, fmt.Errorf("reboot: %w", err)
 	}
 	rebootSec := time.Since(rebootStart).Seconds()
-	boot, err := bootID(ctx, r.node)
+	boot, err := harness.BootID(ctx, r.node)
 	if err != nil {
 		return c, err
 	}
@@ -96,7 +97,7 @@ func (r *run) symptom(ctx context.Context, index int) (Symptom, error) {
 			if (len(lines) > 0 && restarts > 0) || time.Now().After(deadline) {
 				break
 			}
-			if err := sleep(ctx, 5*time.Second); err != nil {
+			if err := harness.Sleep(ctx, 5*time.Second); err != nil {
 				return s, err
 			}
 		}

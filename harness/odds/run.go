@@ -139,7 +139,7 @@ func Run(ctx context.Context, node harness.Node, opts Options) (Report, error) {
 	// Even after a Ctrl-C: the node is still up, and the lines are small.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if out, rerr := shellOut(rctx, node, "cat "+crioguest.OddsRecordFile); rerr == nil {
+	if out, rerr := harness.Shell(rctx, node, "cat "+crioguest.OddsRecordFile); rerr == nil {
 		rep.RawRecords = []byte(out)
 	}
 	rep.Finished = time.Now().UTC()
@@ -187,7 +187,7 @@ func (r *run) prepare(ctx context.Context, rep *Report) error {
 		return err
 	}
 	var err error
-	if r.boot, err = bootID(ctx, r.node); err != nil {
+	if r.boot, err = harness.BootID(ctx, r.node); err != nil {
 		return err
 	}
 	v, err := kube.Runtime(ctx, r.node)
@@ -195,7 +195,7 @@ func (r *run) prepare(ctx context.Context, rep *Report) error {
 		return err
 	}
 	rep.Runtime = fmt.Sprintf("%s %s (CRI %s)", v.RuntimeName, v.RuntimeVersion, v.APIVersion)
-	cfg, err := shellOut(ctx, r.node, "crio config 2>/dev/null")
+	cfg, err := harness.Shell(ctx, r.node, "crio config 2>/dev/null")
 	if err != nil {
 		return fmt.Errorf("crio config in the node: %w", err)
 	}
@@ -218,7 +218,7 @@ func (r *run) prepare(ctx context.Context, rep *Report) error {
 			return fmt.Errorf("settle reboot: %w", err)
 		}
 		rep.SettleReboots++
-		if r.boot, err = bootID(ctx, r.node); err != nil {
+		if r.boot, err = harness.BootID(ctx, r.node); err != nil {
 			return err
 		}
 		if err := waitPods(ctx, r.node, r.opts.Node.Pods, r.opts.PodTimeout, r.opts.Progress); err != nil {
@@ -231,7 +231,7 @@ func (r *run) prepare(ctx context.Context, rep *Report) error {
 			return fmt.Errorf("the guest's pid_max is %d after a settle reboot, not the %d asked (kernel command line %q)", rep.PIDMax, want, r.opts.Node.Cmdline)
 		}
 	}
-	floor, err := shellOut(ctx, r.node, "systemctl show -p ConditionResult --value "+crioguest.PIDFloorUnit)
+	floor, err := harness.Shell(ctx, r.node, "systemctl show -p ConditionResult --value "+crioguest.PIDFloorUnit)
 	if err != nil {
 		return err
 	}
@@ -250,7 +250,7 @@ func (r *run) prepare(ctx context.Context, rep *Report) error {
 }
 
 func (r *run) pidMax(ctx context.Context) (int, error) {
-	out, err := shellOut(ctx, r.node, "cat /proc/sys/kernel/pid_max")
+	out, err := harness.Shell(ctx, r.node, "cat /proc/sys/kernel/pid_max")
 	if err != nil {
 		return 0, err
 	}
