@@ -33,7 +33,7 @@ APT_PACKAGES += $(APT_PACKAGES_$(OS_ID))
 E2E_LABELS ?= vm
 E2E_JUNIT  ?= $(REPORTS)/vm-junit.xml
 
-.PHONY: all build deps deps-apt deps-daemons deps-plugins test unit libvirt e2e-sandbox e2e image bench lint clean
+.PHONY: all build deps deps-apt deps-sshd deps-daemons deps-plugins test unit libvirt e2e-sandbox e2e image bench lint clean
 
 all: build
 
@@ -46,7 +46,7 @@ build:
 	$(GO) build -trimpath -o $(BIN)/podserver ./cmd/podserver
 	$(GO) build -trimpath -o $(BIN)/cnirecord ./cmd/cnirecord
 
-deps: deps-apt deps-daemons deps-plugins
+deps: deps-apt deps-sshd deps-daemons deps-plugins
 
 # Installs only what is missing, so a warm machine pays nothing.
 deps-apt:
@@ -56,6 +56,17 @@ deps-apt:
 		echo "deps: installing $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: Debian packages present"; fi
+
+# OpenSSH's sshd for the qemu+ssh tests (internal/loopsshd runs one on
+# 127.0.0.1 with keys of its own). Installed with services held back
+# (policy-rc.d): the package would otherwise start the system sshd on every
+# address, and this machine's network is not ours to open.
+deps-sshd: deps-apt
+	@if [ -x /usr/sbin/sshd ]; then echo "deps: sshd present"; else \
+		echo "deps: installing openssh-server (its service is not started)"; \
+		own=; if [ ! -e /usr/sbin/policy-rc.d ]; then own=1; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server; rc=$$?; \
+		[ -z "$$own" ] || rm -f /usr/sbin/policy-rc.d; exit $$rc; fi
 
 # No systemd as PID 1 here: start the daemons by hand when they are not
 # running. libvirt's NAT network is never used: drop its autostart link so

@@ -40,6 +40,10 @@ const (
 type Config struct {
 	// Addr is the forwarded port, 127.0.0.1:PORT.
 	Addr string
+	// Dial, when set, opens the TCP connection to Addr instead of a
+	// plain dial from this machine: a guest on a remote libvirt host is
+	// reached through that host (libvirt.Client.DialHost).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// User to log in as.
 	User string
 	// Signer is the client's private key (LoadSigner).
@@ -118,8 +122,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	dial := cfg.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	conn, err := dial(ctx, cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("ssh dial %s: %w", cfg.Addr, err)
 	}

@@ -20,6 +20,7 @@ func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
 		return fmt.Errorf("collect %s: %w", n.opts.Name, err)
 	}
 	var errs []error
+	errs = append(errs, n.fetchConsole(ctx))
 	if data, err := os.ReadFile(n.console); err == nil {
 		errs = append(errs, os.WriteFile(filepath.Join(dir, "console.log"), data, 0o644))
 	}

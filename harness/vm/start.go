@@ -24,7 +24,7 @@ const portAttempts = 3
 func (n *Node) start(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		if n.port == nil {
-			lease, err := libvirt.ReservePort()
+			lease, err := n.lv.ReservePort()
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -41,7 +42,12 @@ type Options struct {
 	// Dir holds the overlay disk and the console log.
 	Dir   string
 	Image *images.Image
-	// Socket is libvirtd's socket (default /var/run/libvirt/libvirt-sock).
+	// URI is the libvirt host (libvirt.ParseURI; default qemu:///system).
+	// On a remote one the image goes into its storage pool once and the
+	// guest's SSH is reached through the host.
+	URI string
+	// Socket is libvirtd's socket for a local URI (default
+	// /var/run/libvirt/libvirt-sock).
 	Socket     string
 	VCPUs      int
 	MemoryMiB  int
@@ -92,6 +98,8 @@ type Node struct {
 	dirLock *flock.Lock
 	overlay string
 	console string
+	// remote is set when the domain runs on a remote libvirt host.
+	remote  *remoteFiles
 	defined bool
 	closed  bool
 	Timing  Timing
@@ -134,9 +142,10 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 			n.Close(context.Background())
 		}
 	}()
-	if n.lv, err = libvirt.Connect(ctx, opts.Socket); err != nil {
+	if n.lv, err = libvirt.ConnectURI(ctx, opts.URI, opts.Socket); err != nil {
 		return nil, err
 	}
+	remote := n.lv.Target().Remote()
 	if opts.Dir, err = filepath.Abs(opts.Dir); err != nil {
 		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
 	}
@@ -146,8 +155,10 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if n.dirLock, err = lockDir(opts.Dir); err != nil {
 		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
 	}
-	if err := checkTraversable(opts.Dir); err != nil {
-		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	if !remote {
+		if err := checkTraversable(opts.Dir); err != nil {
+			return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+		}
 	}
 	signer, err := ssh.LoadSigner(opts.Image.ClientKey)
 	if err != nil {
@@ -163,10 +174,19 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		opts.Progress("no KVM, running under TCG (slow): " + why)
 	}
 	n.sshCfg = ssh.Config{User: "root", Signer: signer, HostKey: hostKey}
-	n.overlay = filepath.Join(opts.Dir, "disk.qcow2")
+	if remote {
+		// The forward listens on the libvirt host's 127.0.0.1.
+		n.sshCfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			return n.lv.DialHost(ctx, n.spec.SSHPort)
+		}
+		opts.Progress(fmt.Sprintf("%s: libvirt host %s", opts.Name, n.lv.Target()))
+	}
 	n.console = filepath.Join(opts.Dir, "console.log")
-	if err := libvirt.CreateOverlay(ctx, opts.Image.BaseDisk, n.overlay); err != nil {
-		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+	if !remote {
+		n.overlay = filepath.Join(opts.Dir, "disk.qcow2")
+		if err := libvirt.CreateOverlay(ctx, opts.Image.BaseDisk, n.overlay); err != nil {
+			return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+		}
 	}
 	onReboot := libvirt.OnRebootDestroy
 	if opts.RebootMode == RebootReset {
@@ -191,6 +211,11 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		Kernel: opts.Image.Kernel, Initrd: opts.Image.Initrd, Cmdline: cmdline,
 		Disk: n.overlay, ConsoleLog: n.console, OnReboot: onReboot,
 		ReadOnlyDisks: layerDisks, OwnerDir: opts.Dir,
+	}
+	if remote {
+		if err := n.prepareRemote(ctx); err != nil {
+			return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
+		}
 	}
 	start := time.Now()
 	if err := n.start(ctx); err != nil {
@@ -229,7 +254,7 @@ func (n *Node) waitBoot(ctx context.Context, old string) error {
 		})
 		if err != nil {
 			return fmt.Errorf("boot %s: no SSH within %s: %w\nlast lines of the serial console (%s):\n%s",
-				n.opts.Name, n.opts.BootTimeout, err, n.console, ConsoleTail(n.console, 15))
+				n.opts.Name, n.opts.BootTimeout, err, n.console, n.consoleTail(15))
 		}
 		n.mu.Lock()
 		n.ssh = c
@@ -259,6 +284,14 @@ func (n *Node) BootID() string { return n.bootID }
 
 // SSHCommand tells a person how to reach the node.
 func (n *Node) SSHCommand() string {
+	if t := n.lv.Target(); t.Remote() && t.Transport == libvirt.TransportSSH {
+		jump := t.User + "@" + t.Host
+		if t.Port != "" {
+			jump += ":" + t.Port
+		}
+		return fmt.Sprintf("ssh -J %s -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p %d root@127.0.0.1    # or: virsh -c '%s' console %s",
+			jump, n.opts.Image.ClientKey, n.spec.SSHPort, t.URI, n.opts.Name)
+	}
 	return fmt.Sprintf("ssh -i %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p %d root@127.0.0.1    # or: virsh console %s",
 		n.opts.Image.ClientKey, n.spec.SSHPort, n.opts.Name)
 }
@@ -298,7 +331,7 @@ func (n *Node) Reboot(ctx context.Context) error {
 		reason, err := n.lv.WaitStopped(wctx, n.opts.Name)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("reboot %s: the guest did not shut down: %w\nlast lines of the serial console:\n%s", n.opts.Name, err, ConsoleTail(n.console, 15))
+			return fmt.Errorf("reboot %s: the guest did not shut down: %w\nlast lines of the serial console:\n%s", n.opts.Name, err, n.consoleTail(15))
 		}
 		// libvirt reports a plain shutdown: we asked for the reboot.
 		if reason != "shutdown" {
@@ -352,7 +385,7 @@ func (n *Node) Close(ctx context.Context) error {
 			n.opts.Progress(fmt.Sprintf("kept %s's disk and dir, but not the domain: it was started with autodestroy and stops when this process exits (start the node with MayKeep, or run with --keep)", n.opts.Name))
 			return nil
 		}
-		n.opts.Progress(fmt.Sprintf("kept %s running: %s", n.opts.Name, n.SSHCommand()))
+		n.opts.Progress(fmt.Sprintf("kept %s running%s: %s", n.opts.Name, n.keepRemoteNote(), n.SSHCommand()))
 		return nil
 	}
 	var errs []error
@@ -362,6 +395,7 @@ func (n *Node) Close(ctx context.Context) error {
 	if n.overlay != "" {
 		errs = append(errs, libvirt.RemoveOverlay(n.overlay))
 	}
+	errs = append(errs, n.removeRemote(ctx))
 	// Only a dir this node locked is its to remove: a failed lock means
 	// it belongs to another live run.
 	if !n.opts.Keep && n.dirLock != nil {
