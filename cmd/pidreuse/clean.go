@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,7 +133,8 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 	olderThan := fset.Duration("older-than", 0, "remove only what has been idle this long, e.g. 2h (0: everything named "+ownPrefix+"*); a running run's files are younger")
 	dryRun := fset.Bool("dry-run", false, "say what would be removed, remove nothing")
 	pruneImages := fset.Duration("images-unused-for", 0, "also remove cached node images (and Debian install tarballs) no run has used for this long, e.g. 168h (0: keep them all)")
-	socket := fset.String("libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", libvirt.DefaultSocket), "libvirtd's socket")
+	socket := fset.String("libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", libvirt.DefaultSocket), "libvirtd's socket, for a local --libvirt-uri")
+	uri := fset.String("libvirt-uri", envOr("PIDREUSE_LIBVIRT_URI", libvirt.LocalURI), "the libvirt host to clean (on a remote one also the runs' volumes in its pool "+libvirt.PoolName+")")
 	runID := fset.String("run", "", "remove only what the run with this ID left (its domains pidreuse-ID-* and dir pidreuse-ID)")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -159,7 +161,7 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 	var errs []error
 
 	// Domains first: a running QEMU holds its overlay disk open.
-	domains, heldDomains, err := cleanDomains(ctx, *socket, tmp, f, now, *olderThan, *dryRun, verb)
+	domains, heldDomains, err := cleanDomains(ctx, *uri, *socket, tmp, f, now, *olderThan, *dryRun, verb)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -202,10 +204,10 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 // those of live runs alone. A libvirtd that is not running has no domains
 // to reap: that is said, not failed, so clean still works on a machine
 // that only ran the sandbox tier.
-func cleanDomains(ctx context.Context, socket, tmp string, f filter, now time.Time, olderThan time.Duration, dryRun bool, verb string) (removed, held int, _ error) {
+func cleanDomains(ctx context.Context, uri, socket, tmp string, f filter, now time.Time, olderThan time.Duration, dryRun bool, verb string) (removed, held int, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, libvirtCleanTimeout)
 	defer cancel()
-	lv, err := libvirt.Connect(ctx, socket)
+	lv, err := libvirt.ConnectURI(ctx, uri, socket)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pidreuse: clean: skipping libvirt domains: %v\n", err)
 		return 0, 0, nil
@@ -254,7 +256,49 @@ func cleanDomains(ctx context.Context, socket, tmp string, f filter, now time.Ti
 		fmt.Printf("%s domain %s\n", verb, n)
 		removed++
 	}
+	if lv.Target().Remote() {
+		errs = append(errs, cleanVolumes(ctx, lv, tmp, f, dryRun, verb))
+	}
 	return removed, held, errors.Join(errs...)
+}
+
+// cleanVolumes removes a remote host's per-node volumes (overlay, console
+// log, layer: named after their domain) whose domain is gone, i.e. whose
+// run ended without its Close or was just cleaned, unless a live run holds
+// the dir the domain's name points at (its volumes are made just before
+// its domain is defined). The image volumes
+// (pidreuse-base-*) are a cache shared by every run and stay.
+func cleanVolumes(ctx context.Context, lv *libvirt.Client, tmp string, f filter, dryRun bool, verb string) error {
+	if _, err := lv.EnsurePool(ctx); err != nil {
+		return fmt.Errorf("clean: %w", err)
+	}
+	vols, err := lv.ListVolumes(ctx, ownPrefix)
+	if err != nil {
+		return fmt.Errorf("clean: %w", err)
+	}
+	domains, err := lv.ListDomains(ctx, ownPrefix)
+	if err != nil {
+		return fmt.Errorf("clean: %w", err)
+	}
+	var errs []error
+	for _, v := range vols {
+		domain, _, _ := strings.Cut(v, ".")
+		if strings.HasPrefix(v, libvirt.VolumePrefix+"base-") || slices.Contains(domains, domain) || !f.ours(domain) {
+			continue
+		}
+		if slices.ContainsFunc(domainDirs(ctx, lv, domain, tmp), func(d string) bool { return dirHolder(d) != nil }) {
+			fmt.Printf("left volume %s of %s: a live run holds its dir\n", v, lv.Target())
+			continue
+		}
+		if !dryRun {
+			if err := lv.DeleteVolume(ctx, v); err != nil {
+				errs = append(errs, fmt.Errorf("clean: %w", err))
+				continue
+			}
+		}
+		fmt.Printf("%s volume %s of %s\n", verb, v, lv.Target())
+	}
+	return errors.Join(errs...)
 }
 
 // domainDirs are the dirs whose locks say a domain is in use: the owner

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/crionode"
@@ -34,6 +35,7 @@ type runConfig struct {
 	keep          string
 	rebootMode    string
 	libvirtSocket string
+	libvirtURI    string
 	node          string
 	nodeSet       bool // --node given (image build: a CRI-O node's image)
 	reportDir     string
@@ -57,7 +59,8 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	fs.StringVar(&c.agentPath, "agent", "", "nodeagent binary (default: next to this binary, or $PIDREUSE_NODEAGENT)")
 	fs.StringVar(&c.workDir, "work-dir", "", "where nodes keep their files (default: a new dir under $TMPDIR)")
 	fs.StringVar(&c.rebootMode, "reboot", "destroy-start", "vm reboot: destroy-start (guest reboot, domain restarted) or reset (in place)")
-	fs.StringVar(&c.libvirtSocket, "libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's socket")
+	fs.StringVar(&c.libvirtSocket, "libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's socket, for a local --libvirt-uri")
+	fs.StringVar(&c.libvirtURI, "libvirt-uri", envOr("PIDREUSE_LIBVIRT_URI", libvirt.LocalURI), "libvirt host: qemu:///system, qemu+ssh://user@host[:port]/system[?keyfile=K&known_hosts=F] or qemu+tcp://127.0.0.1/system")
 	fs.StringVar(&c.reportDir, "report-dir", envOr("PIDREUSE_REPORT_DIR", "reports"), "write the run's report (summary.md, junit.xml, results/*.json) under DIR/<run id>")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object per scenario instead of a table")
 	fs.StringVar(&c.keep, "keep", envOr("PIDREUSE_KEEP", "never"), "keep nodes for debugging: never, on-failure or always")

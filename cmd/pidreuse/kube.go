@@ -76,7 +76,7 @@ func runKubeScenarios(ctx context.Context, c runConfig, agentPath string, scs []
 		}
 		name := fmt.Sprintf("crio%d", gi)
 		node, err := vm.Start(ctx, vm.Options{
-			Name: "pidreuse-" + c.runID + "-" + name, Dir: filepath.Join(workDir, name), Image: img, Socket: c.libvirtSocket,
+			Name: "pidreuse-" + c.runID + "-" + name, Dir: filepath.Join(workDir, name), Image: img, URI: c.libvirtURI, Socket: c.libvirtSocket,
 			RebootMode: c.rebootMode, Keep: c.keep == "always", MayKeep: c.keep != "never", Progress: progress, Layer: gl,
 			Artifacts: crionode.Artifacts,
 		})

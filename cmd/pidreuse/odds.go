@@ -34,6 +34,7 @@ type oddsConfig struct {
 	agentPath     string
 	rebootMode    string
 	libvirtSocket string
+	libvirtURI    string
 	keep          bool
 	runID         string
 }
@@ -50,7 +51,8 @@ func parseOddsFlags(args []string) (oddsConfig, error) {
 	fs.StringVar(&c.workDir, "work-dir", "", "where the VM keeps its files (default: a new dir under $TMPDIR, removed at the end)")
 	fs.StringVar(&c.agentPath, "agent", "", "nodeagent binary (default: next to this binary, or $PIDREUSE_NODEAGENT); cnirecord must sit next to it")
 	fs.StringVar(&c.rebootMode, "reboot", vm.RebootDestroyStart, "vm reboot: destroy-start (guest reboot, domain restarted) or reset (in place)")
-	fs.StringVar(&c.libvirtSocket, "libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's socket")
+	fs.StringVar(&c.libvirtSocket, "libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's socket, for a local --libvirt-uri")
+	fs.StringVar(&c.libvirtURI, "libvirt-uri", envOr("PIDREUSE_LIBVIRT_URI", libvirt.LocalURI), "libvirt host (see `pidreuse run -h`)")
 	fs.BoolVar(&c.keep, "keep", false, "leave the VM running at the end, for a look inside (prints its ssh line)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -126,7 +128,7 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitNoVerdict, err
 	}
-	lv, err := libvirt.Connect(ctx, c.libvirtSocket)
+	lv, err := libvirt.ConnectURI(ctx, c.libvirtURI, c.libvirtSocket)
 	if err != nil {
 		return exitNoVerdict, err
 	}
@@ -148,7 +150,7 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 	}
 	started := time.Now()
 	node, err := vm.Start(ctx, vm.Options{
-		Name: "pidreuse-" + c.runID + "-odds", Dir: filepath.Join(workDir, "odds"), Image: img, Socket: c.libvirtSocket,
+		Name: "pidreuse-" + c.runID + "-odds", Dir: filepath.Join(workDir, "odds"), Image: img, URI: c.libvirtURI, Socket: c.libvirtSocket,
 		RebootMode: c.rebootMode, Keep: c.keep, Progress: progressLine, Cmdline: cmdline,
 		Layer: layer.Layer{Files: files}, Artifacts: crionode.Artifacts,
 	})

@@ -119,7 +119,7 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 		inputs = append(inputs, fmt.Sprintf("CNI plugins: `%s`", lay.CNIDir))
 	}
 	// Fail fast: no point building an image for a libvirtd that is not there.
-	lv, err := libvirt.Connect(ctx, c.libvirtSocket)
+	lv, err := libvirt.ConnectURI(ctx, c.libvirtURI, c.libvirtSocket)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -143,7 +143,7 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 			return nil, nil, err
 		}
 		node, err := vm.Start(ctx, vm.Options{
-			Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, Socket: c.libvirtSocket,
+			Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, URI: c.libvirtURI, Socket: c.libvirtSocket,
 			RebootMode: c.rebootMode, Keep: c.keep == "always", MayKeep: c.keep != "never", Progress: progress, Layer: layer.Layer{CNIDir: lay.CNIDir},
 		})
 		if err != nil {

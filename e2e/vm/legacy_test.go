@@ -29,6 +29,9 @@ func startVM(ctx context.Context, failures *e2eutil.Failures, what string, img *
 	GinkgoHelper()
 	name := e2eutil.NodeName(what)
 	opts.Name, opts.Dir, opts.Image = name, filepath.Join(os.TempDir(), name), img
+	host := e2eutil.LibvirtTarget()
+	opts.URI = host.URI
+	AddReportEntry("libvirt host", fmt.Sprintf("Ginkgo process %d: %s", GinkgoParallelProcess(), host))
 	opts.Progress = func(s string) { GinkgoWriter.Println(s) }
 	node := e2eutil.StartNode(ctx, failures, name, func(ctx context.Context) (*vm.Node, error) { return vm.Start(ctx, opts) })
 	AddReportEntry("boot to SSH", node.Timing.Boot.String())

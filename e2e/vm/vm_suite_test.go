@@ -33,6 +33,16 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	lv, err := libvirt.Connect(ctx, "")
 	Expect(err).NotTo(HaveOccurred())
 	lv.Close()
+	targets, err := e2eutil.LibvirtTargets()
+	Expect(err).NotTo(HaveOccurred())
+	for _, t := range targets {
+		if t.Remote() {
+			By("checking the libvirt host " + t.String())
+			lv, err := libvirt.ConnectTarget(ctx, t, "")
+			Expect(err).NotTo(HaveOccurred())
+			lv.Close()
+		}
+	}
 
 	dir := e2eutil.LockedTempDir("pidreuse-e2e-bin-")
 	By("building the node agent")
