@@ -286,16 +286,26 @@ func (c *Client) CreateOverlayVolume(ctx context.Context, name, backingPath stri
 	return c.VolumePath(ctx, name)
 }
 
-// DownloadVolume writes volume name to the local file dst. The pool is
-// refreshed first, so a file that appeared in its dir (a console log
-// virtlogd writes) is found.
-func (c *Client) DownloadVolume(ctx context.Context, name, dst string) error {
+// RefreshPool rescans the pool's dir, so files that appeared there
+// without libvirt's volume API (a console log virtlogd writes) become
+// volumes that can be looked up, downloaded and deleted.
+func (c *Client) RefreshPool(ctx context.Context) error {
 	pool, err := c.needPool()
 	if err != nil {
 		return err
 	}
 	if err := do(ctx, func() error { return c.l.StoragePoolRefresh(pool, 0) }, nil); err != nil {
 		return fmt.Errorf("refresh pool %s on %s: %w", PoolName, c.target, err)
+	}
+	return nil
+}
+
+// DownloadVolume writes volume name to the local file dst. The pool is
+// refreshed first, so a file that appeared in its dir (a console log
+// virtlogd writes) is found.
+func (c *Client) DownloadVolume(ctx context.Context, name, dst string) error {
+	if err := c.RefreshPool(ctx); err != nil {
+		return err
 	}
 	vol, err := c.lookupVolume(ctx, name)
 	if err != nil {

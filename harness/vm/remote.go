@@ -128,7 +128,9 @@ func (n *Node) removeRemote(ctx context.Context) error {
 	if n.remote == nil {
 		return nil
 	}
-	var errs []error
+	// The console log is virtlogd's file: the pool knows it only after a
+	// rescan.
+	errs := []error{n.lv.RefreshPool(ctx)}
 	for _, v := range n.remote.own {
 		errs = append(errs, n.lv.DeleteVolume(ctx, v))
 	}
