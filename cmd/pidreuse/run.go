@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -191,21 +192,52 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 	}
 	workDir := c.runDir
 	c.announce(progress)
-	node, err := sandbox.Start(ctx, sandbox.Options{
-		Name:      "pidreuse-" + c.runID + "-sb0",
-		Dir:       filepath.Join(workDir, "sb0"),
-		AgentPath: agentPath,
-		Keep:      c.keep == "always",
-	})
-	if err != nil {
-		return nil, err
-	}
 	var pl []runner.Plugins
 	for _, s := range sets {
 		pl = append(pl, runner.Plugins{Dir: s.dir, Version: s.version})
 	}
-	results := runner.RunMatrix(ctx, node, scs, pl, runner.Options{Tier: c.tier})
-	return results, finishNode(ctx, c, node, filepath.Join(workDir, "artifacts"), results, node.Keep, progress)
+	// One sandbox node per scenario, all at once: a node's scenarios run
+	// one after another (they share its lo and its reboot), but nodes
+	// share nothing, so the matrix takes about as long as its slowest
+	// scenario rather than the sum.
+	perScenario := make([][]runner.Result, len(scs))
+	errs := make([]error, len(scs))
+	var wg sync.WaitGroup
+	for i, sc := range scs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("sb%d", i)
+			node, err := sandbox.Start(ctx, sandbox.Options{
+				Name:      "pidreuse-" + c.runID + "-" + name,
+				Dir:       filepath.Join(workDir, name),
+				AgentPath: agentPath,
+				Keep:      c.keep == "always",
+			})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			perScenario[i] = runner.RunMatrix(ctx, node, []scenarios.Scenario{sc}, pl, runner.Options{Tier: c.tier})
+			errs[i] = finishNode(ctx, c, node, filepath.Join(workDir, "artifacts", name), perScenario[i], node.Keep, progress)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		// Every node says it was interrupted: once is enough.
+		return nil, fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	// RunMatrix's order: plugin-major.
+	var results []runner.Result
+	for p := range pl {
+		for i := range scs {
+			results = append(results, perScenario[i][p])
+		}
+	}
+	return results, nil
 }
 
 // finishNode ends a run's node: it collects the artifacts of a run worth
