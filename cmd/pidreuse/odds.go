@@ -52,7 +52,7 @@ func parseOddsFlags(args []string) (oddsConfig, error) {
 	fs.StringVar(&c.agentPath, "agent", "", "nodeagent binary (default: next to this binary, or $PIDREUSE_NODEAGENT); cnirecord must sit next to it")
 	fs.StringVar(&c.rebootMode, "reboot", vm.RebootDestroyStart, "vm reboot: destroy-start (guest reboot, domain restarted) or reset (in place)")
 	fs.StringVar(&c.libvirtSocket, "libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's socket, for a local --libvirt-uri")
-	fs.StringVar(&c.libvirtURI, "libvirt-uri", envOr("PIDREUSE_LIBVIRT_URI", libvirt.LocalURI), "libvirt host (see `pidreuse run -h`)")
+	fs.StringVar(&c.libvirtURI, "libvirt-uri", envOr("PIDREUSE_LIBVIRT_URI", libvirt.LocalURI), "libvirt host: qemu:///system, qemu+ssh://user@host[:port]/system[?keyfile=K&known_hosts=F] or qemu+tcp://127.0.0.1/system")
 	fs.BoolVar(&c.keep, "keep", false, "leave the VM running at the end, for a look inside (prints its ssh line)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
