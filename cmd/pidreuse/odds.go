@@ -141,13 +141,15 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 	if c.pidMax != 0 {
 		cmdline += " " + crionode.PIDMaxArg(c.pidMax)
 	}
-	workDir := c.workDir
-	if workDir == "" {
-		workDir = filepath.Join(os.TempDir(), "pidreuse-"+c.runID)
-		if !c.keep {
-			defer os.RemoveAll(workDir)
-		}
+	// Locked for the run's life, like run's: `clean` leaves a live odds
+	// run's dir (and the VM's overlay in it) alone however long it runs.
+	rd, err := openRunDir(c.workDir, &c.runID)
+	if err != nil {
+		return exitNoVerdict, err
 	}
+	defer rd.close()
+	workDir := rd.path
+	progressLine(fmt.Sprintf("odds %s: work dir %s (locked while the run lives)", c.runID, workDir))
 	started := time.Now()
 	node, err := vm.Start(ctx, vm.Options{
 		Name: "pidreuse-" + c.runID + "-odds", Dir: filepath.Join(workDir, "odds"), Image: img, URI: c.libvirtURI, Socket: c.libvirtSocket,

@@ -27,8 +27,15 @@ type runDir struct {
 // run ID whose dir exists already (two runs started in the same second
 // drew the same 3 random bytes) gets a new ID.
 func (c *runConfig) openRunDir() (*runDir, error) {
-	if c.workDir != "" {
-		abs, err := filepath.Abs(c.workDir)
+	return openRunDir(c.workDir, &c.runID)
+}
+
+// openRunDir is runConfig.openRunDir for any command that runs nodes
+// (run, bisect, odds): workDir is --work-dir, runID is replaced when its
+// dir is taken.
+func openRunDir(workDir string, runID *string) (*runDir, error) {
+	if workDir != "" {
+		abs, err := filepath.Abs(workDir)
 		if err != nil {
 			return nil, err
 		}
@@ -39,10 +46,10 @@ func (c *runConfig) openRunDir() (*runDir, error) {
 		return &runDir{path: abs, lock: l}, nil
 	}
 	for range 5 {
-		dir := filepath.Join(os.TempDir(), ownPrefix+c.runID)
+		dir := filepath.Join(os.TempDir(), ownPrefix+*runID)
 		l, err := flock.CreateDir(dir, 0o755)
 		if errors.Is(err, os.ErrExist) {
-			c.runID = newRunID()
+			*runID = newRunID()
 			continue
 		}
 		if err != nil {
