@@ -148,12 +148,6 @@ func run(ctx context.Context, args []string) (any, error) {
 		return agent.Probe(ctx, *addr, *timeout)
 	case "boot ":
 		return bootInfo()
-	case "hold ":
-		// A holder: a sandbox's infra process or a host process at a reused PID.
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-		agent.Hold(sig)
-		return nil, nil
 	case "init ":
 		// PID 1 of a sandbox node (see harness/sandbox).
 		return nil, sandboxinit.RunInit(ctx, rest)

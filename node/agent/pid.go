@@ -149,19 +149,14 @@ func pidComm(pid int) (string, bool) {
 	return strings.TrimSpace(string(data)), true
 }
 
-// holdArgv is a `nodeagent hold`: a process that outlives the step that
-// started it and exits on SIGTERM; the node's init (or systemd) reaps it.
-func holdArgv(self, role string) []string {
-	return []string{self, "hold", "--role", role}
-}
-
-// hostHolderArgv is the host process that takes a reused PID: `sleep
-// infinity`, single-threaded. A Go program (`nodeagent hold`) would start
-// its runtime threads right after, and each takes the next PID: on a node
-// whose pods got consecutive PIDs, one of them took the PID of the pod a
-// scenario leaves alone on purpose. sleep exits on SIGTERM, so nothing
-// waits for a kill timeout at shutdown.
-func hostHolderArgv() ([]string, error) {
+// holderArgv is every holder the agent starts, a sandbox's infra process
+// and the host process that takes a reused PID alike: `sleep infinity`,
+// single-threaded. A Go program (`nodeagent hold`) would start its runtime
+// threads right after, and each takes the next PID: on a node whose pods
+// got consecutive PIDs, one of them took the PID of the pod a scenario
+// leaves alone on purpose. sleep exits on SIGTERM, so nothing waits for a
+// kill timeout at shutdown; the node's init (or systemd) reaps it.
+func holderArgv() ([]string, error) {
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
 		return nil, fmt.Errorf("no sleep(1) in the node: %w", err)
@@ -174,7 +169,7 @@ func hostHolderArgv() ([]string, error) {
 func (a *Agent) ReusePID(ctx context.Context, pid int) (agentapi.PIDReuse, error) {
 	start := time.Now()
 	res := agentapi.PIDReuse{PID: pid}
-	argv, err := hostHolderArgv()
+	argv, err := holderArgv()
 	if err != nil {
 		return res, fmt.Errorf("reuse pid %d: %w", pid, err)
 	}
@@ -306,7 +301,7 @@ func heldByHost(pid int, owner string) (agentapi.PIDReuse, error) {
 // settle waits until the holder at pid has started whatever threads it
 // starts at exec (they take PIDs too): the next holder's PID is written to
 // ns_last_pid right before its fork, and a thread born in that window
-// would take it. The holder is single-threaded today (hostHolderArgv), so
+// would take it. The holder is single-threaded today (holderArgv), so
 // this returns after three reads; it stays because the squat must not
 // depend on that. It gives up after half a second.
 func settle(ctx context.Context, pid int) {

@@ -29,14 +29,19 @@ func (a *Agent) CreateSandbox(ctx context.Context, id string, mode agentapi.Netn
 	if mode != agentapi.Ephemeral && mode != agentapi.Pinned {
 		return sb, fmt.Errorf("create sandbox %s: unknown mode %q: use ephemeral or pinned", id, mode)
 	}
-	self, err := os.Executable()
+	// Single-threaded, like the host's holders: a Go holder starts its
+	// runtime threads in its first milliseconds, and one of them took the
+	// PID the next sandbox's SpawnAtPID had just set ns_last_pid for
+	// ("pid is in use by a thread of process 29000 (nodeagent)", seen once
+	// in 50 runs under load).
+	argv, err := holderArgv()
 	if err != nil {
 		return sb, fmt.Errorf("create sandbox %s: %w", id, err)
 	}
 	if pid > 0 {
-		_, err = SpawnAtPID(ctx, pid, holdArgv(self, "sandbox-"+id), syscall.CLONE_NEWNET)
+		_, err = SpawnAtPID(ctx, pid, argv, syscall.CLONE_NEWNET)
 	} else {
-		pid, err = spawn(holdArgv(self, "sandbox-"+id), syscall.CLONE_NEWNET)
+		pid, err = spawn(argv, syscall.CLONE_NEWNET)
 	}
 	if err != nil {
 		return sb, fmt.Errorf("create sandbox %s: start holder: %w", id, err)

@@ -26,10 +26,3 @@ func spawn(argv []string, cloneflags uintptr) (int, error) {
 	}
 	return pid, nil
 }
-
-// Hold blocks until SIGTERM or SIGINT: it is the sandbox's infra ("pause")
-// process, or the host process that took a reused PID. It exits on SIGTERM
-// so that nothing waits for a kill timeout at shutdown.
-func Hold(sig <-chan os.Signal) {
-	<-sig
-}
