@@ -40,7 +40,12 @@ func ConnectTarget(ctx context.Context, t Target, socket string) (*Client, error
 		if err != nil {
 			return nil, fmt.Errorf("libvirtd at %s not reachable: %w", t, err)
 		}
-		conn, err := jump.Dial("unix", t.Socket)
+		var conn net.Conn
+		err = do(ctx, func() error {
+			var err error
+			conn, err = jump.Dial("unix", t.Socket)
+			return err
+		}, nil)
 		if err != nil {
 			jump.Close()
 			return nil, fmt.Errorf("libvirtd at %s: open its socket %s over SSH (is libvirtd running there? `make deps` on that host): %w", t, t.Socket, err)

@@ -58,15 +58,20 @@ func dialSSHHost(ctx context.Context, t Target) (*ssh.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: dial %s: %w", t, addr, err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
+	// The handshake takes no context: closing the connection when ctx
+	// ends is what interrupts it.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if !stop() {
+		if err == nil {
+			c.Close()
+		}
+		return nil, fmt.Errorf("%s: SSH to %s: %w", t, addr, ctx.Err())
+	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("%s: SSH to %s as %s: %w", t, addr, t.User, err)
 	}
-	_ = conn.SetDeadline(time.Time{})
 	client := ssh.NewClient(c, chans, reqs)
 	go keepAlive(client, 10*time.Second)
 	return client, nil
