@@ -230,14 +230,20 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	// RunMatrix's order: plugin-major.
+	return pluginMajor(perScenario, len(pl)), nil
+}
+
+// pluginMajor merges one node's results per scenario (each in plugin
+// order) into RunMatrix's order: every scenario for the first plugin set,
+// then every scenario for the next.
+func pluginMajor(perScenario [][]runner.Result, plugins int) []runner.Result {
 	var results []runner.Result
-	for p := range pl {
-		for i := range scs {
-			results = append(results, perScenario[i][p])
+	for p := range plugins {
+		for _, rs := range perScenario {
+			results = append(results, rs[p])
 		}
 	}
-	return results, nil
+	return results
 }
 
 // finishNode ends a run's node: it collects the artifacts of a run worth

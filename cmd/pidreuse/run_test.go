@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,5 +81,22 @@ func TestGroupByPinning(t *testing.T) {
 	want := "default:crio-kubelet-reboot,legacy-symptom on:crio-pinned-reboot off:crio-unpinned-reboot"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("groups %v, want %s", got, want)
+	}
+}
+
+func TestPluginMajor(t *testing.T) {
+	r := func(sc, v string) runner.Result { return runner.Result{Scenario: sc, PluginVersion: v} }
+	per := [][]runner.Result{
+		{r("a", "v1"), r("a", "v2")},
+		{r("b", "v1"), r("b", "v2")},
+		{r("c", "v1"), r("c", "v2")},
+	}
+	var got []string
+	for _, res := range pluginMajor(per, 2) {
+		got = append(got, res.Scenario+"/"+res.PluginVersion)
+	}
+	want := []string{"a/v1", "b/v1", "c/v1", "a/v2", "b/v2", "c/v2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pluginMajor = %v, want %v", got, want)
 	}
 }
