@@ -152,9 +152,9 @@ func (c *Client) VolumePath(ctx context.Context, name string) (string, error) {
 	return p, err
 }
 
-// createVolume makes an empty volume; it fails with ErrVolumeExists... as
-// libvirt does (ErrStorageVolExist) when the name is taken, which is what
-// lets concurrent uploaders agree on who uploads.
+// createVolume makes an empty volume. libvirt refuses a name that is taken
+// (ErrStorageVolExist): that refusal is what lets concurrent uploaders
+// agree on who uploads.
 func (c *Client) createVolume(ctx context.Context, v libvirtxml.StorageVolume) (golibvirt.StorageVol, error) {
 	pool, err := c.needPool()
 	if err != nil {
