@@ -65,7 +65,7 @@ deps-sshd: deps-apt
 	@if [ -x /usr/sbin/sshd ]; then echo "deps: sshd present"; else \
 		echo "deps: installing openssh-server (its service is not started)"; \
 		own=; if [ ! -e /usr/sbin/policy-rc.d ]; then own=1; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; fi; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server; rc=$$?; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server; rc=$$?; \
 		[ -z "$$own" ] || rm -f /usr/sbin/policy-rc.d; exit $$rc; fi
 
 # No systemd as PID 1 here: start the daemons by hand when they are not
