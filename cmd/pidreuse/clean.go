@@ -269,7 +269,9 @@ func cleanDomains(ctx context.Context, uri, socket, tmp string, f filter, now ti
 // its domain is defined). The image volumes
 // (pidreuse-base-*) are a cache shared by every run and stay.
 func cleanVolumes(ctx context.Context, lv *libvirt.Client, tmp string, f filter, dryRun bool, verb string) error {
-	if _, err := lv.EnsurePool(ctx); err != nil {
+	if _, err := lv.OpenPool(ctx); errors.Is(err, libvirt.ErrNoPool) {
+		return nil // clean creates nothing: no pool, no volumes of ours
+	} else if err != nil {
 		return fmt.Errorf("clean: %w", err)
 	}
 	vols, err := lv.ListVolumes(ctx, ownPrefix)

@@ -37,12 +37,16 @@ const (
 // ErrVolumeNotFound is wrapped by errors about a volume the pool lacks.
 var ErrVolumeNotFound = errors.New("volume not found")
 
+// ErrNoPool is returned by OpenPool when the host has no pool of the
+// harness's: nothing of ours is stored there.
+var ErrNoPool = errors.New("no " + PoolName + " storage pool")
+
 // EnsurePool makes sure the harness's storage pool exists and runs, and
 // returns its directory. It is safe when another process does the same at
 // once.
 func (c *Client) EnsurePool(ctx context.Context) (string, error) {
 	for attempt := 0; ; attempt++ {
-		dir, err := c.ensurePool(ctx)
+		dir, err := c.ensurePool(ctx, true)
 		if err == nil || attempt == 2 || ctx.Err() != nil {
 			return dir, err
 		}
@@ -52,13 +56,22 @@ func (c *Client) EnsurePool(ctx context.Context) (string, error) {
 	}
 }
 
-func (c *Client) ensurePool(ctx context.Context) (string, error) {
+// OpenPool is EnsurePool for readers (clean): it starts the pool when it
+// is stopped but never defines one; ErrNoPool when there is none.
+func (c *Client) OpenPool(ctx context.Context) (string, error) {
+	return c.ensurePool(ctx, false)
+}
+
+func (c *Client) ensurePool(ctx context.Context, create bool) (string, error) {
 	var pool golibvirt.StoragePool
 	err := do(ctx, func() error {
 		var err error
 		pool, err = c.l.StoragePoolLookupByName(PoolName)
 		return err
 	}, nil)
+	if !create && isLibvirtError(err, golibvirt.ErrNoStoragePool) {
+		return "", fmt.Errorf("%s: %w", c.target, ErrNoPool)
+	}
 	if isLibvirtError(err, golibvirt.ErrNoStoragePool) {
 		xml, xerr := (&libvirtxml.StoragePool{
 			Type: "dir", Name: PoolName,

@@ -77,6 +77,9 @@ func TestRemoteSSH(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if dir, err := c.OpenPool(ctx); err != nil || dir != poolDir {
+		t.Fatalf("OpenPool = %q, %v; want the pool EnsurePool made, %s", dir, err, poolDir)
+	}
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	prefix := testPrefix + hex.EncodeToString(rnd[:]) + "-"

@@ -16,7 +16,6 @@ import (
 // (shared by every run, uploaded once, named by content hash) and the
 // node's own (overlay, console log, layer: removed at Close).
 type remoteFiles struct {
-	poolDir string
 	// own are the node's volumes, deleted at Close.
 	own []string
 	// console is the console log's volume name.
@@ -43,7 +42,7 @@ func (n *Node) prepareRemote(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.remote = &remoteFiles{poolDir: dir}
+	n.remote = &remoteFiles{}
 	img := n.opts.Image
 	m := img.Manifest
 	upload := func(src string, a images.Artifact, ext string) (string, error) {
