@@ -63,15 +63,14 @@ func buildPinnedPinns(s versions.CRIOSource) func(context.Context, *workspace) e
 	}
 }
 
-// pinnedCRIOTree finds the source of s (SourceDirs), checks it against
-// the pin, extracts it into the workspace and reads it.
+// pinnedCRIOTree finds the source of s (FindCRIOSource), checks it
+// against the pin, extracts it into the workspace and reads it.
 func (w *workspace) pinnedCRIOTree(ctx context.Context, s versions.CRIOSource) (*crioTree, pinnedTree, error) {
-	dirs := SourceDirs()
-	loc, err := locateCRIOSource(s.Tag, dirs)
+	loc, err := FindCRIOSource(ctx, s)
 	if err != nil {
 		return nil, pinnedTree{}, err
 	}
-	w.progress(fmt.Sprintf("checking and unpacking %s", loc.path))
+	w.progress(fmt.Sprintf("checking and unpacking %s", loc.Path))
 	src, err := w.extractCRIOSource(ctx, s, loc, w.src)
 	if err != nil {
 		return nil, pinnedTree{}, err

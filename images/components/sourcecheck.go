@@ -26,24 +26,24 @@ type pinnedTree struct {
 // under dst, returning the tree. Nothing unchecked is written: a tarball's
 // sha256 is checked before it is unpacked, a clone's archive is hashed
 // once before it is unpacked and again while it is.
-func (w *workspace) extractCRIOSource(ctx context.Context, pin versions.CRIOSource, loc located, dst string) (pinnedTree, error) {
+func (w *workspace) extractCRIOSource(ctx context.Context, pin versions.CRIOSource, loc Source, dst string) (pinnedTree, error) {
 	var (
 		meta tarMeta
 		err  error
 	)
 	switch loc.kind {
 	case fromTarball:
-		meta, err = w.extractTarball(pin, loc.path, dst)
+		meta, err = w.extractTarball(pin, loc.Path, dst)
 	case fromClone:
-		meta, err = w.extractClone(ctx, pin, loc.path, dst)
+		meta, err = w.extractClone(ctx, pin, loc.Path, dst)
 	default:
 		err = fmt.Errorf("unknown source kind %d", loc.kind)
 	}
 	if err != nil {
-		return pinnedTree{}, fmt.Errorf("CRI-O %s source %s: %w", pin.Tag, loc.path, err)
+		return pinnedTree{}, fmt.Errorf("CRI-O %s source %s: %w", pin.Tag, loc.Path, err)
 	}
 	if meta.comment != pin.Commit {
-		return pinnedTree{}, fmt.Errorf("CRI-O %s source %s: its archive names commit %q, pinned %s", pin.Tag, loc.path, meta.comment, pin.Commit)
+		return pinnedTree{}, fmt.Errorf("CRI-O %s source %s: its archive names commit %q, pinned %s", pin.Tag, loc.Path, meta.comment, pin.Commit)
 	}
 	return pinnedTree{dir: filepath.Join(dst, tarPrefix(pin.Tag)), commitTime: meta.modTime}, nil
 }

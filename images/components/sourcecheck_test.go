@@ -93,7 +93,7 @@ func checkExtracted(t *testing.T, tree pinnedTree, commit string) {
 func TestExtractTarball(t *testing.T) {
 	_, tarball, pin := fakeRelease(t)
 	w := testWorkspace(t)
-	tree, err := w.extractCRIOSource(context.Background(), pin, located{fromTarball, tarball}, w.src)
+	tree, err := w.extractCRIOSource(context.Background(), pin, Source{fromTarball, tarball}, w.src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestExtractTarball(t *testing.T) {
 	bad := pin
 	bad.TarballSHA256 = strings.Repeat("0", 64)
 	w = testWorkspace(t)
-	if _, err := w.extractCRIOSource(context.Background(), bad, located{fromTarball, tarball}, w.src); err == nil || !strings.Contains(err.Error(), "not the release tarball") {
+	if _, err := w.extractCRIOSource(context.Background(), bad, Source{fromTarball, tarball}, w.src); err == nil || !strings.Contains(err.Error(), "not the release tarball") {
 		t.Errorf("tarball with another sha256: %v", err)
 	}
 	if entries, _ := os.ReadDir(w.src); len(entries) != 0 {
@@ -114,7 +114,7 @@ func TestExtractTarball(t *testing.T) {
 	bad = pin
 	bad.Commit = strings.Repeat("1", 40)
 	w = testWorkspace(t)
-	if _, err := w.extractCRIOSource(context.Background(), bad, located{fromTarball, tarball}, w.src); err == nil || !strings.Contains(err.Error(), "names commit") {
+	if _, err := w.extractCRIOSource(context.Background(), bad, Source{fromTarball, tarball}, w.src); err == nil || !strings.Contains(err.Error(), "names commit") {
 		t.Errorf("tarball of another commit: %v", err)
 	}
 }
@@ -132,7 +132,7 @@ func TestExtractClone(t *testing.T) {
 	os.WriteFile(filepath.Join(shallow, "cmd", "crio", "main.go"), []byte("package main // edited\n"), 0o644)
 	for _, clone := range []string{repo, shallow} {
 		w := testWorkspace(t)
-		tree, err := w.extractCRIOSource(ctx, pin, located{fromClone, clone}, w.src)
+		tree, err := w.extractCRIOSource(ctx, pin, Source{fromClone, clone}, w.src)
 		if err != nil {
 			t.Fatalf("%s: %v", clone, err)
 		}
@@ -148,14 +148,14 @@ func TestExtractClone(t *testing.T) {
 	gitT(t, repo, "commit", "-q", "-m", "after")
 	gitT(t, repo, "tag", "-f", "v9.9.9")
 	w := testWorkspace(t)
-	if _, err := w.extractCRIOSource(ctx, pin, located{fromClone, repo}, w.src); err == nil || !strings.Contains(err.Error(), "not the upstream tag") {
+	if _, err := w.extractCRIOSource(ctx, pin, Source{fromClone, repo}, w.src); err == nil || !strings.Contains(err.Error(), "not the upstream tag") {
 		t.Errorf("moved tag: %v", err)
 	}
 	// No tag and no commit.
 	other := filepath.Join(t.TempDir(), "other")
 	os.MkdirAll(other, 0o755)
 	gitT(t, other, "init", "-q")
-	if _, err := w.extractCRIOSource(ctx, pin, located{fromClone, other}, w.src); err == nil || !strings.Contains(err.Error(), "fetch origin tag v9.9.9") {
+	if _, err := w.extractCRIOSource(ctx, pin, Source{fromClone, other}, w.src); err == nil || !strings.Contains(err.Error(), "fetch origin tag v9.9.9") {
 		t.Errorf("clone without the commit: %v", err)
 	}
 	// The commit is there but its archive is not the tarball.
@@ -163,7 +163,7 @@ func TestExtractClone(t *testing.T) {
 	bad := pin
 	bad.TarSHA256 = strings.Repeat("0", 64)
 	w = testWorkspace(t)
-	if _, err := w.extractCRIOSource(ctx, bad, located{fromClone, repo}, w.src); err == nil || !strings.Contains(err.Error(), "hashes to") {
+	if _, err := w.extractCRIOSource(ctx, bad, Source{fromClone, repo}, w.src); err == nil || !strings.Contains(err.Error(), "hashes to") {
 		t.Errorf("archive with another sha256: %v", err)
 	}
 	if entries, _ := os.ReadDir(w.src); len(entries) != 0 {

@@ -1,6 +1,7 @@
 package crionode
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -123,6 +124,17 @@ func (p Profile) Components() []components.Component {
 		}
 	}
 	return cs
+}
+
+// CheckSources says whether the source trees of p's components built from
+// a pinned CRI-O release are at hand, before anything is built or booted:
+// nil, a *components.NoSourceError (skip the node, say why) or another
+// error (a source that is there but cannot be used).
+func (p Profile) CheckSources(ctx context.Context) error {
+	if err := components.CheckSources(ctx, p.Components()); err != nil {
+		return fmt.Errorf("node %s: %w", p.Name, err)
+	}
+	return nil
 }
 
 // KernelArgs are what the profile adds to the guest's kernel command line.

@@ -54,8 +54,9 @@ type CRIOSource struct {
 // git's default length grows with the clone (a shallow clone gives 7).
 const CRIOArchiveAbbrev = 10
 
-// CRIOSources are the bug-era CRI-O releases, oldest first (why these
-// two: third_party/cri-o/README.md of the shared dir).
+// CRIOSources are the bug-era CRI-O releases, oldest first: 1.16 passes
+// /proc/<pid>/ns/net to DEL unchecked, 1.17 has the pinning switch, off by
+// default (docs/crio-nodes.md).
 func CRIOSources() []CRIOSource {
 	return []CRIOSource{
 		{
