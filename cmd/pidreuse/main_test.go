@@ -47,8 +47,14 @@ type cliResult struct {
 
 func runCLI(t *testing.T, cred *syscall.Credential, args ...string) cliResult {
 	t.Helper()
+	return runCLIEnv(t, cred, nil, args...)
+}
+
+// runCLIEnv is runCLI with env added to the test's environment.
+func runCLIEnv(t *testing.T, cred *syscall.Credential, env []string, args ...string) cliResult {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "pidreuse"), args...)
-	cmd.Env = append(os.Environ(), "PIDREUSE_REPORT_DIR="+t.TempDir())
+	cmd.Env = append(append(os.Environ(), "PIDREUSE_REPORT_DIR="+t.TempDir()), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if cred != nil {
@@ -123,6 +129,50 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 			}
 			if strings.Contains(r.stdout, "pass") || strings.Contains(r.stdout, "FAIL") {
 				t.Fatalf("printed a verdict on bad input: %s", r.stdout)
+			}
+		})
+	}
+}
+
+// A bug-era node whose CRI-O source is nowhere (no PIDREUSE_CRIO_SOURCES,
+// no cached clone, upstream unreachable) is refused at once by every
+// command that would build or boot it: exit 125, one line naming the tag,
+// what was tried and the variable, and nothing created.
+func TestNoCRIOSourceIsNoVerdictAtOnce(t *testing.T) {
+	for _, c := range []struct {
+		tag  string
+		args []string
+	}{
+		{versions.CRIO117, []string{"run", "--tier", "vm", "--node", "crio-1.17", "--scenario", "crio-kubelet-reboot"}},
+		{versions.CRIO116, []string{"bisect", "--tier", "vm", "--node", "crio-1.16", "--scenario", "crio-kubelet-reboot"}},
+		{versions.CRIO117, []string{"odds", "--node", "crio-1.17", "--reboots", "1"}},
+		{versions.CRIO116, []string{"image", "build", "--node", "crio-1.16"}},
+		{versions.CRIO117, []string{"image", "hash", "--node", "crio-1.17"}},
+	} {
+		t.Run(strings.Join(c.args[:2], " "), func(t *testing.T) {
+			cache, tmp, reports := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "reports")
+			start := time.Now()
+			// Nothing listens on port 1 of loopback: refused at once, as an
+			// unreachable upstream is here.
+			r := runCLIEnv(t, nil, []string{"PIDREUSE_CACHE_DIR=" + cache, "PIDREUSE_CRIO_SOURCES=", "PIDREUSE_CRIO_UPSTREAM=https://127.0.0.1:1/cri-o/cri-o",
+				"TMPDIR=" + tmp, "PIDREUSE_REPORT_DIR=" + reports}, c.args...)
+			if took := time.Since(start); took > 20*time.Second {
+				t.Errorf("took %s to refuse", took)
+			}
+			if r.code != exitNoVerdict {
+				t.Fatalf("exit %d, want %d; stderr: %s", r.code, exitNoVerdict, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			want := []string{"CRI-O " + c.tag + " source not available", "PIDREUSE_CRIO_SOURCES (unset)", "fetching tag " + c.tag, "set PIDREUSE_CRIO_SOURCES to a dir holding a clone of upstream CRI-O as cri-o/"}
+			for _, w := range want {
+				if len(lines) != 1 || !strings.Contains(lines[0], w) {
+					t.Errorf("stderr %q: want one line containing %q", r.stderr, w)
+				}
+			}
+			for _, dir := range []string{tmp, reports} {
+				if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+					t.Errorf("a refused run left %v in %s", entries, dir)
+				}
 			}
 		})
 	}

@@ -91,6 +91,10 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	profile, _ := crionode.Lookup(c.node)
+	if err := profile.CheckSources(base); err != nil {
+		return exitNoVerdict, err
+	}
 	if os.Geteuid() != 0 {
 		return exitNoVerdict, errors.New("odds needs root (libvirt's system socket, image builds): run it as root")
 	}
@@ -119,7 +123,6 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 		}
 	}()
 
-	profile, _ := crionode.Lookup(c.node)
 	agentPath, err := findAgent(c.agentPath)
 	if err != nil {
 		return exitNoVerdict, err

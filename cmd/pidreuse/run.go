@@ -55,6 +55,13 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 			progress("skipped " + s)
 		}
 	}
+	// A bug-era node without its CRI-O source cannot run: say so before
+	// anything is built, booted or written.
+	if c.tier == scenarios.TierVM && needsCRIONode(scs) {
+		if err := profile.CheckSources(ctx); err != nil {
+			return exitNoVerdict, err
+		}
+	}
 	started := time.Now()
 	if err := rootFor(c.tier); err != nil {
 		return exitNoVerdict, err
@@ -124,6 +131,16 @@ func runnable(scs []scenarios.Scenario, p crionode.Profile) (keep []scenarios.Sc
 		keep = append(keep, sc)
 	}
 	return keep, skipped
+}
+
+// needsCRIONode says whether any of scs runs on the run's CRI-O node.
+func needsCRIONode(scs []scenarios.Scenario) bool {
+	for _, sc := range scs {
+		if sc.NeedsCRIONode() {
+			return true
+		}
+	}
+	return false
 }
 
 // rootFor says why tier cannot run without root.

@@ -50,6 +50,9 @@ func cmdImage(ctx context.Context, args []string) (int, error) {
 		if err != nil {
 			return exitNoVerdict, fmt.Errorf("--node: %w", err)
 		}
+		if err := p.CheckSources(ctx); err != nil {
+			return exitNoVerdict, err
+		}
 		profile = &p
 	}
 	if args[0] == "hash" {

@@ -86,6 +86,7 @@ var _ = Describe("CRI-O and kubelet on a VM", Label("vm", "crio"), func() {
 				failures = e2eutil.TrackFailures()
 			)
 			BeforeAll(func(ctx SpecContext) {
+				e2eutil.SkipWithoutSources(ctx, cn.profile)
 				var err error
 				host, err = e2eutil.ReadHostNet()
 				Expect(err).NotTo(HaveOccurred())

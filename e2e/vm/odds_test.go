@@ -30,7 +30,10 @@ import (
 // are in the README).
 var _ = Describe("pidreuse odds", Ordered, Label("vm", "odds"), func() {
 	var cli string
-	BeforeAll(func(ctx SpecContext) { cli = e2eutil.CLIDir(ctx) }, NodeTimeout(5*time.Minute))
+	BeforeAll(func(ctx SpecContext) {
+		e2eutil.SkipWithoutSources(ctx, "crio-1.17")
+		cli = e2eutil.CLIDir(ctx)
+	}, NodeTimeout(5*time.Minute))
 
 	It("measures two natural reboots on crio-1.17 and writes the report", func(ctx SpecContext) {
 		host, err := e2eutil.ReadHostNet()
