@@ -37,7 +37,7 @@ func TestOddsBadInput(t *testing.T) {
 // it builds an image or boots anything.
 func TestOddsNeedsTheRecorder(t *testing.T) {
 	needRoot(t)
-	r := runCLI(t, nil, "odds", "--reboots", "1", "--libvirt-socket", "/nonexistent/libvirt-sock")
+	r := runCLI(t, nil, "odds", "--node", "crio-1.34", "--reboots", "1", "--libvirt-socket", "/nonexistent/libvirt-sock")
 	if r.code != exitNoVerdict || !strings.Contains(r.stderr, "the recording CNI plugin") || !strings.Contains(r.stderr, "make build") {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
