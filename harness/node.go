@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
@@ -54,9 +55,17 @@ func (e *AgentError) Error() string {
 }
 
 // Agent runs one node agent step and decodes its JSON answer into out
-// (which may be nil).
+// (which may be nil). The step has deadline.AgentStep (scaled): a plugin
+// that never returns ends the step as a *deadline.TimedOut, and the node
+// backend kills what it ran (the sandbox its whole node, a VM the SSH
+// session; the run's teardown destroys the rest).
 func Agent(ctx context.Context, n Node, out any, args ...string) error {
-	res, err := n.Exec(ctx, append([]string{"nodeagent"}, args...)...)
+	var res ExecResult
+	err := deadline.Run(ctx, stepName(args), deadline.AgentStep, func(ctx context.Context) error {
+		var err error
+		res, err = n.Exec(ctx, append([]string{"nodeagent"}, args...)...)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("%s: nodeagent %s: %w", n.Name(), strings.Join(args, " "), err)
 	}
@@ -75,7 +84,12 @@ func Agent(ctx context.Context, n Node, out any, args ...string) error {
 // Shell runs a script in the node and returns its stdout; a non-zero exit
 // is an error naming the node and the script, with stderr.
 func Shell(ctx context.Context, n Node, script string) (string, error) {
-	res, err := n.Exec(ctx, "sh", "-c", script)
+	var res ExecResult
+	err := deadline.Run(ctx, "shell `"+firstLine(script)+"` on "+n.Name(), deadline.ShellStep, func(ctx context.Context) error {
+		var err error
+		res, err = n.Exec(ctx, "sh", "-c", script)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", n.Name(), err)
 	}
@@ -83,6 +97,31 @@ func Shell(ctx context.Context, n Node, script string) (string, error) {
 		return "", fmt.Errorf("%s: %s: exit %d: %s", n.Name(), script, res.ExitCode, strings.TrimSpace(string(res.Stderr)))
 	}
 	return string(res.Stdout), nil
+}
+
+// stepName names an agent step by its command words ("nodeagent cni
+// del"), without the flags that follow them.
+func stepName(args []string) string {
+	name := "nodeagent"
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			break
+		}
+		name += " " + a
+	}
+	return name
+}
+
+// firstLine is a script's first line, cut to 60 bytes: enough to say
+// which command a timed-out step was.
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " …"
+	}
+	if len(s) > 60 {
+		s = s[:60] + "…"
+	}
+	return s
 }
 
 // BootID asks the node's agent for the kernel's boot id: a new one proves

@@ -43,6 +43,8 @@ type runConfig struct {
 	runID         string
 	// runDir is the run's locked work dir (openRunDir), set by cmdRun.
 	runDir string
+	// timeoutScale multiplies every step's deadline.
+	timeoutScale float64
 }
 
 func parseRunFlags(name string, args []string) (runConfig, error) {
@@ -64,11 +66,17 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	fs.StringVar(&c.reportDir, "report-dir", envOr("PIDREUSE_REPORT_DIR", "reports"), "write the run's report (summary.md, junit.xml, results/*.json) under DIR/<run id>")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object per scenario instead of a table")
 	fs.StringVar(&c.keep, "keep", envOr("PIDREUSE_KEEP", "never"), "keep nodes for debugging: never, on-failure or always")
+	var ts timeoutScaleFlag
+	ts.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}
 		return c, usageErr{fmt.Sprintf("%s: %v", name, err)}
+	}
+	var err error
+	if c.timeoutScale, err = ts.scale(); err != nil {
+		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, usageErr{fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(0))}

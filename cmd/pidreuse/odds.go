@@ -37,6 +37,7 @@ type oddsConfig struct {
 	libvirtURI    string
 	keep          bool
 	runID         string
+	timeoutScale  float64
 }
 
 func parseOddsFlags(args []string) (oddsConfig, error) {
@@ -54,6 +55,8 @@ func parseOddsFlags(args []string) (oddsConfig, error) {
 	fs.StringVar(&c.libvirtSocket, "libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's socket, for a local --libvirt-uri")
 	fs.StringVar(&c.libvirtURI, "libvirt-uri", envOr("PIDREUSE_LIBVIRT_URI", libvirt.LocalURI), "libvirt host: qemu:///system, qemu+ssh://user@host[:port]/system[?keyfile=K&known_hosts=F] or qemu+tcp://127.0.0.1/system")
 	fs.BoolVar(&c.keep, "keep", false, "leave the VM running at the end, for a look inside (prints its ssh line)")
+	var ts timeoutScaleFlag
+	ts.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -72,6 +75,10 @@ func parseOddsFlags(args []string) (oddsConfig, error) {
 	}
 	if _, err := crionode.Lookup(c.node); err != nil {
 		return c, usageErr{"odds: --node: " + err.Error()}
+	}
+	var err error
+	if c.timeoutScale, err = ts.scale(); err != nil {
+		return c, err
 	}
 	c.runID = newRunID()
 	return c, nil
@@ -101,7 +108,7 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 	if err := report.CheckDir(c.reportDir); err != nil {
 		return exitNoVerdict, err
 	}
-	ctx, cancel := context.WithCancel(base)
+	ctx, cancel := context.WithCancel(withDeadlines(base, c.timeoutScale))
 	defer cancel()
 	stop := make(chan struct{})
 	var cycling atomic.Bool

@@ -34,6 +34,7 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 		return exitUsage, err
 	}
 	c.bisect = bisect
+	ctx = withDeadlines(ctx, c.timeoutScale)
 	scs, err := scenarios.Select(c.scenario, c.tier)
 	if err != nil {
 		return exitNoVerdict, err

@@ -3,6 +3,7 @@ package kubescenario
 import (
 	"context"
 	"fmt"
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 // failing (a build under test that cannot start) ends the wait early: no
 // verdict in a minute rather than after the whole timeout.
 func (p *play) waitPods(ctx context.Context, when string, timeout time.Duration) ([]kube.Container, error) {
+	timeout = deadline.Scaled(ctx, timeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -66,7 +68,7 @@ func (p *play) livenessFailures(ctx context.Context) ([]string, error) {
 // probe and restarted the sdn container, or timeout passes (not an error:
 // the check records it).
 func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time.Duration) (bool, string, error) {
-	deadline := time.Now().Add(timeout)
+	until := time.Now().Add(deadline.Scaled(ctx, timeout))
 	for {
 		failures, err := p.livenessFailures(ctx)
 		if err != nil {
@@ -80,7 +82,7 @@ func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time
 		if len(failures) > 0 && kube.Restarts(cs, crioguest.SDNPod) > before {
 			return true, last, nil
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(until) {
 			return false, last, nil
 		}
 		if err := harness.Sleep(ctx, 5*time.Second); err != nil {

@@ -3,6 +3,7 @@ package odds
 import (
 	"context"
 	"fmt"
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"strconv"
 	"strings"
 	"time"
@@ -168,6 +169,7 @@ func restartsThisBoot(sbs []kube.Sandbox, cs []kube.Container, name string) int 
 
 // waitPods waits until every named container runs.
 func waitPods(ctx context.Context, n harness.Node, pods []string, timeout time.Duration, progress func(string)) error {
+	timeout = deadline.Scaled(ctx, timeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if _, err := kube.WaitRunning(ctx, n, progress, pods...); err != nil {

@@ -3,6 +3,7 @@ package odds
 import (
 	"context"
 	"fmt"
+	pdeadline "github.com/pidreuse/pidreuse/harness/deadline"
 	"strings"
 	"time"
 
@@ -56,7 +57,7 @@ func (r *run) cycle(ctx context.Context, index int) (Cycle, error) {
 	if err := waitPods(ctx, r.node, r.opts.Node.Pods, r.opts.PodTimeout, r.opts.Progress); err != nil {
 		return c, err
 	}
-	recs, err := waitDels(ctx, r.node, boot, old, delWait)
+	recs, err := waitDels(ctx, r.node, boot, old, pdeadline.Scaled(ctx, delWait))
 	if err != nil {
 		return c, err
 	}
@@ -87,7 +88,7 @@ func (r *run) symptom(ctx context.Context, index int) (Symptom, error) {
 	s.LoUp = l.Up
 	if !s.LoUp {
 		r.step(index, "host lo DOWN: waiting for kubelet to fail the sdn pod's liveness probe and restart it")
-		deadline := time.Now().Add(symptomWait)
+		deadline := time.Now().Add(pdeadline.Scaled(ctx, symptomWait))
 		for {
 			lines, restarts, err := liveness(ctx, r.node)
 			if err != nil {

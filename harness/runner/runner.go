@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
@@ -66,6 +67,10 @@ type Runner struct {
 	node   harness.Node
 	opts   Options
 	trials []*Trial
+	// stop is the first step that passed its deadline: the runner plays
+	// nothing after it (a stuck plugin would stall every later trial the
+	// same way), and each trial not yet judged says why.
+	stop error
 }
 
 // New returns a runner for node.
@@ -94,6 +99,28 @@ func (r *Runner) PrepareWith(ctx context.Context, sc scenarios.Scenario, pl Plug
 	t.res = Result{Scenario: sc.Name, Tier: r.opts.Tier, Node: r.node.Name(), PluginVersion: pl.Version,
 		NetnsMode: string(sc.Netns), ExpectedLoUp: sc.ExpectLoUp}
 	r.trials = append(r.trials, t)
+	if r.stop != nil {
+		return t, t.fail(r.notPlayed())
+	}
+	t2, err := r.prepare(ctx, t, sc, n)
+	r.noteTimeout(err)
+	return t2, err
+}
+
+// noteTimeout stops the runner when err is a step past its deadline.
+func (r *Runner) noteTimeout(err error) {
+	if _, ok := deadline.As(err); ok && r.stop == nil {
+		r.stop = err
+	}
+}
+
+// notPlayed is the error of a trial the runner did not play because an
+// earlier step timed out.
+func (r *Runner) notPlayed() error {
+	return fmt.Errorf("not played: an earlier step %w", r.stop)
+}
+
+func (r *Runner) prepare(ctx context.Context, t *Trial, sc scenarios.Scenario, n int) (*Trial, error) {
 	if sc.DeleteBy != scenarios.LegacyEmulator {
 		return t, t.fail(fmt.Errorf("scenario %s: deleter %s is not driven by this runner", sc.Name, sc.DeleteBy))
 	}
@@ -166,9 +193,13 @@ func (r *Runner) Finish(ctx context.Context, t *Trial) Result {
 // of its own after the runner's (kubescenario's legacy-symptom watches
 // kubelet) and judges the whole result itself.
 func (r *Runner) Play(ctx context.Context, t *Trial) Result {
+	if t.res.Error == "" && r.stop != nil {
+		_ = t.fail(r.notPlayed())
+	}
 	if t.res.Error == "" {
 		if err := r.finish(ctx, t); err != nil {
 			_ = t.fail(err)
+			r.noteTimeout(err)
 		}
 	}
 	t.res.DurationMs = time.Since(t.start).Milliseconds()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"net"
 	"os"
 	"path/filepath"
@@ -249,7 +250,7 @@ func (n *Node) accel() string {
 
 // waitBoot waits for SSH and for a boot ID other than old.
 func (n *Node) waitBoot(ctx context.Context, old string) error {
-	ctx, cancel := context.WithTimeout(ctx, n.opts.BootTimeout)
+	ctx, cancel := context.WithTimeout(ctx, deadline.Scaled(ctx, n.opts.BootTimeout))
 	defer cancel()
 	started := time.Now()
 	last := time.Now()
@@ -335,7 +336,7 @@ func (n *Node) Reboot(ctx context.Context) error {
 	_, _ = n.Exec(ctx, "systemctl", "reboot")
 	n.dropSSH()
 	if n.opts.RebootMode == RebootDestroyStart {
-		wctx, cancel := context.WithTimeout(ctx, n.opts.BootTimeout)
+		wctx, cancel := context.WithTimeout(ctx, deadline.Scaled(ctx, n.opts.BootTimeout))
 		reason, err := n.lv.WaitStopped(wctx, n.opts.Name)
 		cancel()
 		if err != nil {

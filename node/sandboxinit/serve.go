@@ -69,6 +69,10 @@ func execute(ctx context.Context, self string, req Request) Response {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// A plugin the command left behind may hold its output open: answer
+	// once the command itself is done (the harness halts the node when a
+	// step passes its deadline, and every process in it dies).
+	cmd.WaitDelay = 2 * time.Second
 	err := cmd.Run()
 	resp := Response{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	var exit *exec.ExitError
