@@ -178,6 +178,49 @@ func TestNoCRIOSourceIsNoVerdictAtOnce(t *testing.T) {
 	}
 }
 
+// A loopback plugin whose DEL never returns ends a bisect step as "timed
+// out", 125, once the step's deadline passes (scaled down here), with the
+// node torn down and nothing of the plugin left running.
+func TestStuckDELTimesOutAsNoVerdict(t *testing.T) {
+	needRoot(t)
+	if _, err := os.Stat("/usr/lib/cni/loopback"); err != nil {
+		t.Skip("needs Debian's CNI plugins (make deps)")
+	}
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "loopback"), "./testdata/stuckdel")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the stuck plugin: %v\n%s", err, out)
+	}
+	tmp := t.TempDir()
+	start := time.Now()
+	// 0.05 × the agent step's 2 minutes: 6 s.
+	r := runCLIEnv(t, nil, []string{"TMPDIR=" + tmp}, "bisect", "--tier", "sandbox", "--scenario", "ephemeral-reused", "--cni-bin-dir", dir, "--timeout-scale", "0.05")
+	took := time.Since(start)
+	if r.code != exitNoVerdict {
+		t.Fatalf("exit %d, want %d; stderr: %s", r.code, exitNoVerdict, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "timed out: nodeagent cni del after 6s") {
+		t.Errorf("stderr does not say which step timed out: %s", r.stderr)
+	}
+	if took > time.Minute {
+		t.Errorf("took %s", took)
+	}
+	for _, pattern := range []string{filepath.Join(dir, "loopback"), "sleep 3600"} {
+		if out, _ := exec.Command("pgrep", "-f", pattern).Output(); len(out) > 0 {
+			t.Errorf("%s is still running: pids %s", pattern, out)
+		}
+	}
+	// A failed run keeps only the node's artifacts, which it names.
+	runs, _ := filepath.Glob(filepath.Join(tmp, "pidreuse-*"))
+	for _, run := range runs {
+		entries, _ := os.ReadDir(run)
+		if len(entries) != 1 || entries[0].Name() != "artifacts" || !strings.Contains(r.stderr, filepath.Join(run, "artifacts")) {
+			t.Errorf("the run left %v in %s (stderr: %s)", entries, run, r.stderr)
+		}
+	}
+}
+
 // pidreuse nodes lists every profile with what decides the bug on it.
 func TestNodes(t *testing.T) {
 	r := runCLI(t, nil, "nodes")

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pidreuse/pidreuse/internal/elfcheck"
@@ -40,15 +41,37 @@ func CheckDir(ctx context.Context, dir string) error {
 	return checkVersion(ctx, p)
 }
 
+// versionTimeout bounds a plugin's VERSION answer: milliseconds for a
+// real plugin.
+const versionTimeout = 10 * time.Second
+
 // checkVersion runs the plugin's VERSION command, which every CNI plugin
 // answers without touching anything.
 func checkVersion(ctx context.Context, plugin string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	return checkVersionWithin(ctx, plugin, versionTimeout)
+}
+
+func checkVersionWithin(ctx context.Context, plugin string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, plugin)
 	cmd.Env = append(os.Environ(), "CNI_COMMAND=VERSION")
 	cmd.Stdin = strings.NewReader("{}")
+	// Its own process group, killed whole at the deadline: a plugin that
+	// leaves a child holding its stdout must not make the check outlast
+	// it (Output waits for the pipe's EOF; WaitDelay stops that wait).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
 	out, err := cmd.Output()
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("CNI plugin %s does not answer CNI_COMMAND=VERSION within %s (killed)", plugin, timeout)
+	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The plugin answered and exited; a child it left holds stdout.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		err = nil
+	}
 	if err != nil {
 		return fmt.Errorf("CNI plugin %s does not run (CNI_COMMAND=VERSION): %w", plugin, err)
 	}
