@@ -170,8 +170,16 @@ func Select(spec, tier string) ([]Scenario, error) {
 		}
 		return out, nil
 	}
+	seen := map[string]bool{}
 	for _, name := range strings.Split(spec, ",") {
-		s, ok := byName[strings.TrimSpace(name)]
+		name = strings.TrimSpace(name)
+		// A scenario named twice would run twice under one result file
+		// name: refused rather than merged, so the run is what was typed.
+		if seen[name] {
+			return nil, fmt.Errorf("scenario %q is named twice in %q: name each once", name, spec)
+		}
+		seen[name] = true
+		s, ok := byName[name]
 		if !ok {
 			names := Names()
 			sort.Strings(names)

@@ -44,6 +44,9 @@ func TestSelect(t *testing.T) {
 	if _, err := Select("nope", TierSandbox); err == nil || !strings.Contains(err.Error(), "ephemeral-reused") {
 		t.Fatalf("unknown name: error %v should list the known ones", err)
 	}
+	if _, err := Select("del-retry, del-retry", TierSandbox); err == nil || !strings.Contains(err.Error(), `"del-retry" is named twice`) {
+		t.Fatalf("a scenario named twice: %v", err)
+	}
 }
 
 func TestLoopbackFailsOnMissingPath(t *testing.T) {

@@ -81,10 +81,41 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	if fs.NArg() > 0 {
 		return c, usageErr{fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(0))}
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.nodeSet = set["node"]
+	// Every value is checked before anything runs; one taken from the
+	// environment is named by its variable.
+	source := func(flagName, env string) string {
+		if !set[flagName] && os.Getenv(env) != "" {
+			return env
+		}
+		return "--" + flagName
+	}
 	switch c.keep {
 	case "never", "on-failure", "always":
 	default:
-		return c, usageErr{fmt.Sprintf("--keep %q: use never, on-failure or always", c.keep)}
+		return c, usageErr{fmt.Sprintf("%s %q: use never, on-failure or always", source("keep", "PIDREUSE_KEEP"), c.keep)}
+	}
+	switch c.tier {
+	case scenarios.TierSandbox, scenarios.TierVM:
+	default:
+		return c, usageErr{fmt.Sprintf("unknown tier %q: use sandbox or vm", c.tier)}
+	}
+	switch c.rebootMode {
+	case "destroy-start", "reset":
+	default:
+		return c, usageErr{fmt.Sprintf("--reboot %q: use destroy-start or reset", c.rebootMode)}
+	}
+	if _, err := crionode.Lookup(c.node); err != nil {
+		return c, usageErr{fmt.Sprintf("%s: %v", source("node", "PIDREUSE_NODE"), err)}
+	}
+	if c.cniBinDir == "" {
+		if _, err := cniplugins.ParseVersions(c.pluginVersion); err != nil {
+			return c, usageErr{"--plugin-version: " + err.Error()}
+		}
+	} else if set["plugin-version"] {
+		return c, usageErr{"--plugin-version and --cni-bin-dir: name one (--cni-bin-dir brings its own plugins)"}
 	}
 	if c.tier != scenarios.TierVM {
 		for _, f := range []struct{ name, val string }{{"crio", c.crio}, {"kubelet", c.kubelet}, {"pinns", c.pinns}} {
@@ -92,8 +123,19 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 				return c, usageErr{fmt.Sprintf("--%s applies to --tier vm: the %s tier runs no CRI-O or kubelet", f.name, c.tier)}
 			}
 		}
+		// Flags that only a VM uses would be ignored here: refused, so a
+		// script never believes it ran what it did not.
+		for _, f := range []string{"libvirt-uri", "libvirt-socket", "reboot", "node"} {
+			if set[f] {
+				return c, usageErr{fmt.Sprintf("--%s applies to --tier vm: the %s tier boots no VM", f, c.tier)}
+			}
+		}
 	}
-	fs.Visit(func(f *flag.Flag) { c.nodeSet = c.nodeSet || f.Name == "node" })
+	if c.agentPath == "" && os.Getenv("PIDREUSE_NODEAGENT") != "" {
+		if err := checkAgentFile("PIDREUSE_NODEAGENT", os.Getenv("PIDREUSE_NODEAGENT")); err != nil {
+			return c, usageErr{err.Error()}
+		}
+	}
 	c.runID = newRunID()
 	return c, nil
 }
@@ -132,10 +174,12 @@ func findAgent(flagPath string) (string, error) {
 		if p == "" {
 			continue
 		}
-		st, err := os.Stat(p)
-		if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		if err := checkAgentFile("--agent", p); err != nil {
 			if p == flagPath {
 				return "", fmt.Errorf("nodeagent %s is missing or not executable: run `make build`", p)
+			}
+			if p == os.Getenv("PIDREUSE_NODEAGENT") {
+				return "", err
 			}
 			continue
 		}
@@ -149,6 +193,15 @@ func findAgent(flagPath string) (string, error) {
 		return abs, nil
 	}
 	return "", errors.New("nodeagent not found next to pidreuse: run `make build` or pass --agent")
+}
+
+// checkAgentFile says whether path, given by source, is an executable file.
+func checkAgentFile(source, path string) error {
+	st, err := os.Stat(path)
+	if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s: nodeagent %s is missing or not executable: run `make build`", source, path)
+	}
+	return nil
 }
 
 // pluginSet is one set of CNI plugins the matrix runs with.
@@ -180,9 +233,9 @@ func resolvePlugins(ctx context.Context, c runConfig, progress func(string)) ([]
 		}
 		return []pluginSet{{version: "custom:" + abs, dir: abs}}, nil
 	}
-	wanted := []string{c.pluginVersion}
-	if c.pluginVersion == "all" {
-		wanted = append(append([]string{}, versions.CNIPlugins...), versions.DebianCNIPlugins)
+	wanted, err := cniplugins.ParseVersions(c.pluginVersion)
+	if err != nil {
+		return nil, err
 	}
 	root, err := cniplugins.CacheRoot()
 	if err != nil {

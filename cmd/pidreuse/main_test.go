@@ -95,33 +95,55 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 		name string
 		args []string
 		want string
+		env  []string
+		code int // exit code; 0 means exitNoVerdict
 	}{
-		{"unknown scenario", []string{"run", "--scenario", "nope"}, `unknown scenario "nope"`},
-		{"missing plugin dir", []string{"run", "--cni-bin-dir", "/nonexistent/cni"}, "has no loopback plugin"},
-		{"dir without loopback", []string{"run", "--cni-bin-dir", empty}, "has no loopback plugin"},
-		{"non-executable plugin", []string{"run", "--cni-bin-dir", notExec}, "is not an executable file"},
-		{"a binary that is no CNI plugin", []string{"run", "--cni-bin-dir", notCNI}, "does not run (CNI_COMMAND=VERSION)"},
-		{"not an ELF plugin", []string{"bisect", "--scenario", "ephemeral-reused", "--cni-bin-dir", notELF}, "is not an ELF executable"},
-		{"unknown tier", []string{"run", "--tier", "cloud"}, `unknown tier "cloud"`},
-		{"unknown plugin version", []string{"run", "--plugin-version", "latest"}, `want a tag like v1.6.2`},
-		{"no libvirtd", []string{"run", "--tier", "vm", "--scenario", "ephemeral-reused", "--libvirt-socket", "/nonexistent/libvirt-sock"}, "libvirtd not reachable at /nonexistent/libvirt-sock: run `make deps`"},
-		{"vm bisect, missing agent", []string{"bisect", "--tier", "vm", "--scenario", "ephemeral-reused", "--agent", "/nonexistent/nodeagent"}, "nodeagent /nonexistent/nodeagent is missing"},
-		{"bisect with two scenarios", []string{"bisect", "--scenario", "all"}, "name exactly one --scenario"},
-		{"crio on the sandbox tier", []string{"bisect", "--scenario", "ephemeral-reused", "--crio", "/bin/true"}, "--crio applies to --tier vm"},
-		{"crio with a scenario that runs no CRI-O", []string{"bisect", "--tier", "vm", "--scenario", "ephemeral-reused", "--crio", "/bin/true"}, "--crio only matters to the scenarios that run CRI-O"},
-		{"crio that is not an ELF", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--crio", filepath.Join(notELF, "loopback")}, "--crio: " + filepath.Join(notELF, "loopback") + " is not an ELF executable"},
-		{"kubelet without --version", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--kubelet", "/bin/false"}, "--kubelet: `/bin/false --version` failed"},
-		{"report dir is a file", []string{"run", "--report-dir", aFile}, "report dir " + aFile + " cannot be created"},
-		{"report dir is read-only", []string{"bisect", "--scenario", "ephemeral-reused", "--report-dir", "/proc/sys"}, "report dir /proc/sys is not writable"},
-		{"unknown node", []string{"run", "--tier", "vm", "--node", "crio-0.1", "--scenario", "crio-kubelet-reboot"}, `--node: unknown node "crio-0.1": choose one of crio-1.16, crio-1.17, crio-1.34`},
-		{"forced pinning on a CRI-O without the switch", []string{"bisect", "--tier", "vm", "--node", "crio-1.34", "--scenario", "crio-unpinned-reboot"}, "crio-unpinned-reboot: node crio-1.34: CRI-O v1.34.0 has no namespace pinning switch"},
-		{"missing pinns", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--pinns", "/nonexistent/pinns"}, "--pinns: stat /nonexistent/pinns: no such file"},
+		{"unknown scenario", []string{"run", "--scenario", "nope"}, `unknown scenario "nope"`, nil, exitUsage},
+		{"unknown scenario, bisect", []string{"bisect", "--scenario", "nope"}, `unknown scenario "nope"`, nil, 0},
+		{"a scenario named twice", []string{"run", "--scenario", "del-retry,del-retry"}, `"del-retry" is named twice`, nil, exitUsage},
+		{"plugin versions as a list", []string{"run", "--plugin-version", "v1.6.2,v1.10.0,v1.6.2"}, `"v1.6.2" is named twice`, nil, exitUsage},
+		{"a plugin version that is not pinned", []string{"bisect", "--scenario", "ephemeral-reused", "--plugin-version", "v1.9.9"}, `CNI plugin version "v1.9.9": want one of v0.8.7`, nil, 0},
+		{"a plugin version with a path", []string{"run", "--plugin-version", "v/../../../../x"}, `CNI plugin version "v/../../../../x"`, nil, exitUsage},
+		{"plugin version and a plugin dir", []string{"run", "--plugin-version", "v1.6.2", "--cni-bin-dir", empty}, "name one", nil, exitUsage},
+		{"libvirt uri on the sandbox tier", []string{"run", "--libvirt-uri", "qemu:///system"}, "--libvirt-uri applies to --tier vm", nil, exitUsage},
+		{"reboot on the sandbox tier", []string{"bisect", "--scenario", "ephemeral-reused", "--reboot", "reset"}, "--reboot applies to --tier vm", nil, 0},
+		{"bad PIDREUSE_KEEP", []string{"run"}, `PIDREUSE_KEEP "sometimes": use never, on-failure or always`, []string{"PIDREUSE_KEEP=sometimes"}, exitUsage},
+		{"bad PIDREUSE_NODEAGENT", []string{"run"}, "PIDREUSE_NODEAGENT: nodeagent /nonexistent/nodeagent is missing", []string{"PIDREUSE_NODEAGENT=/nonexistent/nodeagent"}, exitUsage},
+		{"bad PIDREUSE_TIMEOUT_SCALE", []string{"bisect", "--scenario", "ephemeral-reused"}, "PIDREUSE_TIMEOUT_SCALE: timeout scale \"-1\"", []string{"PIDREUSE_TIMEOUT_SCALE=-1"}, 0},
+		{"bad --timeout-scale", []string{"run", "--timeout-scale", "0"}, `--timeout-scale: timeout scale "0"`, nil, exitUsage},
+		{"missing plugin dir", []string{"run", "--cni-bin-dir", "/nonexistent/cni"}, "has no loopback plugin", nil, 0},
+		{"dir without loopback", []string{"run", "--cni-bin-dir", empty}, "has no loopback plugin", nil, 0},
+		{"non-executable plugin", []string{"run", "--cni-bin-dir", notExec}, "is not an executable file", nil, 0},
+		{"a binary that is no CNI plugin", []string{"run", "--cni-bin-dir", notCNI}, "does not run (CNI_COMMAND=VERSION)", nil, 0},
+		{"not an ELF plugin", []string{"bisect", "--scenario", "ephemeral-reused", "--cni-bin-dir", notELF}, "is not an ELF executable", nil, 0},
+		{"unknown tier", []string{"run", "--tier", "cloud"}, `unknown tier "cloud"`, nil, exitUsage},
+		{"unknown plugin version", []string{"run", "--plugin-version", "latest"}, `CNI plugin version "latest": want one of`, nil, exitUsage},
+		{"no libvirtd", []string{"run", "--tier", "vm", "--scenario", "ephemeral-reused", "--libvirt-socket", "/nonexistent/libvirt-sock"}, "libvirtd not reachable at /nonexistent/libvirt-sock: run `make deps`", nil, 0},
+		{"vm bisect, missing agent", []string{"bisect", "--tier", "vm", "--scenario", "ephemeral-reused", "--agent", "/nonexistent/nodeagent"}, "nodeagent /nonexistent/nodeagent is missing", nil, 0},
+		{"bisect with two scenarios", []string{"bisect", "--scenario", "all"}, "name exactly one --scenario", nil, 0},
+		{"crio on the sandbox tier", []string{"bisect", "--scenario", "ephemeral-reused", "--crio", "/bin/true"}, "--crio applies to --tier vm", nil, 0},
+		{"crio with a scenario that runs no CRI-O", []string{"bisect", "--tier", "vm", "--scenario", "ephemeral-reused", "--crio", "/bin/true"}, "--crio only matters to the scenarios that run CRI-O", nil, 0},
+		{"crio that is not an ELF", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--crio", filepath.Join(notELF, "loopback")}, "--crio: " + filepath.Join(notELF, "loopback") + " is not an ELF executable", nil, 0},
+		{"kubelet without --version", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--kubelet", "/bin/false"}, "--kubelet: `/bin/false --version` failed", nil, 0},
+		{"report dir is a file", []string{"run", "--report-dir", aFile}, "report dir " + aFile + " cannot be created", nil, 0},
+		{"report dir is read-only", []string{"bisect", "--scenario", "ephemeral-reused", "--report-dir", "/proc/sys"}, "report dir /proc/sys is not writable", nil, 0},
+		{"unknown node", []string{"run", "--tier", "vm", "--node", "crio-0.1", "--scenario", "crio-kubelet-reboot"}, `--node: unknown node "crio-0.1": choose one of crio-1.16, crio-1.17, crio-1.34`, nil, exitUsage},
+		{"forced pinning on a CRI-O without the switch", []string{"bisect", "--tier", "vm", "--node", "crio-1.34", "--scenario", "crio-unpinned-reboot"}, "crio-unpinned-reboot: node crio-1.34: CRI-O v1.34.0 has no namespace pinning switch", nil, 0},
+		{"missing pinns", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--pinns", "/nonexistent/pinns"}, "--pinns: stat /nonexistent/pinns: no such file", nil, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := runCLI(t, nil, c.args...)
-			if r.code != exitNoVerdict {
-				t.Fatalf("exit %d, want %d; stderr: %s", r.code, exitNoVerdict, r.stderr)
+			want := c.code
+			if want == 0 {
+				want = exitNoVerdict
+			}
+			reports := filepath.Join(t.TempDir(), "reports")
+			r := runCLIEnv(t, nil, append([]string{"PIDREUSE_REPORT_DIR=" + reports}, c.env...), c.args...)
+			if r.code != want {
+				t.Fatalf("exit %d, want %d; stderr: %s", r.code, want, r.stderr)
+			}
+			if _, err := os.Stat(reports); err == nil && !strings.HasPrefix(c.name, "report dir") {
+				t.Errorf("a refused run created its report dir %s", reports)
 			}
 			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
 			if len(lines) != 1 || !strings.Contains(lines[0], c.want) {

@@ -37,12 +37,9 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	ctx = withDeadlines(ctx, c.timeoutScale)
 	scs, err := scenarios.Select(c.scenario, c.tier)
 	if err != nil {
-		return exitNoVerdict, err
+		return exitUsage, usageErr{"--scenario: " + err.Error()}
 	}
-	profile, err := crionode.Lookup(c.node)
-	if err != nil {
-		return exitNoVerdict, fmt.Errorf("--node: %w", err)
-	}
+	profile, _ := crionode.Lookup(c.node) // checked with the flags
 	if bisect && len(scs) != 1 {
 		return exitNoVerdict, usageErr{"bisect: name exactly one --scenario (e.g. ephemeral-reused)"}
 	}

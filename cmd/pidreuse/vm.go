@@ -31,7 +31,7 @@ func cmdImage(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 || (args[0] != "build" && args[0] != "hash") {
 		return exitUsage, usageErr{usage}
 	}
-	c, err := parseRunFlags("image "+args[0], args[1:])
+	c, err := parseImageFlags("image "+args[0], args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return exitGood, nil
 	}
@@ -75,6 +75,32 @@ func cmdImage(ctx context.Context, args []string) (int, error) {
 	fmt.Printf("image %s\n  dir      %s\n  base     %s (%d MiB)\n  kernel   %s\n  packages %d\n",
 		img.Manifest.InputHash, img.Dir, img.BaseDisk, img.Manifest.BaseDisk.Size>>20, img.Manifest.KernelVersion, len(img.Manifest.Packages))
 	return exitGood, nil
+}
+
+// imageConfig is what `image build|hash` takes: which image, and where
+// the node-side binaries it carries are.
+type imageConfig struct {
+	node      string
+	nodeSet   bool // --node given: a CRI-O node's image, else the plain one
+	agentPath string
+}
+
+func parseImageFlags(name string, args []string) (imageConfig, error) {
+	var c imageConfig
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.node, "node", "", "build the image of this CRI-O node profile ("+strings.Join(profileNames(), ", ")+") instead of the plain node's")
+	fs.StringVar(&c.agentPath, "agent", "", "nodeagent binary (default: next to this binary, or $PIDREUSE_NODEAGENT)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, usageErr{fmt.Sprintf("%s: %v", name, err)}
+	}
+	if fs.NArg() > 0 {
+		return c, usageErr{fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(0))}
+	}
+	c.nodeSet = c.node != ""
+	return c, nil
 }
 
 // imageHash is the input hash of the plain node image (profile nil) or of

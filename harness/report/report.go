@@ -6,11 +6,14 @@ package report
 import (
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pidreuse/pidreuse/harness/runner"
 )
@@ -25,20 +28,56 @@ type Run struct {
 	Inputs []string
 }
 
-// CheckDir makes sure a report can be written under dir: it creates dir
-// if needed and writes and removes a file in it. Call it before a run, so
-// an unwritable report dir stops the run before any node starts.
+// CheckDir makes sure a report can be written under dir, without creating
+// anything: dir, or the nearest of its parents that exists, must be a
+// directory this process can write, and nothing on the way may be a file.
+// Call it before a run, so an unwritable report dir stops the run before
+// any node starts, and a run refused later leaves no dir behind.
 func CheckDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("report dir %s cannot be created: %w (pass a writable --report-dir or set PIDREUSE_REPORT_DIR)", dir, err)
-	}
-	f, err := os.CreateTemp(dir, ".pidreuse-write-check-")
+	const fix = "(pass a writable --report-dir or set PIDREUSE_REPORT_DIR)"
+	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return fmt.Errorf("report dir %s is not writable: %w (pass a writable --report-dir or set PIDREUSE_REPORT_DIR)", dir, err)
+		return fmt.Errorf("report dir %s: %w %s", dir, err, fix)
 	}
-	name := f.Name()
-	f.Close()
-	return os.Remove(name)
+	for p := abs; ; p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && !st.IsDir():
+			return fmt.Errorf("report dir %s cannot be created: %s is not a directory %s", dir, p, fix)
+		case err == nil:
+			// W_OK|X_OK: create entries in it. access(2) answers for the
+			// real uid, which is the effective one here (no setuid).
+			if err := unix.Access(p, unix.W_OK|unix.X_OK); err != nil {
+				return fmt.Errorf("report dir %s is not writable: %s: %w %s", dir, p, err, fix)
+			}
+			if readOnlyMount(p) {
+				return fmt.Errorf("report dir %s is not writable: %s is on a read-only filesystem %s", dir, p, fix)
+			}
+			return nil
+		case !errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("report dir %s cannot be created: %w %s", dir, err, fix)
+		}
+		if filepath.Dir(p) == p {
+			return fmt.Errorf("report dir %s cannot be created: no parent exists %s", dir, fix)
+		}
+	}
+}
+
+// readOnlyMount says whether p lies on a read-only mount (root passes
+// access(2) there, and procfs and sysfs refuse new files anyway).
+func readOnlyMount(p string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return false
+	}
+	if st.Flags&unix.ST_RDONLY != 0 {
+		return true
+	}
+	switch st.Type {
+	case unix.PROC_SUPER_MAGIC, unix.SYSFS_MAGIC:
+		return true
+	}
+	return false
 }
 
 // Write writes the report directory and returns the summary's path.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,37 @@ var Plugins = []string{cniplugin.Loopback}
 // CacheRoot is where builds are kept, one dir per version (see cachedir).
 func CacheRoot() (string, error) { return cachedir.Dir("cni-plugins") }
 
+// ParseVersions reads --plugin-version: "all", or a comma-separated list
+// of the pinned tags (versions.CNIPlugins) and "debian", each once. Only
+// pinned versions are built (from the module proxy): any other build comes
+// in through --cni-bin-dir. A value is also a file name in the cache, so
+// nothing else may pass.
+func ParseVersions(spec string) ([]string, error) {
+	if spec == "all" {
+		return append(append([]string{}, versions.CNIPlugins...), versions.DebianCNIPlugins), nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range strings.Split(spec, ",") {
+		v = strings.TrimSpace(v)
+		switch {
+		case !known(v):
+			return nil, fmt.Errorf("CNI plugin version %q: want one of %s, %s or all (a comma-separated list; any other build: --cni-bin-dir DIR)",
+				v, strings.Join(versions.CNIPlugins, ", "), versions.DebianCNIPlugins)
+		case seen[v]:
+			return nil, fmt.Errorf("CNI plugin version %q is named twice in %q: name each once", v, spec)
+		}
+		seen[v] = true
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// known says whether v is a pinned version or Debian's.
+func known(v string) bool {
+	return v == versions.DebianCNIPlugins || slices.Contains(versions.CNIPlugins, v)
+}
+
 // Dir returns the plugin dir for version, building it first if it is not
 // cached. version "debian" is Debian's package, which is never built.
 func Dir(ctx context.Context, cacheRoot, version string, progress func(string)) (string, error) {
@@ -34,8 +66,9 @@ func Dir(ctx context.Context, cacheRoot, version string, progress func(string)) 
 		}
 		return versions.DebianCNIPluginDir, nil
 	}
-	if !strings.HasPrefix(version, "v") {
-		return "", fmt.Errorf("CNI plugin version %q: want a tag like v1.6.2, or debian", version)
+	if !known(version) {
+		_, err := ParseVersions(version)
+		return "", err
 	}
 	dir := filepath.Join(cacheRoot, version)
 	if complete(dir) {
