@@ -152,16 +152,27 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 	if *dryRun {
 		verb = "would remove"
 	}
-	if strings.ContainsAny(*runID, "/ \t\n*") {
-		return exitUsage, usageErr{fmt.Sprintf("clean: --run %q: give a run ID as pidreuse run prints it, e.g. 0102-150405-a1b2c3", *runID)}
+	if *pruneImages < 0 {
+		return exitUsage, usageErr{fmt.Sprintf("clean: --images-unused-for %s is negative: give an age such as 168h", *pruneImages)}
 	}
+	// A whole run ID only: a prefix such as 1207 would match a whole
+	// day's runs.
+	if *runID != "" && !runIDPattern.MatchString(*runID) {
+		return exitUsage, usageErr{fmt.Sprintf("clean: --run %q: give a whole run ID as pidreuse run prints it, e.g. 0102-150405-a1b2c3", *runID)}
+	}
+	// A URI clean cannot use is refused, not reported as a clean host.
+	if _, err := libvirt.ParseURI(*uri); err != nil {
+		return exitUsage, usageErr{fmt.Sprintf("clean: --libvirt-uri: %v", err)}
+	}
+	uriGiven := os.Getenv("PIDREUSE_LIBVIRT_URI") != ""
+	fset.Visit(func(fl *flag.Flag) { uriGiven = uriGiven || fl.Name == "libvirt-uri" })
 	f := filter{runID: *runID}
 	tmp := os.TempDir()
 	now := time.Now()
 	var errs []error
 
 	// Domains first: a running QEMU holds its overlay disk open.
-	domains, heldDomains, err := cleanDomains(ctx, *uri, *socket, tmp, f, now, *olderThan, *dryRun, verb)
+	domains, heldDomains, err := cleanDomains(ctx, *uri, *socket, uriGiven, tmp, f, now, *olderThan, *dryRun, verb)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -201,14 +212,18 @@ func cmdClean(ctx context.Context, args []string) (int, error) {
 }
 
 // cleanDomains destroys and undefines our stale libvirt domains, leaving
-// those of live runs alone. A libvirtd that is not running has no domains
-// to reap: that is said, not failed, so clean still works on a machine
-// that only ran the sandbox tier.
-func cleanDomains(ctx context.Context, uri, socket, tmp string, f filter, now time.Time, olderThan time.Duration, dryRun bool, verb string) (removed, held int, _ error) {
+// those of live runs alone. This machine's libvirtd not running has no
+// domains to reap: that is said, not failed, so clean still works on a
+// machine that only ran the sandbox tier. A host named on purpose
+// (uriGiven) that cannot be reached is an error: its domains may be there.
+func cleanDomains(ctx context.Context, uri, socket string, uriGiven bool, tmp string, f filter, now time.Time, olderThan time.Duration, dryRun bool, verb string) (removed, held int, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, libvirtCleanTimeout)
 	defer cancel()
 	lv, err := libvirt.ConnectURI(ctx, uri, socket)
 	if err != nil {
+		if uriGiven {
+			return 0, 0, fmt.Errorf("clean: libvirt host %s: %w", uri, err)
+		}
 		fmt.Fprintf(os.Stderr, "pidreuse: clean: skipping libvirt domains: %v\n", err)
 		return 0, 0, nil
 	}

@@ -300,3 +300,29 @@ func TestCleanCLISkipsLiveRuns(t *testing.T) {
 		t.Errorf("--run a/b: exit %d, want %d", r.code, exitUsage)
 	}
 }
+
+// Inputs clean cannot use are refused with exit 2 before anything is
+// looked at: a script must never read "removed 0" for a host it did not
+// clean, nor reap a whole day's runs for a prefix.
+func TestCleanRefusesWhatItCannotUse(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	for _, c := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"--libvirt-uri", "xen:///system"}, "clean: --libvirt-uri", exitUsage},
+		{[]string{"--libvirt-uri", "::::"}, "clean: --libvirt-uri", exitUsage},
+		{[]string{"--libvirt-uri", "qemu:///session"}, "clean: --libvirt-uri", exitUsage},
+		{[]string{"--run", "1207"}, "give a whole run ID", exitUsage},
+		{[]string{"--images-unused-for", "-5h"}, "--images-unused-for -5h0m0s is negative", exitUsage},
+		// A host named on purpose that does not answer is an error, not
+		// an empty host.
+		{[]string{"--libvirt-uri", "qemu:///system", "--libvirt-socket", "/nonexistent/libvirt-sock"}, "clean: libvirt host qemu:///system", exitNoVerdict},
+	} {
+		r := runCLI(t, nil, append([]string{"clean", "--dry-run"}, c.args...)...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stdout, "would remove 0") && c.code == exitUsage {
+			t.Errorf("clean %v: exit %d, stderr %q, stdout %q; want exit %d and %q", c.args, r.code, r.stderr, r.stdout, c.code, c.want)
+		}
+	}
+}

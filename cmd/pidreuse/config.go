@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -154,6 +155,9 @@ func envOr(key, def string) string {
 	}
 	return def
 }
+
+// runIDPattern is the shape of newRunID's IDs.
+var runIDPattern = regexp.MustCompile(`^[0-9]{4}-[0-9]{6}-[0-9a-f]{6}$`)
 
 // newRunID names everything one run creates, so `pidreuse clean` can find
 // what a crashed run left.

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/versions"
@@ -13,13 +15,22 @@ import (
 // their dirs: `make deps` runs it so the first test run is fast.
 func cmdPlugins(ctx context.Context, args []string) (int, error) {
 	fs := flag.NewFlagSet("plugins", flag.ContinueOnError)
-	version := fs.String("plugin-version", "all", "a tag, debian, or all")
+	version := fs.String("plugin-version", "all", "the pinned tags to build ("+strings.Join(versions.CNIPlugins, ", ")+"), comma-separated, or all")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage, usageErr{err.Error()}
+		if errors.Is(err, flag.ErrHelp) {
+			return exitGood, nil
+		}
+		return exitUsage, usageErr{"plugins: " + err.Error()}
 	}
-	wanted := []string{*version}
-	if *version == "all" {
-		wanted = versions.CNIPlugins
+	if fs.NArg() > 0 {
+		return exitUsage, usageErr{fmt.Sprintf("plugins: unexpected argument %q", fs.Arg(0))}
+	}
+	wanted := versions.CNIPlugins
+	if *version != "all" {
+		var err error
+		if wanted, err = cniplugins.ParseVersions(*version); err != nil {
+			return exitUsage, usageErr{"plugins: --plugin-version: " + err.Error()}
+		}
 	}
 	root, err := cniplugins.CacheRoot()
 	if err != nil {
