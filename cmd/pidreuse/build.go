@@ -18,16 +18,16 @@ const buildUsage = "usage: pidreuse build crio --src DIR --out DIR"
 // Exit 0 when it built, 125 when the tree does not build (skip, in a
 // bisect), 2 for bad flags.
 func cmdBuild(ctx context.Context, args []string) (int, error) {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		printCommandHelp(os.Stdout, "build", nil)
+		return exitGood, nil
+	}
 	if len(args) == 0 || args[0] != "crio" {
 		return exitUsage, usageErr{buildUsage}
 	}
-	fs := flag.NewFlagSet("build crio", flag.ContinueOnError)
+	fs := newFlagSet("build crio")
 	src := fs.String("src", "", "a CRI-O source tree (a git checkout or an unpacked release), v1.16 or later; it is not modified")
 	out := fs.String("out", "", "dir to write crio (and pinns, when the tree has pinns/) into; made if missing")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), buildUsage)
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitGood, nil

@@ -129,7 +129,7 @@ func dirHolder(dir string) *holder {
 // their harness (their PID 1 has a parent-death signal), so only their dirs
 // can be left.
 func cmdClean(ctx context.Context, args []string) (int, error) {
-	fset := flag.NewFlagSet("clean", flag.ContinueOnError)
+	fset := newFlagSet("clean")
 	olderThan := fset.Duration("older-than", 0, "remove only what has been idle this long, e.g. 2h (0: everything named "+ownPrefix+"*); a running run's files are younger")
 	dryRun := fset.Bool("dry-run", false, "say what would be removed, remove nothing")
 	pruneImages := fset.Duration("images-unused-for", 0, "also remove cached node images (and Debian install tarballs) no run has used for this long, e.g. 168h (0: keep them all)")

@@ -122,6 +122,10 @@ func kubeNode(p crionode.Profile) kubescenario.Node {
 
 // cmdNodes lists the node profiles.
 func cmdNodes(_ context.Context, args []string) (int, error) {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		printCommandHelp(os.Stdout, "nodes", nil)
+		return exitGood, nil
+	}
 	if len(args) > 0 {
 		return exitUsage, usageErr{"usage: pidreuse nodes"}
 	}

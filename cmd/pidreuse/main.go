@@ -74,7 +74,8 @@ func main() {
 
 func dispatch(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
-		return exitUsage, usageErr{"usage: pidreuse run|bisect|odds|nodes|image|build|plugins|clean [flags] (pidreuse CMD -h for flags)"}
+		printHelp(os.Stderr)
+		return exitUsage, usageErr{"no command given"}
 	}
 	switch args[0] {
 	case "run":
@@ -94,8 +95,11 @@ func dispatch(ctx context.Context, args []string) (int, error) {
 	case "odds":
 		return cmdOdds(ctx, args[1:])
 	case "-h", "--help", "help":
-		fmt.Println("usage: pidreuse run|bisect|odds|nodes|image|build|plugins|clean [flags]; pidreuse CMD -h for flags")
+		if len(args) > 1 {
+			return dispatch(ctx, []string{args[1], "-h"})
+		}
+		printHelp(os.Stdout)
 		return exitGood, nil
 	}
-	return exitUsage, usageErr{fmt.Sprintf("unknown command %q: use run, bisect, odds, nodes, image, build, plugins or clean", args[0])}
+	return exitUsage, usageErr{fmt.Sprintf("unknown command %q: use one of %s (pidreuse help)", args[0], commandNames())}
 }

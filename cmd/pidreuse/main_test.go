@@ -264,6 +264,36 @@ func TestNotRootIsNoVerdict(t *testing.T) {
 	}
 }
 
+// Help is on stdout with exit 0: the overview names every command, and
+// each command's help has its usage lines and flags with value names.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"-h"}} {
+		r := runCLI(t, nil, args...)
+		if r.code != exitGood {
+			t.Errorf("%v: exit %d", args, r.code)
+		}
+		for _, c := range commands {
+			if !strings.Contains(r.stdout, "  "+c.name+" ") {
+				t.Errorf("%v does not list %s:\n%s", args, c.name, r.stdout)
+			}
+		}
+		if !strings.Contains(r.stdout, "125  no verdict") {
+			t.Errorf("%v has no exit code table", args)
+		}
+	}
+	for _, c := range commands {
+		for _, args := range [][]string{{c.name, "-h"}, {"help", c.name}} {
+			r := runCLI(t, nil, args...)
+			if r.code != exitGood || !strings.Contains(r.stdout, "Usage:") || !strings.Contains(r.stdout, "pidreuse "+c.name) || strings.Contains(r.stderr, "help requested") {
+				t.Errorf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+			}
+			if strings.Contains(r.stdout, "-node pidreuse") {
+				t.Errorf("%v: a flag's value name is a phrase:\n%s", args, r.stdout)
+			}
+		}
+	}
+}
+
 func TestUsage(t *testing.T) {
 	if r := runCLI(t, nil, "frobnicate"); r.code != exitUsage {
 		t.Fatalf("exit %d, want %d", r.code, exitUsage)

@@ -42,7 +42,7 @@ type oddsConfig struct {
 
 func parseOddsFlags(args []string) (oddsConfig, error) {
 	var c oddsConfig
-	fs := flag.NewFlagSet("odds", flag.ContinueOnError)
+	fs := newFlagSet("odds")
 	fs.StringVar(&c.node, "node", crionode.CRIO117, "the CRI-O node profile ("+strings.Join(profileNames(), ", ")+")")
 	fs.IntVar(&c.reboots, "reboots", 0, "how many reboot cycles to measure (required; ~2.5 min each under TCG)")
 	fs.IntVar(&c.pidMax, "pid-max", 0, fmt.Sprintf("the guest's kernel.pid_max, from early boot (%d to %d; 0: the guest's own, systemd's 4194304)", crionode.PIDMaxMin, crionode.PIDMaxLimit))

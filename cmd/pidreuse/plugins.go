@@ -14,7 +14,7 @@ import (
 // cmdPlugins builds (or finds cached) CNI plugin versions and prints
 // their dirs: `make deps` runs it so the first test run is fast.
 func cmdPlugins(ctx context.Context, args []string) (int, error) {
-	fs := flag.NewFlagSet("plugins", flag.ContinueOnError)
+	fs := newFlagSet("plugins")
 	version := fs.String("plugin-version", "all", "the pinned tags to build ("+strings.Join(versions.CNIPlugins, ", ")+"), comma-separated, or all")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

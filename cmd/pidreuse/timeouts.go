@@ -13,7 +13,7 @@ import (
 type timeoutScaleFlag struct{ value string }
 
 func (t *timeoutScaleFlag) register(fs *flag.FlagSet) {
-	fs.StringVar(&t.value, "timeout-scale", "", "multiply every step's deadline (agent calls, plugin runs, boots, pod waits) by this, e.g. 3 on a slow or busy host (default 1, or $"+deadline.ScaleEnv+")")
+	fs.StringVar(&t.value, "timeout-scale", "", "multiply every step's deadline by `X` (agent calls, plugin runs, boots, pod waits), e.g. 3 on a slow or busy host (default 1, or $"+deadline.ScaleEnv+")")
 }
 
 // scale is the flag's value, else the variable's, else 1; a bad value is

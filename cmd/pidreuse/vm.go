@@ -28,6 +28,10 @@ func nodeImage(ctx context.Context, agentPath string, progress func(string)) (*i
 
 func cmdImage(ctx context.Context, args []string) (int, error) {
 	const usage = "usage: pidreuse image build|hash [--node NAME] [--agent PATH]"
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		printCommandHelp(os.Stdout, "image", nil)
+		return exitGood, nil
+	}
 	if len(args) == 0 || (args[0] != "build" && args[0] != "hash") {
 		return exitUsage, usageErr{usage}
 	}
@@ -87,7 +91,7 @@ type imageConfig struct {
 
 func parseImageFlags(name string, args []string) (imageConfig, error) {
 	var c imageConfig
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := newFlagSet(name)
 	fs.StringVar(&c.node, "node", "", "build the image of this CRI-O node profile ("+strings.Join(profileNames(), ", ")+") instead of the plain node's")
 	fs.StringVar(&c.agentPath, "agent", "", "nodeagent binary (default: next to this binary, or $PIDREUSE_NODEAGENT)")
 	if err := fs.Parse(args); err != nil {
