@@ -26,8 +26,8 @@ func cmdBuild(ctx context.Context, args []string) (int, error) {
 		return exitUsage, usageErr{buildUsage}
 	}
 	fs := newFlagSet("build crio")
-	src := fs.String("src", "", "a CRI-O source tree (a git checkout or an unpacked release), v1.16 or later; it is not modified")
-	out := fs.String("out", "", "dir to write crio (and pinns, when the tree has pinns/) into; made if missing")
+	src := fs.String("src", "", "a CRI-O source tree `DIR` (a git checkout or an unpacked release), v1.16 or later; it is not modified")
+	out := fs.String("out", "", "`DIR` to write crio (and pinns, when the tree has pinns/) into; made if missing")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitGood, nil

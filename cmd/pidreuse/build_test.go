@@ -31,10 +31,10 @@ func TestBuildCRIOExitCodes(t *testing.T) {
 		{[]string{"build", "crio", "--bogus"}, exitUsage, "bogus"},
 		// A tree that does not build is no verdict: skip, in a bisect.
 		{[]string{"build", "crio", "--src", notCRIO, "--out", out}, exitNoVerdict, "not a CRI-O source tree"},
-		{[]string{"build", "crio", "-h"}, exitGood, "--src"},
+		{[]string{"build", "crio", "-h"}, exitGood, "-src DIR"}, // help goes to stdout
 	} {
 		r := runCLI(t, nil, c.args...)
-		if r.code != c.code || !strings.Contains(r.stderr, c.says) {
+		if r.code != c.code || !strings.Contains(r.stderr+r.stdout, c.says) {
 			t.Errorf("pidreuse %s: exit %d, want %d; stderr should say %q:\n%s", strings.Join(c.args, " "), r.code, c.code, c.says, r.stderr)
 		}
 	}
