@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness/libvirt"
-	"github.com/pidreuse/pidreuse/images"
+	"github.com/pidreuse/pidreuse/harness/tier"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/images/versions"
@@ -208,25 +208,9 @@ func checkAgentFile(source, path string) error {
 	return nil
 }
 
-// pluginSet is one set of CNI plugins the matrix runs with.
-type pluginSet struct {
-	version string
-	dir     string
-	// guestDir is where a VM node finds the set (default: the image's
-	// copy of the version).
-	guestDir string
-}
-
-func (s pluginSet) guest() string {
-	if s.guestDir != "" {
-		return s.guestDir
-	}
-	return images.GuestPluginDir(s.version)
-}
-
 // resolvePlugins turns --cni-bin-dir / --plugin-version into plugin dirs,
 // building released versions that are not cached yet.
-func resolvePlugins(ctx context.Context, c runConfig, progress func(string)) ([]pluginSet, error) {
+func resolvePlugins(ctx context.Context, c runConfig, progress func(string)) ([]tier.PluginSet, error) {
 	if c.cniBinDir != "" {
 		abs, err := filepath.Abs(c.cniBinDir)
 		if err != nil {
@@ -235,7 +219,7 @@ func resolvePlugins(ctx context.Context, c runConfig, progress func(string)) ([]
 		if err := cniplugins.CheckDir(ctx, abs); err != nil {
 			return nil, err
 		}
-		return []pluginSet{{version: "custom:" + abs, dir: abs}}, nil
+		return []tier.PluginSet{{Version: "custom:" + abs, Dir: abs}}, nil
 	}
 	wanted, err := cniplugins.ParseVersions(c.pluginVersion)
 	if err != nil {
@@ -245,7 +229,7 @@ func resolvePlugins(ctx context.Context, c runConfig, progress func(string)) ([]
 	if err != nil {
 		return nil, err
 	}
-	var out []pluginSet
+	var out []tier.PluginSet
 	for _, v := range wanted {
 		dir, err := cniplugins.Dir(ctx, root, v, progress)
 		if err != nil {
@@ -254,7 +238,7 @@ func resolvePlugins(ctx context.Context, c runConfig, progress func(string)) ([]
 		if err := cniplugins.CheckDir(ctx, dir); err != nil {
 			return nil, err
 		}
-		out = append(out, pluginSet{version: v, dir: dir})
+		out = append(out, tier.PluginSet{Version: v, Dir: dir})
 	}
 	return out, nil
 }

@@ -13,10 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pidreuse/pidreuse/harness"
 	"github.com/pidreuse/pidreuse/harness/report"
 	"github.com/pidreuse/pidreuse/harness/runner"
-	"github.com/pidreuse/pidreuse/harness/sandbox"
+	"github.com/pidreuse/pidreuse/harness/tier"
 	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
@@ -196,6 +195,7 @@ func bisectCode(results []runner.Result) (int, error) {
 	return exitGood, nil
 }
 
+// runSandboxTier plays scs on sandbox nodes (harness/tier).
 func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progress func(string)) ([]runner.Result, error) {
 	agentPath, err := findAgent(c.agentPath)
 	if err != nil {
@@ -205,87 +205,17 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 	if err != nil {
 		return nil, err
 	}
-	workDir := c.runDir
-	c.announce(progress)
-	var pl []runner.Plugins
-	for _, s := range sets {
-		pl = append(pl, runner.Plugins{Dir: s.dir, Version: s.version})
-	}
-	// One sandbox node per scenario, all at once: a node's scenarios run
-	// one after another (they share its lo and its reboot), but nodes
-	// share nothing, so the matrix takes about as long as its slowest
-	// scenario rather than the sum.
-	perScenario := make([][]runner.Result, len(scs))
-	errs := make([]error, len(scs))
-	var wg sync.WaitGroup
-	for i, sc := range scs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			name := fmt.Sprintf("sb%d", i)
-			node, err := sandbox.Start(ctx, sandbox.Options{
-				Name:      "pidreuse-" + c.runID + "-" + name,
-				Dir:       filepath.Join(workDir, name),
-				AgentPath: agentPath,
-				Keep:      c.keep == "always",
-			})
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			perScenario[i] = runner.RunMatrix(ctx, node, []scenarios.Scenario{sc}, pl, runner.Options{Tier: c.tier})
-			errs[i] = finishNode(ctx, c, node, filepath.Join(workDir, "artifacts", name), perScenario[i], node.Keep, progress)
-		}()
-	}
-	wg.Wait()
-	if ctx.Err() != nil {
-		// Every node says it was interrupted: once is enough.
-		return nil, fmt.Errorf("interrupted: %w", ctx.Err())
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return pluginMajor(perScenario, len(pl)), nil
+	return tier.Sandbox(ctx, c.tierRun(scs, sets, agentPath, progress))
 }
 
-// pluginMajor merges one node's results per scenario (each in plugin
-// order) into RunMatrix's order: every scenario for the first plugin set,
-// then every scenario for the next.
-func pluginMajor(perScenario [][]runner.Result, plugins int) []runner.Result {
-	var results []runner.Result
-	for p := range plugins {
-		for _, rs := range perScenario {
-			results = append(results, rs[p])
-		}
+// tierRun is what harness/tier needs of the run.
+func (c runConfig) tierRun(scs []scenarios.Scenario, sets []tier.PluginSet, agentPath string, progress func(string)) tier.Run {
+	return tier.Run{
+		ID: c.runID, Dir: c.runDir, Tier: c.tier, Scenarios: scs, Plugins: sets, AgentPath: agentPath,
+		LibvirtURI: c.libvirtURI, LibvirtSocket: c.libvirtSocket, RebootMode: c.rebootMode,
+		Keep: c.keep, Bisect: c.bisect, Progress: progress,
+		Announce: sync.OnceFunc(func() { c.announce(progress) }),
 	}
-	return results
-}
-
-// finishNode ends a run's node: it collects the artifacts of a run worth
-// keeping into art (and keeps the node itself with --keep=on-failure),
-// closes the node (which removes its own dir unless kept, so art must lie
-// outside it); the run's work dir goes at the end of the run, when nothing
-// in it is kept (runDir.close). An interrupted run (SIGINT, SIGTERM) keeps
-// nothing unless --keep=always.
-func finishNode(ctx context.Context, c runConfig, node harness.Node, art string, results []runner.Result, keep func(), progress func(string)) error {
-	interrupted := ctx.Err() != nil
-	worth := !interrupted && c.worthKeeping(results)
-	if worth {
-		if err := node.CollectArtifacts(context.Background(), art); err != nil {
-			progress("collect artifacts: " + err.Error())
-		}
-		progress("artifacts of the failed run: " + art)
-		if c.keep == "on-failure" {
-			keep()
-		}
-	}
-	if err := node.Close(context.Background()); err != nil {
-		progress(err.Error())
-	}
-	if interrupted {
-		return fmt.Errorf("interrupted: %w", ctx.Err())
-	}
-	return nil
 }
 
 func printTable(w *os.File, results []runner.Result) {
@@ -339,19 +269,6 @@ func jsonResult(r runner.Result) map[string]any {
 	m["verdict"] = r.Verdict()
 	m["generatedAt"] = time.Now().UTC().Format(time.RFC3339)
 	return m
-}
-
-// worthKeeping says whether a run's node and artifacts are worth keeping:
-// a run without a verdict always is (a broken timeline is none either); a
-// mismatch is, except in bisect mode, where "lo went down" is an answer,
-// not a failure of the harness.
-func (c runConfig) worthKeeping(results []runner.Result) bool {
-	for _, r := range results {
-		if r.Error != "" || (!c.bisect && !r.Pass) || len(r.TimelineBroken()) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // announce names the run and its work dir once its input is checked and

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"slices"
 	"strings"
 	"testing"
 
@@ -61,42 +60,5 @@ func TestAllSkipsWhatTheNodeCannotPlay(t *testing.T) {
 	old, _ := crionode.Lookup(crionode.CRIO117)
 	if keep, skipped := runnable(all, old); len(skipped) != 0 || len(keep) != len(all) {
 		t.Fatalf("crio-1.17 plays them all: kept %d, skipped %v", len(keep), skipped)
-	}
-}
-
-func TestGroupByPinning(t *testing.T) {
-	scs, err := scenarios.Select("crio-kubelet-reboot,crio-pinned-reboot,legacy-symptom,crio-unpinned-reboot", scenarios.TierVM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups := groupByPinning(scs)
-	var got []string
-	for _, g := range groups {
-		var names []string
-		for _, sc := range g.scs {
-			names = append(names, sc.Name)
-		}
-		got = append(got, string(g.pinning)+":"+strings.Join(names, ","))
-	}
-	want := "default:crio-kubelet-reboot,legacy-symptom on:crio-pinned-reboot off:crio-unpinned-reboot"
-	if strings.Join(got, " ") != want {
-		t.Fatalf("groups %v, want %s", got, want)
-	}
-}
-
-func TestPluginMajor(t *testing.T) {
-	r := func(sc, v string) runner.Result { return runner.Result{Scenario: sc, PluginVersion: v} }
-	per := [][]runner.Result{
-		{r("a", "v1"), r("a", "v2")},
-		{r("b", "v1"), r("b", "v2")},
-		{r("c", "v1"), r("c", "v2")},
-	}
-	var got []string
-	for _, res := range pluginMajor(per, 2) {
-		got = append(got, res.Scenario+"/"+res.PluginVersion)
-	}
-	want := []string{"a/v1", "b/v1", "c/v1", "a/v2", "b/v2", "c/v2"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("pluginMajor = %v, want %v", got, want)
 	}
 }

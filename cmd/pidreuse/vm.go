@@ -8,11 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/runner"
-	"github.com/pidreuse/pidreuse/harness/vm"
+	"github.com/pidreuse/pidreuse/harness/tier"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/images/layer"
@@ -133,15 +132,8 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 	if err != nil {
 		return nil, nil, err
 	}
-	var plain, kube []scenarios.Scenario
-	for _, sc := range scs {
-		if sc.NeedsCRIONode() {
-			kube = append(kube, sc)
-		} else {
-			plain = append(plain, sc)
-		}
-	}
-	lay, err := c.layer(ctx, len(kube) > 0)
+	kube := needsCRIONode(scs)
+	lay, err := c.layer(ctx, kube)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -163,44 +155,19 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 	}
 	if lay.CNIDir != "" {
 		// Bring-your-own plugins go in with the layer: no image rebuild.
-		sets[0].guestDir = layer.GuestCNIDir
+		sets[0].GuestDir = layer.GuestCNIDir
 	}
-	workDir := c.runDir
-	announce := sync.OnceFunc(func() { c.announce(progress) })
-
-	var results []runner.Result
-	if len(plain) > 0 {
-		announce()
-		img, err := nodeImage(ctx, agentPath, progress)
+	r := c.tierRun(scs, sets, agentPath, progress)
+	r.Layer = lay
+	if kube {
+		profile, err := crionode.Lookup(c.node)
 		if err != nil {
 			return nil, nil, err
 		}
-		node, err := vm.Start(ctx, vm.Options{
-			Name: "pidreuse-" + c.runID + "-vm0", Dir: filepath.Join(workDir, "vm0"), Image: img, URI: c.libvirtURI, Socket: c.libvirtSocket,
-			RebootMode: c.rebootMode, Keep: c.keep == "always", MayKeep: c.keep != "never", Progress: progress, Layer: layer.Layer{CNIDir: lay.CNIDir},
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		var guestSets []runner.Plugins
-		for _, s := range sets {
-			guestSets = append(guestSets, runner.Plugins{Dir: s.guest(), Version: s.version})
-		}
-		results = runner.RunMatrix(ctx, node, plain, guestSets, runner.Options{
-			Tier: c.tier, OnStep: func(sc, step string) { progress(sc + ": " + step) },
-		})
-		if err := finishNode(ctx, c, node, filepath.Join(workDir, "artifacts"), results, node.KeepRunning, progress); err != nil {
-			return results, inputs, err
-		}
+		r.Profile = profile
 	}
-	if len(kube) > 0 {
-		res, err := runKubeScenarios(ctx, c, agentPath, kube, sets, lay, filepath.Join(workDir, "crio"), announce, progress)
-		results = append(results, res...)
-		if err != nil {
-			return results, inputs, err
-		}
-	}
-	return results, inputs, nil
+	results, err := tier.VM(ctx, r)
+	return results, inputs, err
 }
 
 // layer collects --crio, --kubelet, --pinns and --cni-bin-dir into the

@@ -14,10 +14,10 @@ import (
 	"github.com/pidreuse/pidreuse/e2e/e2eutil"
 	"github.com/pidreuse/pidreuse/harness/kubescenario"
 	"github.com/pidreuse/pidreuse/harness/runner"
+	"github.com/pidreuse/pidreuse/harness/tier"
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images"
 	"github.com/pidreuse/pidreuse/images/crionode"
-	"github.com/pidreuse/pidreuse/images/layer"
 	"github.com/pidreuse/pidreuse/images/versions"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
@@ -93,11 +93,8 @@ var _ = Describe("CRI-O and kubelet on a VM", Label("vm", "crio"), func() {
 				profile, err = crionode.Lookup(cn.profile)
 				Expect(err).NotTo(HaveOccurred())
 				opts := vm.Options{Artifacts: crionode.Artifacts}
-				if cn.pinning != scenarios.PinningDefault {
-					path, data, err := profile.PinningFile(cn.pinning == scenarios.PinningOn)
-					Expect(err).NotTo(HaveOccurred())
-					opts.Layer.Files = []layer.File{{Path: path, Data: data, Mode: 0o644}}
-				}
+				opts.Layer.Files, err = tier.PinningLayer(profile, cn.pinning)
+				Expect(err).NotTo(HaveOccurred())
 				node = startVM(ctx, failures, cn.profile[len("crio-"):], crioImage(ctx, profile), opts)
 			}, NodeTimeout(60*time.Minute))
 
@@ -105,10 +102,9 @@ var _ = Describe("CRI-O and kubelet on a VM", Label("vm", "crio"), func() {
 				It(s.scenario+": "+s.title, Label(s.scenario), func(ctx SpecContext) {
 					sc, err := scenarios.Select(s.scenario, scenarios.TierVM)
 					Expect(err).NotTo(HaveOccurred())
-					n := kubescenario.Node{Profile: profile.Name, Pods: profile.Pods(), SparePod: profile.SparePod()}
 					res := kubescenario.Run(ctx, node, sc[0], kubescenario.Options{
 						Plugins: runner.Plugins{Dir: images.GuestPluginDir(versions.DefaultCNIPlugin), Version: versions.DefaultCNIPlugin},
-						Index:   i, Node: n,
+						Index:   i, Node: tier.KubeNode(profile),
 						Progress: func(s string) { GinkgoWriter.Println(s) },
 						OnStep:   func(_, step string) { By(step) },
 					})
