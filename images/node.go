@@ -11,6 +11,7 @@ import (
 	"github.com/pidreuse/pidreuse/images/cachedir"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/internal/nodebin"
 )
 
 // Where the node image keeps our files.
@@ -39,7 +40,7 @@ func NodeInputs(agentDir string, pluginDirs map[string]string) (Inputs, error) {
 	}
 	in.Packages = append(in.Packages, "containernetworking-plugins")
 	// A slice, not a map: the image hash covers the order of Files.
-	for _, f := range []struct{ name, dst string }{{"nodeagent", GuestAgentPath}, {"failonce", GuestFailoncePath}} {
+	for _, f := range []struct{ name, dst string }{{nodebin.Agent, GuestAgentPath}, {nodebin.Failonce, GuestFailoncePath}} {
 		name, dst := f.name, f.dst
 		src := filepath.Join(agentDir, name)
 		if _, err := os.Stat(src); err != nil {

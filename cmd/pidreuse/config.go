@@ -18,6 +18,7 @@ import (
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/internal/nodebin"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
@@ -167,12 +168,12 @@ func newRunID() string {
 	return time.Now().UTC().Format("0102-150405") + "-" + hex.EncodeToString(b)
 }
 
-// findAgent locates nodeagent and checks failonce (our fault-injecting CNI
-// plugin) sits next to it, where the agent looks for it.
+// findAgent locates nodeagent and checks every node-side binary sits next
+// to it (internal/nodebin), where the images and the agent take them.
 func findAgent(flagPath string) (string, error) {
 	candidates := []string{flagPath, os.Getenv("PIDREUSE_NODEAGENT")}
 	if self, err := os.Executable(); err == nil {
-		candidates = append(candidates, filepath.Join(filepath.Dir(self), "nodeagent"))
+		candidates = append(candidates, filepath.Join(filepath.Dir(self), nodebin.Agent))
 	}
 	for _, p := range candidates {
 		if p == "" {
@@ -191,8 +192,8 @@ func findAgent(flagPath string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if _, err := os.Stat(filepath.Join(filepath.Dir(abs), "failonce")); err != nil {
-			return "", fmt.Errorf("the failonce CNI plugin is missing next to %s: run `make build`", abs)
+		if err := nodebin.Check(filepath.Dir(abs)); err != nil {
+			return "", err
 		}
 		return abs, nil
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/images/versions"
+	"github.com/pidreuse/pidreuse/internal/nodebin"
 )
 
 // binDir holds pidreuse, nodeagent and failonce built for these tests: the
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	os.Chmod(dir, 0o755) // the not-root test runs the binary as nobody
-	for _, name := range []string{"pidreuse", "nodeagent", "failonce"} {
+	for _, name := range append([]string{"pidreuse"}, nodebin.All()...) {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../"+name)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

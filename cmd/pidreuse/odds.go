@@ -20,6 +20,7 @@ import (
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/images/layer"
+	"github.com/pidreuse/pidreuse/internal/nodebin"
 )
 
 // oddsConfig is what `odds` takes from the command line.
@@ -134,7 +135,7 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitNoVerdict, err
 	}
-	files, err := profile.OddsFiles(crionode.OddsOptions{ExtraPods: c.pods, PIDMax: c.pidMax, Recorder: filepath.Join(filepath.Dir(agentPath), "cnirecord")})
+	files, err := profile.OddsFiles(crionode.OddsOptions{ExtraPods: c.pods, PIDMax: c.pidMax, Recorder: filepath.Join(filepath.Dir(agentPath), nodebin.CNIRecord)})
 	if err != nil {
 		return exitNoVerdict, err
 	}

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pidreuse/pidreuse/internal/nodebin"
 )
 
 // odds refuses bad flags as usage (2) and what it cannot run with as no
@@ -37,7 +41,15 @@ func TestOddsBadInput(t *testing.T) {
 // it builds an image or boots anything.
 func TestOddsNeedsTheRecorder(t *testing.T) {
 	needRoot(t)
-	r := runCLI(t, nil, "odds", "--node", "crio-1.34", "--reboots", "1", "--libvirt-socket", "/nonexistent/libvirt-sock")
+	agents := t.TempDir()
+	for _, name := range nodebin.All() {
+		if name != nodebin.CNIRecord {
+			if err := os.Symlink(filepath.Join(binDir, name), filepath.Join(agents, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r := runCLI(t, nil, "odds", "--node", "crio-1.34", "--reboots", "1", "--libvirt-socket", "/nonexistent/libvirt-sock", "--agent", filepath.Join(agents, nodebin.Agent))
 	if r.code != exitNoVerdict || !strings.Contains(r.stderr, "the recording CNI plugin") || !strings.Contains(r.stderr, "make build") {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}

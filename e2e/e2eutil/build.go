@@ -15,6 +15,7 @@ import (
 
 	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/flock"
+	"github.com/pidreuse/pidreuse/internal/nodebin"
 )
 
 // RepoRoot finds the module root from this source file, so suites work
@@ -24,15 +25,15 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// BuildAgent builds nodeagent, failonce, nodecri, podserver and cnirecord
-// (static, like the image's) into dir and returns the nodeagent path.
+// BuildAgent builds the node-side binaries (internal/nodebin; static,
+// like the image's) into dir and returns the nodeagent path.
 func BuildAgent(ctx context.Context, dir string) (string, error) {
-	for _, name := range []string{"nodeagent", "failonce", "nodecri", "podserver", "cnirecord"} {
+	for _, name := range nodebin.All() {
 		if err := goBuild(ctx, dir, name); err != nil {
 			return "", err
 		}
 	}
-	return filepath.Join(dir, "nodeagent"), nil
+	return filepath.Join(dir, nodebin.Agent), nil
 }
 
 // BuildCLI builds the pidreuse CLI with the agent binaries next to it,

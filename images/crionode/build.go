@@ -10,13 +10,14 @@ import (
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/components"
 	"github.com/pidreuse/pidreuse/internal/flock"
+	"github.com/pidreuse/pidreuse/internal/nodebin"
 )
 
 // BuildImage builds (or loads from the cache) the image of profile p: the
 // plain node image of images.BuildNode plus the profile's components
 // built from source (cached by version: a cold kubelet takes ~8 minutes
-// here) and the pod image. agentDir holds nodeagent, failonce and
-// podserver, built static (`make build`).
+// here) and the pod image. agentDir holds the node-side binaries
+// (internal/nodebin), built static (`make build`).
 func BuildImage(ctx context.Context, p Profile, agentDir string, progress func(string)) (*images.Image, error) {
 	return withInputs(ctx, p, agentDir, progress, func(extend func(images.Inputs) (images.Inputs, error)) (*images.Image, error) {
 		return images.BuildNode(ctx, agentDir, extend, func(s string) { progress(p.Name + " " + s) })
@@ -46,7 +47,7 @@ func withInputs(ctx context.Context, p Profile, agentDir string, progress func(s
 	if progress == nil {
 		progress = func(string) {}
 	}
-	podserver, nodecri := filepath.Join(agentDir, "podserver"), filepath.Join(agentDir, "nodecri")
+	podserver, nodecri := filepath.Join(agentDir, nodebin.PodServer), filepath.Join(agentDir, nodebin.NodeCRI)
 	for _, p := range []string{podserver, nodecri} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("crio node: %s missing: run `make build`", p)
