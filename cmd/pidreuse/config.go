@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/tier"
 	"github.com/pidreuse/pidreuse/images/cniplugins"
 	"github.com/pidreuse/pidreuse/images/crionode"
@@ -31,22 +30,14 @@ type runConfig struct {
 	crio          string
 	kubelet       string
 	pinns         string
-	agentPath     string
-	workDir       string
 	json          bool
-	keep          string
-	rebootMode    string
-	libvirtSocket string
-	libvirtURI    string
 	node          string
 	nodeSet       bool // --node given (image build: a CRI-O node's image)
-	reportDir     string
 	bisect        bool
 	runID         string
 	// runDir is the run's locked work dir (openRunDir), set by cmdRun.
 	runDir string
-	// timeoutScale multiplies every step's deadline.
-	timeoutScale float64
+	nodeFlags
 }
 
 func parseRunFlags(name string, args []string) (runConfig, error) {
@@ -60,54 +51,27 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	fs.StringVar(&c.crio, "crio", "", "vm tier: run this crio `BIN` instead of the image's (laid over the cached image, no rebuild)")
 	fs.StringVar(&c.kubelet, "kubelet", "", "vm tier: run this kubelet `BIN` instead of the image's")
 	fs.StringVar(&c.pinns, "pinns", "", "vm tier: give CRI-O this pinns `BIN` instead of the image's")
-	fs.StringVar(&c.agentPath, "agent", "", "nodeagent binary `PATH` (default: next to this binary, or $PIDREUSE_NODEAGENT)")
-	fs.StringVar(&c.workDir, "work-dir", "", "`DIR` where nodes keep their files (default: a new dir under $TMPDIR)")
-	fs.StringVar(&c.rebootMode, "reboot", "destroy-start", "vm reboot `MODE`: destroy-start (guest reboot, domain restarted) or reset (in place)")
-	fs.StringVar(&c.libvirtSocket, "libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's socket `PATH`, for a local --libvirt-uri")
-	fs.StringVar(&c.libvirtURI, "libvirt-uri", envOr("PIDREUSE_LIBVIRT_URI", libvirt.LocalURI), "libvirt host `URI`: qemu:///system, qemu+ssh://user@host[:port]/system[?keyfile=K&known_hosts=F] or qemu+tcp://127.0.0.1/system")
-	fs.StringVar(&c.reportDir, "report-dir", envOr("PIDREUSE_REPORT_DIR", "reports"), "write the run's report (summary.md, junit.xml, results/*.json) under `DIR`/<run id>")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object per scenario instead of a table")
-	fs.StringVar(&c.keep, "keep", envOr("PIDREUSE_KEEP", "never"), "keep nodes for debugging, `WHEN`: never, on-failure or always")
-	var ts timeoutScaleFlag
-	ts.register(fs)
+	c.nodeFlags.register(fs, "summary.md, junit.xml, results/*.json")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}
 		return c, usageErr{fmt.Sprintf("%s: %v", name, err)}
 	}
-	var err error
-	if c.timeoutScale, err = ts.scale(); err != nil {
+	if err := c.nodeFlags.check(fs); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, usageErr{fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(0))}
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := c.nodeFlags.set
 	c.nodeSet = set["node"]
-	// Every value is checked before anything runs; one taken from the
-	// environment is named by its variable.
-	source := func(flagName, env string) string {
-		if !set[flagName] && os.Getenv(env) != "" {
-			return env
-		}
-		return "--" + flagName
-	}
-	switch c.keep {
-	case "never", "on-failure", "always":
-	default:
-		return c, usageErr{fmt.Sprintf("%s %q: use never, on-failure or always", source("keep", "PIDREUSE_KEEP"), c.keep)}
-	}
+	source := c.nodeFlags.source
 	switch c.tier {
 	case scenarios.TierSandbox, scenarios.TierVM:
 	default:
 		return c, usageErr{fmt.Sprintf("unknown tier %q: use sandbox or vm", c.tier)}
-	}
-	switch c.rebootMode {
-	case "destroy-start", "reset":
-	default:
-		return c, usageErr{fmt.Sprintf("--reboot %q: use destroy-start or reset", c.rebootMode)}
 	}
 	if _, err := crionode.Lookup(c.node); err != nil {
 		return c, usageErr{fmt.Sprintf("%s: %v", source("node", "PIDREUSE_NODE"), err)}
@@ -131,11 +95,6 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 			if set[f] {
 				return c, usageErr{fmt.Sprintf("--%s applies to --tier vm: the %s tier boots no VM", f, c.tier)}
 			}
-		}
-	}
-	if c.agentPath == "" && os.Getenv("PIDREUSE_NODEAGENT") != "" {
-		if err := checkAgentFile("PIDREUSE_NODEAGENT", os.Getenv("PIDREUSE_NODEAGENT")); err != nil {
-			return c, usageErr{err.Error()}
 		}
 	}
 	c.runID = newRunID()

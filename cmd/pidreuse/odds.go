@@ -17,6 +17,7 @@ import (
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/odds"
 	"github.com/pidreuse/pidreuse/harness/report"
+	"github.com/pidreuse/pidreuse/harness/tier"
 	"github.com/pidreuse/pidreuse/harness/vm"
 	"github.com/pidreuse/pidreuse/images/crionode"
 	"github.com/pidreuse/pidreuse/images/layer"
@@ -25,20 +26,13 @@ import (
 
 // oddsConfig is what `odds` takes from the command line.
 type oddsConfig struct {
-	node          string
-	reboots       int
-	pidMax        int
-	pods          int
-	json          bool
-	reportDir     string
-	workDir       string
-	agentPath     string
-	rebootMode    string
-	libvirtSocket string
-	libvirtURI    string
-	keep          bool
-	runID         string
-	timeoutScale  float64
+	node    string
+	reboots int
+	pidMax  int
+	pods    int
+	json    bool
+	runID   string
+	nodeFlags
 }
 
 func parseOddsFlags(args []string) (oddsConfig, error) {
@@ -49,15 +43,7 @@ func parseOddsFlags(args []string) (oddsConfig, error) {
 	fs.IntVar(&c.pidMax, "pid-max", 0, fmt.Sprintf("the guest's kernel.pid_max, from early boot (%d to %d; 0: the guest's own, systemd's 4194304)", crionode.PIDMaxMin, crionode.PIDMaxLimit))
 	fs.IntVar(&c.pods, "pods", 3, "extra ordinary static pods besides the profile's own (web, batch) and the hostNetwork sdn pod")
 	fs.BoolVar(&c.json, "json", false, "print the report as one JSON object instead of a table")
-	fs.StringVar(&c.reportDir, "report-dir", envOr("PIDREUSE_REPORT_DIR", "reports"), "write the report (summary.md, odds.json, odds.svg) under DIR/<run id>")
-	fs.StringVar(&c.workDir, "work-dir", "", "where the VM keeps its files (default: a new dir under $TMPDIR, removed at the end)")
-	fs.StringVar(&c.agentPath, "agent", "", "nodeagent binary (default: next to this binary, or $PIDREUSE_NODEAGENT); cnirecord must sit next to it")
-	fs.StringVar(&c.rebootMode, "reboot", vm.RebootDestroyStart, "vm reboot: destroy-start (guest reboot, domain restarted) or reset (in place)")
-	fs.StringVar(&c.libvirtSocket, "libvirt-socket", envOr("PIDREUSE_LIBVIRT_SOCKET", "/var/run/libvirt/libvirt-sock"), "libvirtd's socket, for a local --libvirt-uri")
-	fs.StringVar(&c.libvirtURI, "libvirt-uri", envOr("PIDREUSE_LIBVIRT_URI", libvirt.LocalURI), "libvirt host: qemu:///system, qemu+ssh://user@host[:port]/system[?keyfile=K&known_hosts=F] or qemu+tcp://127.0.0.1/system")
-	fs.BoolVar(&c.keep, "keep", false, "leave the VM running at the end, for a look inside (prints its ssh line)")
-	var ts timeoutScaleFlag
-	ts.register(fs)
+	c.nodeFlags.register(fs, "summary.md, odds.json, odds.svg")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -77,8 +63,7 @@ func parseOddsFlags(args []string) (oddsConfig, error) {
 	if _, err := crionode.Lookup(c.node); err != nil {
 		return c, usageErr{"odds: --node: " + err.Error()}
 	}
-	var err error
-	if c.timeoutScale, err = ts.scale(); err != nil {
+	if err := c.nodeFlags.check(fs); err != nil {
 		return c, err
 	}
 	c.runID = newRunID()
@@ -164,7 +149,7 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 	started := time.Now()
 	node, err := vm.Start(ctx, vm.Options{
 		Name: "pidreuse-" + c.runID + "-odds", Dir: filepath.Join(workDir, "odds"), Image: img, URI: c.libvirtURI, Socket: c.libvirtSocket,
-		RebootMode: c.rebootMode, Keep: c.keep, Progress: progressLine, Cmdline: cmdline,
+		RebootMode: c.rebootMode, Keep: c.keep == tier.KeepAlways, MayKeep: c.keep != tier.KeepNever, Progress: progressLine, Cmdline: cmdline,
 		Layer: layer.Layer{Files: files}, Artifacts: crionode.Artifacts,
 	})
 	if err != nil {
@@ -195,6 +180,9 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 			progressLine("collect artifacts: " + err.Error())
 		}
 		progressLine("artifacts of the failed cycle: " + art)
+		if c.keep == tier.KeepOnFailure {
+			node.KeepRunning()
+		}
 	}
 	if err := node.Close(context.Background()); err != nil {
 		progressLine(err.Error())
