@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
-
 	"github.com/pidreuse/pidreuse/internal/flock"
+	"github.com/pidreuse/pidreuse/internal/mounts"
 )
 
 // Build stage names, as passed to the progress callback.
@@ -133,7 +130,7 @@ func (b *builder) build(ctx context.Context, in Inputs, cacheRoot string, progre
 		// Entries only ever appear by rename of a finished build, and we
 		// hold the lock, so this is damage from outside (a manual edit,
 		// a full disk). Rebuilding is the only way forward.
-		if err := safeRemoveAll(final); err != nil {
+		if err := mounts.SafeRemoveAll(final); err != nil {
 			return nil, fmt.Errorf("removing unusable image entry %s: %w", final, err)
 		}
 	}
@@ -141,7 +138,7 @@ func (b *builder) build(ctx context.Context, in Inputs, cacheRoot string, progre
 	// directory for it is left over from a process that was killed.
 	if stale, _ := filepath.Glob(filepath.Join(cacheRoot, ".tmp-"+d.hash+"-*")); len(stale) > 0 {
 		for _, p := range stale {
-			if err := safeRemoveAll(p); err != nil {
+			if err := mounts.SafeRemoveAll(p); err != nil {
 				return nil, fmt.Errorf("removing leftover build directory: %w", err)
 			}
 		}
@@ -156,7 +153,7 @@ func (b *builder) build(ctx context.Context, in Inputs, cacheRoot string, progre
 		if done {
 			return
 		}
-		if rmErr := safeRemoveAll(tmp); rmErr != nil {
+		if rmErr := mounts.SafeRemoveAll(tmp); rmErr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up failed build: %w", rmErr))
 		}
 	}()
@@ -236,47 +233,4 @@ func lockEntry(ctx context.Context, cacheRoot, hash string, progress func(string
 		progress(StageLock, time.Since(start))
 	}
 	return func() { l.Release() }, nil
-}
-
-// safeRemoveAll removes dir after detaching anything mounted below it.
-// A killed mmdebstrap can leave /proc, /sys or /dev mounts in the rootfs,
-// and a plain RemoveAll would then descend into the host's own files.
-func safeRemoveAll(dir string) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	mounts, err := mountsUnder(abs)
-	if err != nil {
-		return err
-	}
-	// Deepest first, so that nested mounts come off before their parents.
-	for i := len(mounts) - 1; i >= 0; i-- {
-		if err := syscall.Unmount(mounts[i], syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
-			return fmt.Errorf("unmounting %s before removing %s: %w (unmount it by hand, then delete the directory)", mounts[i], abs, err)
-		}
-	}
-	if left, err := mountsUnder(abs); err != nil {
-		return err
-	} else if len(left) > 0 {
-		return fmt.Errorf("not removing %s: %s is still mounted (unmount it by hand, then delete the directory)", abs, left[0])
-	}
-	if err := os.RemoveAll(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// mountsUnder lists the mount points at or below dir, in mountinfo order
-// (parents before children). dir must be absolute and clean.
-func mountsUnder(dir string) ([]string, error) {
-	infos, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return nil, fmt.Errorf("reading mount table: %w", err)
-	}
-	out := make([]string, len(infos))
-	for i, m := range infos {
-		out[i] = m.Mountpoint
-	}
-	return out, nil
 }

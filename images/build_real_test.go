@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pidreuse/pidreuse/internal/mounts"
 )
 
 // TestRealBuild builds the node image for real (minutes on a cold cache;
@@ -132,7 +134,7 @@ func TestRealBuildCanceled(t *testing.T) {
 			t.Errorf("canceled build left %s", e.Name())
 		}
 	}
-	if m, err := mountsUnder(cacheRoot); err != nil || len(m) > 0 {
+	if m, err := mounts.Under(cacheRoot); err != nil || len(m) > 0 {
 		t.Errorf("mounts left under the cache: %v %v", m, err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/pidreuse/pidreuse/internal/mounts"
 )
 
 // LastUsedName is touched in a cache entry each time a build finds it, so
@@ -59,7 +61,7 @@ func Prune(cacheRoot string, unusedFor time.Duration, now time.Time, dryRun bool
 			continue
 		}
 		if !dryRun {
-			if err := safeRemoveAll(dir); err != nil {
+			if err := mounts.SafeRemoveAll(dir); err != nil {
 				return removed, fmt.Errorf("prune images: %w", err)
 			}
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/pidreuse/pidreuse/internal/command"
 	"github.com/pidreuse/pidreuse/internal/fileutil"
 	"github.com/pidreuse/pidreuse/internal/flock"
+	"github.com/pidreuse/pidreuse/internal/mounts"
 	"github.com/pidreuse/pidreuse/internal/shell"
 )
 
@@ -71,8 +72,8 @@ func (s *buildState) output(ctx context.Context, captureStdout bool, name string
 	// SIGTERM rather than SIGKILL on cancel: mmdebstrap traps it and
 	// unmounts what it mounted inside the rootfs (measured: it can take
 	// ~25 s to wind down mid-install). WaitDelay bounds how long a command
-	// that ignores it may take to die; safeRemoveAll then detaches any
-	// mount it left.
+	// that ignores it may take to die; mounts.SafeRemoveAll then detaches
+	// any mount it left.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	fmt.Fprintf(s.log, "+ %s\n", shell.Join(cmd.Args))
@@ -491,7 +492,7 @@ func stageConvert(ctx context.Context, s *buildState) error {
 	if err := s.run(ctx, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", s.rawDisk, filepath.Join(s.dir, BaseDiskName)); err != nil {
 		return err
 	}
-	if err := safeRemoveAll(s.workDir()); err != nil {
+	if err := mounts.SafeRemoveAll(s.workDir()); err != nil {
 		return fmt.Errorf("removing build work files: %w", err)
 	}
 	return nil

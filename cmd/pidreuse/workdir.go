@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/pidreuse/pidreuse/harness/reap"
 	"github.com/pidreuse/pidreuse/internal/flock"
 )
 
@@ -46,7 +47,7 @@ func openRunDir(workDir string, runID *string) (*runDir, error) {
 		return &runDir{path: abs, lock: l}, nil
 	}
 	for range 5 {
-		dir := filepath.Join(os.TempDir(), ownPrefix+*runID)
+		dir := filepath.Join(os.TempDir(), reap.Prefix+*runID)
 		l, err := flock.CreateDir(dir, 0o755)
 		if errors.Is(err, os.ErrExist) {
 			*runID = newRunID()
