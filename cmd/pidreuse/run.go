@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -82,11 +83,12 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 
 	var results []runner.Result
 	var inputs []string
+	var art artifactDirs
 	switch c.tier {
 	case scenarios.TierSandbox:
-		results, err = runSandboxTier(ctx, c, scs, progress)
+		results, err = runSandboxTier(ctx, c, scs, &art, progress)
 	case scenarios.TierVM:
-		results, inputs, err = runVMTier(ctx, c, scs, progress)
+		results, inputs, err = runVMTier(ctx, c, scs, &art, progress)
 	default:
 		err = fmt.Errorf("unknown tier %q: use sandbox or vm", c.tier)
 	}
@@ -105,7 +107,7 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	}
 	if len(results) > 0 && c.reportDir != "" {
 		dir := filepath.Join(c.reportDir, c.runID)
-		summary, err := report.Write(dir, report.Run{ID: c.runID, Tier: c.tier, Started: started, Inputs: inputs}, results)
+		summary, err := report.Write(dir, report.Run{ID: c.runID, Tier: c.tier, Started: started, Inputs: inputs, Artifacts: art.list()}, results)
 		if err != nil {
 			return exitNoVerdict, err
 		}
@@ -195,8 +197,26 @@ func bisectCode(results []runner.Result) (int, error) {
 	return exitGood, nil
 }
 
+// artifactDirs collects where the run's nodes kept their artifacts.
+type artifactDirs struct {
+	mu   sync.Mutex
+	dirs []string
+}
+
+func (a *artifactDirs) add(dir string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.dirs = append(a.dirs, dir)
+}
+
+func (a *artifactDirs) list() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Sorted(slices.Values(a.dirs))
+}
+
 // runSandboxTier plays scs on sandbox nodes (harness/tier).
-func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progress func(string)) ([]runner.Result, error) {
+func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, art *artifactDirs, progress func(string)) ([]runner.Result, error) {
 	agentPath, err := findAgent(c.agentPath)
 	if err != nil {
 		return nil, err
@@ -205,16 +225,17 @@ func runSandboxTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, 
 	if err != nil {
 		return nil, err
 	}
-	return tier.Sandbox(ctx, c.tierRun(scs, sets, agentPath, progress))
+	return tier.Sandbox(ctx, c.tierRun(scs, sets, agentPath, art, progress))
 }
 
 // tierRun is what harness/tier needs of the run.
-func (c runConfig) tierRun(scs []scenarios.Scenario, sets []tier.PluginSet, agentPath string, progress func(string)) tier.Run {
+func (c runConfig) tierRun(scs []scenarios.Scenario, sets []tier.PluginSet, agentPath string, art *artifactDirs, progress func(string)) tier.Run {
 	return tier.Run{
 		ID: c.runID, Dir: c.runDir, Tier: c.tier, Scenarios: scs, Plugins: sets, AgentPath: agentPath,
 		LibvirtURI: c.libvirtURI, LibvirtSocket: c.libvirtSocket, RebootMode: c.rebootMode,
 		Keep: c.keep, Bisect: c.bisect, Progress: progress,
-		Announce: sync.OnceFunc(func() { c.announce(progress) }),
+		Announce:    sync.OnceFunc(func() { c.announce(progress) }),
+		OnArtifacts: art.add,
 	}
 }
 

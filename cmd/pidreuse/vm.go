@@ -127,7 +127,7 @@ func progressLine(msg string) { fmt.Fprintf(os.Stderr, "pidreuse: %s\n", msg) }
 
 // runVMTier plays scs on VM nodes and returns the results and the inputs
 // the user laid over the image (for the report).
-func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progress func(string)) (_ []runner.Result, inputs []string, err error) {
+func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, art *artifactDirs, progress func(string)) (_ []runner.Result, inputs []string, err error) {
 	agentPath, err := findAgent(c.agentPath)
 	if err != nil {
 		return nil, nil, err
@@ -157,7 +157,7 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, progr
 		// Bring-your-own plugins go in with the layer: no image rebuild.
 		sets[0].GuestDir = layer.GuestCNIDir
 	}
-	r := c.tierRun(scs, sets, agentPath, progress)
+	r := c.tierRun(scs, sets, agentPath, art, progress)
 	r.Layer = lay
 	if kube {
 		profile, err := crionode.Lookup(c.node)

@@ -26,6 +26,8 @@ type Run struct {
 	// Inputs name what the run judged besides the image: the binaries a
 	// user laid over it, with their hashes (what a bisect step tested).
 	Inputs []string
+	// Artifacts are the dirs where a failed run kept its nodes' logs.
+	Artifacts []string
 }
 
 // CheckDir makes sure a report can be written under dir, without creating
@@ -154,18 +156,21 @@ func Markdown(run Run, results []runner.Result) string {
 	if len(run.Inputs) > 0 {
 		b.WriteString("\n")
 	}
+	for _, a := range run.Artifacts {
+		fmt.Fprintf(&b, "Artifacts of the failed run (serial console, journals, agent state): `%s`\n\n", a)
+	}
 	b.WriteString("| scenario | plugins | netns path | PID reused | DEL result | host lo | expected | verdict |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		del := "ok"
 		if r.DelError != "" {
-			del = "error: " + strings.ReplaceAll(r.DelError, "|", "\\|")
+			del = "error: " + r.DelError
 		}
 		exp := "UP"
 		if !r.ExpectedLoUp {
 			exp = "DOWN"
 		}
-		fmt.Fprintf(&b, "| %s | %s | `%s` | %v | %s | %s | %s | **%s** |\n", r.Scenario, r.PluginVersion, r.NetnsPath, r.PIDReused, del, r.LoState(), exp, r.Verdict())
+		fmt.Fprintf(&b, "| %s | %s | `%s` | %v | %s | %s | %s | **%s** |\n", r.Scenario, cell(r.PluginVersion), cell(r.NetnsPath), r.PIDReused, cell(del), r.LoState(), exp, r.Verdict())
 	}
 	for _, r := range results {
 		fmt.Fprintf(&b, "\n## %s (%s): %s\n\n", r.Scenario, r.PluginVersion, r.Verdict())
@@ -185,7 +190,7 @@ func Markdown(run Run, results []runner.Result) string {
 		if len(r.Dels) > 0 {
 			b.WriteString("\n| CNI DEL at | pod | netns path | issued by | error |\n|---|---|---|---|---|\n")
 			for _, d := range r.Dels {
-				fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s |\n", d.Time, d.Pod, d.NetnsPath, d.Issuer, cell(runner.OrNone(d.Error)))
+				fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s |\n", d.Time, cell(d.Pod), cell(d.NetnsPath), cell(d.Issuer), cell(runner.OrNone(d.Error)))
 			}
 		}
 		if len(r.Checks) > 0 {

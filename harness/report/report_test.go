@@ -17,7 +17,7 @@ func results() []runner.Result {
 	return []runner.Result{
 		{Scenario: "ephemeral-reused", PluginVersion: "v1.10.0", NetnsPath: "/proc/30000/ns/net", PIDReused: true, DelError: "a|b", LoUp: false, ExpectedLoUp: false, Pass: true,
 			Timeline: []runner.Event{{At: t0, Step: "sandbox create"}, {At: t0.Add(1500 * time.Millisecond), Step: "reboot"}}},
-		{Scenario: "pinned-reused", PluginVersion: "v1.10.0", LoUp: false, ExpectedLoUp: true},
+		{Scenario: "pinned-reused", PluginVersion: "custom:/tmp/a|b", NetnsPath: "/run/netns/x|y", LoUp: false, ExpectedLoUp: true},
 		{Scenario: "del-retry", PluginVersion: "v1.10.0", Error: "boot timed out"},
 	}
 }
@@ -25,12 +25,15 @@ func results() []runner.Result {
 func TestWrite(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("GITHUB_STEP_SUMMARY", filepath.Join(dir, "step-summary.md"))
-	summary, err := Write(dir, Run{ID: "r1", Tier: "sandbox", Started: time.Now()}, results())
+	summary, err := Write(dir, Run{ID: "r1", Tier: "sandbox", Started: time.Now(), Artifacts: []string{"/tmp/pidreuse-r1/artifacts/sb1"}}, results())
 	if err != nil {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(summary)
-	for _, want := range []string{"1 passed, 1 failed, 1 without a verdict", "| ephemeral-reused | v1.10.0 | `/proc/30000/ns/net` | true | error: a\\|b | DOWN | DOWN | **pass** |", "**FAIL**", "No verdict: boot timed out", "`+  1.500s` reboot"} {
+	for _, want := range []string{"1 passed, 1 failed, 1 without a verdict", "| ephemeral-reused | v1.10.0 | `/proc/30000/ns/net` | true | error: a\\|b | DOWN | DOWN | **pass** |", "**FAIL**", "No verdict: boot timed out", "`+  1.500s` reboot",
+		// A | in a path must not split a cell.
+		"| pinned-reused | custom:/tmp/a\\|b | `/run/netns/x\\|y` |",
+		"Artifacts of the failed run (serial console, journals, agent state): `/tmp/pidreuse-r1/artifacts/sb1`"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("summary lacks %q:\n%s", want, md)
 		}

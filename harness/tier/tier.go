@@ -69,6 +69,10 @@ type Run struct {
 	Progress func(string)
 	// Announce is called once, as the first node is about to start.
 	Announce func()
+	// OnArtifacts, if set, is told each dir where a failed run kept a
+	// node's artifacts (for the report). Called from the nodes'
+	// goroutines: it must be safe for concurrent use.
+	OnArtifacts func(dir string)
 }
 
 func (r *Run) progress(s string) {
@@ -317,17 +321,27 @@ func (r *Run) vmOptions(name, dir string, img *images.Image, l layer.Layer) vm.O
 // KeepAlways.
 func (r *Run) finishNode(ctx context.Context, node harness.Node, art string, results []runner.Result, keep func()) error {
 	interrupted := ctx.Err() != nil
+	kept := r.Keep == KeepAlways
 	if !interrupted && r.WorthKeeping(results) {
 		if err := node.CollectArtifacts(context.Background(), art); err != nil {
 			r.progress("collect artifacts: " + err.Error())
 		}
 		r.progress("artifacts of the failed run: " + art)
+		if r.OnArtifacts != nil {
+			r.OnArtifacts(art)
+		}
 		if r.Keep == KeepOnFailure {
 			keep()
+			kept = true
 		}
 	}
 	if err := node.Close(context.Background()); err != nil {
 		r.progress(err.Error())
+	}
+	// A kept VM prints its ssh line itself; a sandbox node's processes die
+	// with the run, its dir stays: say where.
+	if d, ok := node.(interface{ Dir() string }); ok && kept {
+		r.progress(fmt.Sprintf("kept node %s: its dir %s (console.log, state/); remove it with pidreuse clean --run %s", node.Name(), d.Dir(), r.ID))
 	}
 	if interrupted {
 		return fmt.Errorf("interrupted: %w", ctx.Err())
