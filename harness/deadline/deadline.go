@@ -34,6 +34,13 @@ const (
 	// ShellStep bounds one shell command in a node (a journal read, a
 	// systemctl call).
 	ShellStep = 3 * time.Minute
+	// LibvirtCall bounds one libvirt RPC (define, start, destroy, a
+	// lookup): milliseconds on a healthy libvirtd, seconds over qemu+ssh;
+	// a libvirtd re-probing QEMU can take a minute.
+	LibvirtCall = 2 * time.Minute
+	// Transfer bounds one volume upload or download to a remote host: the
+	// ~800 MiB base disk takes seconds on a LAN, minutes on a slow link.
+	Transfer = 30 * time.Minute
 )
 
 type scaleKey struct{}

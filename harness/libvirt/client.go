@@ -10,6 +10,8 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/pidreuse/pidreuse/harness/deadline"
 )
 
 // DefaultSocket is where libvirtd listens when started as root.
@@ -84,28 +86,38 @@ func (c *Client) Close() error {
 }
 
 // do runs f, an RPC that cannot be cancelled (go-libvirt takes no context),
-// and returns early when ctx is done. The abandoned RPC finishes in the
-// background; cleanup, if not nil, then runs when it succeeded (so e.g. a
-// connection that completes late is closed rather than leaked).
+// under deadline.LibvirtCall (scaled), and returns early when ctx is done
+// or the deadline passes (a *deadline.TimedOut then). The abandoned RPC
+// finishes in the background; cleanup, if not nil, then runs when it
+// succeeded (so e.g. a connection that completes late is closed rather
+// than leaked).
 func do(ctx context.Context, f func() error, cleanup func()) error {
+	return doWithin(ctx, "a libvirt call", deadline.LibvirtCall, f, cleanup)
+}
+
+// doWithin is do with its own step name and deadline, for a transfer that
+// takes longer than a call.
+func doWithin(ctx context.Context, step string, base time.Duration, f func() error, cleanup func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		if cleanup != nil {
-			go func() {
-				if <-done == nil {
-					cleanup()
-				}
-			}()
+	return deadline.Run(ctx, step, base, func(ctx context.Context) error {
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			if cleanup != nil {
+				go func() {
+					if <-done == nil {
+						cleanup()
+					}
+				}()
+			}
+			return ctx.Err()
 		}
-		return ctx.Err()
-	}
+	})
 }
 
 // lookup finds a domain by name, wrapping ErrDomainNotFound when libvirt

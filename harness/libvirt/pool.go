@@ -13,6 +13,8 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
+
+	"github.com/pidreuse/pidreuse/harness/deadline"
 )
 
 // On a remote libvirt host the guests' disks, kernels, initrds and console
@@ -272,7 +274,7 @@ func (c *Client) UploadVolume(ctx context.Context, src, name string, replace boo
 	if err != nil {
 		return fmt.Errorf("create volume %s on %s: %w", name, c.target, err)
 	}
-	err = do(ctx, func() error {
+	err = doWithin(ctx, "upload of "+name, deadline.Transfer, func() error {
 		return c.l.StorageVolUpload(vol, f, 0, uint64(st.Size()), 0)
 	}, nil)
 	if err != nil {
@@ -328,7 +330,7 @@ func (c *Client) DownloadVolume(ctx context.Context, name, dst string) error {
 	if err != nil {
 		return fmt.Errorf("download volume %s: %w", name, err)
 	}
-	err = do(ctx, func() error { return c.l.StorageVolDownload(vol, f, 0, 0, 0) }, nil)
+	err = doWithin(ctx, "download of "+name, deadline.Transfer, func() error { return c.l.StorageVolDownload(vol, f, 0, 0, 0) }, nil)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
