@@ -38,6 +38,9 @@ const (
 	// lookup): milliseconds on a healthy libvirtd, seconds over qemu+ssh;
 	// a libvirtd re-probing QEMU can take a minute.
 	LibvirtCall = 2 * time.Minute
+	// Teardown bounds collecting a node's artifacts (journals, console,
+	// state over SSH) and tearing it down (destroy, undefine, remove).
+	Teardown = 5 * time.Minute
 	// Transfer bounds one volume upload or download to a remote host: the
 	// ~800 MiB base disk takes seconds on a LAN, minutes on a slow link.
 	Transfer = 30 * time.Minute

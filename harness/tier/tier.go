@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"github.com/pidreuse/pidreuse/harness/kubescenario"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/sandbox"
@@ -322,8 +323,14 @@ func (r *Run) vmOptions(name, dir string, img *images.Image, l layer.Layer) vm.O
 func (r *Run) finishNode(ctx context.Context, node harness.Node, art string, results []runner.Result, keep func()) error {
 	interrupted := ctx.Err() != nil
 	kept := r.Keep == KeepAlways
+	// Teardown runs after a Ctrl-C too (ctx is done then), with deadlines
+	// of its own: a node that stopped answering must not hold the run.
+	teardown := context.WithoutCancel(ctx)
 	if !interrupted && r.WorthKeeping(results) {
-		if err := node.CollectArtifacts(context.Background(), art); err != nil {
+		err := deadline.Run(teardown, "collecting the artifacts of "+node.Name(), deadline.Teardown, func(ctx context.Context) error {
+			return node.CollectArtifacts(ctx, art)
+		})
+		if err != nil {
 			r.progress("collect artifacts: " + err.Error())
 		}
 		r.progress("artifacts of the failed run: " + art)
@@ -335,7 +342,10 @@ func (r *Run) finishNode(ctx context.Context, node harness.Node, art string, res
 			kept = true
 		}
 	}
-	if err := node.Close(context.Background()); err != nil {
+	err := deadline.Run(teardown, "tearing down "+node.Name(), deadline.Teardown, func(ctx context.Context) error {
+		return node.Close(ctx)
+	})
+	if err != nil {
 		r.progress(err.Error())
 	}
 	// A kept VM prints its ssh line itself; a sandbox node's processes die

@@ -333,7 +333,10 @@ func (n *Node) Reboot(ctx context.Context) error {
 	start := time.Now()
 	n.opts.Progress(fmt.Sprintf("%s: rebooting (%s)", n.opts.Name, n.opts.RebootMode))
 	// The session may die with the guest's sshd before it reports back.
-	_, _ = n.Exec(ctx, "systemctl", "reboot")
+	_ = deadline.Run(ctx, "systemctl reboot on "+n.opts.Name, deadline.ShellStep, func(ctx context.Context) error {
+		_, err := n.Exec(ctx, "systemctl", "reboot")
+		return err
+	})
 	n.dropSSH()
 	if n.opts.RebootMode == RebootDestroyStart {
 		wctx, cancel := context.WithTimeout(ctx, deadline.Scaled(ctx, n.opts.BootTimeout))
