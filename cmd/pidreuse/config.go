@@ -127,8 +127,9 @@ func newRunID() string {
 	return time.Now().UTC().Format("0102-150405") + "-" + hex.EncodeToString(b)
 }
 
-// findAgent locates nodeagent and checks every node-side binary sits next
-// to it (internal/nodebin), where the images and the agent take them.
+// findAgent locates nodeagent and checks failonce (our fault-injecting CNI
+// plugin) sits next to it, where the agent looks for it; the image
+// builders check the other node-side binaries they take from that dir.
 func findAgent(flagPath string) (string, error) {
 	candidates := []string{flagPath, os.Getenv("PIDREUSE_NODEAGENT")}
 	if self, err := os.Executable(); err == nil {
@@ -151,7 +152,7 @@ func findAgent(flagPath string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := nodebin.Check(filepath.Dir(abs)); err != nil {
+		if err := nodebin.Check(filepath.Dir(abs), nodebin.Agent, nodebin.Failonce); err != nil {
 			return "", err
 		}
 		return abs, nil

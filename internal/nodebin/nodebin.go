@@ -28,10 +28,15 @@ var what = map[string]string{
 	PodServer: "the pod server", CNIRecord: "the recording CNI plugin",
 }
 
-// Check says whether every node-side binary is an executable file in
-// dir, naming the first that is not and how to get it.
-func Check(dir string) error {
-	for _, name := range All() {
+// Check says whether each of names (every node-side binary when none is
+// named) is an executable file in dir, naming the first that is not and
+// how to get it. Each use checks what it needs: the sandbox tier runs only
+// the agent and failonce, a CRI-O image takes nodecri and podserver too.
+func Check(dir string, names ...string) error {
+	if len(names) == 0 {
+		names = All()
+	}
+	for _, name := range names {
 		p := filepath.Join(dir, name)
 		st, err := os.Stat(p)
 		if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {

@@ -18,8 +18,13 @@ func TestCheck(t *testing.T) {
 	if err := Check(dir); err != nil {
 		t.Fatal(err)
 	}
+
 	os.Chmod(filepath.Join(dir, CNIRecord), 0o644)
 	if err := Check(dir); err == nil || !strings.Contains(err.Error(), "the recording CNI plugin") {
 		t.Errorf("a file that is not executable: %v", err)
+	}
+	os.Remove(filepath.Join(dir, NodeCRI))
+	if err := Check(dir, Agent, Failonce); err != nil {
+		t.Errorf("only the named ones are needed: %v", err)
 	}
 }
