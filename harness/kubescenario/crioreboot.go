@@ -24,10 +24,12 @@ import (
 // address and kubelet restarts the hostNetwork pod until lo is set up.
 func (p *play) crioReboot(ctx context.Context) error {
 	pods := p.opts.Node.pods()
-	p.step("static pods Running", strings.Join(pods, ", "))
+	// Two steps, so the timeline says how long the pods took to start.
+	p.step("waiting for the static pods", strings.Join(pods, ", "))
 	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
 		return err
 	}
+	p.step("static pods Running", strings.Join(pods, ", "))
 	var err error
 	if p.res.BootIDBefore, err = p.bootID(ctx); err != nil {
 		return err
@@ -58,10 +60,11 @@ func (p *play) crioReboot(ctx context.Context) error {
 		return err
 	}
 
-	p.step("static pods Running again", "kubelet recreates the sandboxes, CRI-O cleans the old ones up")
+	p.step("waiting for the static pods again", "kubelet recreates the sandboxes, CRI-O cleans the old ones up")
 	if _, err := p.waitPods(ctx, "after the reboot", p.opts.PodTimeout); err != nil {
 		return err
 	}
+	p.step("static pods Running again", strings.Join(pods, ", "))
 	journal, err := kube.Journal(ctx, p.node, crioguest.CRIOUnit)
 	if err != nil {
 		return err

@@ -21,10 +21,11 @@ func (p *play) legacySymptom(ctx context.Context) error {
 	if p.opts.Plugins.Dir == "" {
 		return fmt.Errorf("legacy-symptom: no CNI plugin dir for the legacy runtime")
 	}
-	p.step("static pods Running", crioguest.WebPod+", "+crioguest.SDNPod)
+	p.step("waiting for the static pods", crioguest.WebPod+", "+crioguest.SDNPod)
 	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
 		return err
 	}
+	p.step("static pods Running", crioguest.WebPod+", "+crioguest.SDNPod)
 	var before int
 	r := runner.New(p.node, runner.Options{
 		Tier: scenarios.TierVM, OnStep: p.opts.OnStep, FirstTrial: p.opts.Index,
@@ -43,10 +44,11 @@ func (p *play) legacySymptom(ctx context.Context) error {
 		err = r.Reboot(ctx)
 	}
 	if err == nil {
-		p.step("static pods Running again", "")
+		p.step("waiting for the static pods again", "")
 		var cs []kube.Container
 		if cs, err = p.waitPods(ctx, "after the reboot", p.opts.PodTimeout); err == nil {
 			before = kube.Restarts(cs, crioguest.SDNPod)
+			p.step("static pods Running again", crioguest.WebPod+", "+crioguest.SDNPod)
 		}
 	}
 	if err != nil {
