@@ -60,8 +60,10 @@ var (
 // stops several sandboxes at once the pairs interleave (Got A, Got B, del,
 // del), so each operation takes a "Got" line of its own: the pod it names,
 // or else the oldest one still waiting. Each sandbox then has its own DEL
-// with its own netns; only which of two simultaneous DELs logged an error
-// first stays a guess.
+// with its own netns. Their errors come later, in whatever order the DELs
+// end: an error line that quotes a DEL's netns path (`failed to Statfs
+// "/proc/N/ns/net"`) belongs to that DEL; one that quotes none goes to the
+// latest operation.
 func ParseCNIOps(journal string) []CNIOp {
 	var ops []CNIOp
 	inflight := map[string]string{}  // sandbox ID → CRI method
@@ -131,12 +133,15 @@ func ParseCNIOps(journal string) []CNIOp {
 			loopbackErr = msg
 			continue
 		}
-		if len(ops) > 0 && errorLevel.MatchString(line) && ops[len(ops)-1].Error == "" {
-			for _, hint := range cniErrorHint {
-				if strings.Contains(msg, hint) {
-					ops[len(ops)-1].Error = msg
-					break
-				}
+		if len(ops) > 0 && errorLevel.MatchString(line) && isCNIError(msg) {
+			i := opNamedBy(ops, msg)
+			if i < 0 {
+				i = len(ops) - 1
+			}
+			// The first error line of an operation says most; later ones
+			// (CRI-O logs the same failure two or three times) repeat it.
+			if ops[i].Error == "" {
+				ops[i].Error = msg
 			}
 		}
 	}
@@ -144,6 +149,29 @@ func ParseCNIOps(journal string) []CNIOp {
 		ops[i].RequestsLogged = logged
 	}
 	return ops
+}
+
+// isCNIError says whether an error line is about a CNI operation.
+func isCNIError(msg string) bool {
+	for _, hint := range cniErrorHint {
+		if strings.Contains(msg, hint) {
+			return true
+		}
+	}
+	return false
+}
+
+// opNamedBy is the index of the newest operation whose netns path msg
+// quotes, or -1. Seen with CRI-O 1.16: kubelet stopped two
+// sandboxes at once, and the Statfs error of the first DEL (its PID was
+// free) was logged after the second DEL had started.
+func opNamedBy(ops []CNIOp, msg string) int {
+	for i := len(ops) - 1; i >= 0; i-- {
+		if ops[i].NetNS != "" && strings.Contains(msg, `"`+ops[i].NetNS+`"`) {
+			return i
+		}
+	}
+	return -1
 }
 
 // opPod reads the pod CRI-O 1.34 names in its operation line ("Deleting

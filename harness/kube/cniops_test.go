@@ -130,3 +130,20 @@ func TestParseCNIOpsParallelDels(t *testing.T) {
 		}
 	}
 }
+
+// Real lines of a CRI-O 1.16.2 journal (an e2e run of crio-kubelet-reboot):
+// kubelet stops batch (its old PID free) and web (its old PID held by a
+// host process) at once; both DELs start, then batch's DEL logs its
+// Statfs error after web's DEL began. The error is batch's: it quotes
+// batch's netns path.
+func TestParseCNIOpsErrorGoesToTheDELWhosePathItNames(t *testing.T) {
+	ops := ParseCNIOps(readTestdata(t, "crio-1.16-parallel-dels.journal"))
+	batch := DelsOf(ops, "bddd59efeb48bd415e76f0bb4f207258c640282a14cc559df9b4786592680126")
+	web := DelsOf(ops, "6f3e076281c986c477847e16f973b6ea2eb5c565c401635ef4ccdcbe02b5e436")
+	if len(batch) != 1 || batch[0].NetNS != "/proc/20333/ns/net" || !strings.Contains(batch[0].Error, `failed to Statfs "/proc/20333/ns/net": no such file or directory`) {
+		t.Errorf("batch's DEL: %+v", batch)
+	}
+	if len(web) != 1 || web[0].NetNS != "/proc/20323/ns/net" || web[0].Error != "" {
+		t.Errorf("web's DEL (its path named a live process): %+v", web)
+	}
+}
