@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pidreuse/pidreuse/internal/filetest"
 	"github.com/pidreuse/pidreuse/internal/flock"
 )
 
@@ -28,13 +29,13 @@ func TestCleanCLI(t *testing.T) {
 		"ginkgo123/x",
 		"other/y",
 	} {
-		mustMkdir(t, filepath.Dir(filepath.Join(tmp, p)))
-		mustWrite(t, filepath.Join(tmp, p), old)
+		filetest.Mkdir(t, filepath.Dir(filepath.Join(tmp, p)))
+		filetest.Write(t, filepath.Join(tmp, p), old)
 	}
-	mustWrite(t, filepath.Join(tmp, "pidreuse-stray.qcow2"), old)
-	mustMkdir(t, filepath.Join(tmp, "pidreuse-0101-000001-cccccc"))
-	filepath.WalkDir(tmp, func(p string, _ os.DirEntry, _ error) error { setTimes(t, old, p); return nil })
-	setTimes(t, time.Now(), filepath.Join(tmp, "pidreuse-e2e-1-1-legacy/disk.qcow2"), filepath.Join(tmp, "pidreuse-0101-000001-cccccc"))
+	filetest.Write(t, filepath.Join(tmp, "pidreuse-stray.qcow2"), old)
+	filetest.Mkdir(t, filepath.Join(tmp, "pidreuse-0101-000001-cccccc"))
+	filepath.WalkDir(tmp, func(p string, _ os.DirEntry, _ error) error { filetest.SetTimes(t, old, p); return nil })
+	filetest.SetTimes(t, time.Now(), filepath.Join(tmp, "pidreuse-e2e-1-1-legacy/disk.qcow2"), filepath.Join(tmp, "pidreuse-0101-000001-cccccc"))
 
 	noLibvirt := []string{"--libvirt-socket", filepath.Join(tmp, "no-libvirt-sock")}
 	stale := []string{"dir " + filepath.Join(tmp, "pidreuse-0101-000000-aaaaaa"), "dir " + filepath.Join(tmp, "pidreuse-0101-000000-bbbbbb"), "file " + filepath.Join(tmp, "pidreuse-stray.qcow2")}
@@ -108,30 +109,6 @@ func checkLines(t *testing.T, out, verb string, want []string) {
 	}
 }
 
-func mustMkdir(t *testing.T, dir string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustWrite(t *testing.T, path string, mtime time.Time) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	setTimes(t, mtime, path)
-}
-
-func setTimes(t *testing.T, mtime time.Time, paths ...string) {
-	t.Helper()
-	for _, p := range paths {
-		if err := os.Chtimes(p, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // A live run's dir is skipped whatever its age and whatever the flags,
 // with one line saying who holds it; once its holder lets go (a run that
 // was killed: the kernel drops the lock), the next clean removes it.
@@ -145,18 +122,18 @@ func TestCleanCLISkipsLiveRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lock.Release()
-	mustMkdir(t, filepath.Join(live, "vm0"))
-	mustWrite(t, filepath.Join(live, "vm0", "disk.qcow2"), old)
+	filetest.Mkdir(t, filepath.Join(live, "vm0"))
+	filetest.Write(t, filepath.Join(live, "vm0", "disk.qcow2"), old)
 	dead := filepath.Join(tmp, "pidreuse-0101-000000-bbbbbb")
-	mustMkdir(t, dead)
-	mustWrite(t, filepath.Join(dead, flock.DirLockName), old) // its run died
+	filetest.Mkdir(t, dead)
+	filetest.Write(t, filepath.Join(dead, flock.DirLockName), old) // its run died
 	// Dirs being created: a young one may be between its mkdir and its
 	// lock, an old one's creator was killed.
 	young, stale := filepath.Join(tmp, flock.StagingPrefix+"young"), filepath.Join(tmp, flock.StagingPrefix+"stale")
-	mustMkdir(t, young)
-	mustMkdir(t, stale)
-	setTimes(t, old, stale)
-	setTimes(t, old, live, filepath.Join(live, "vm0"), filepath.Join(live, flock.DirLockName), dead)
+	filetest.Mkdir(t, young)
+	filetest.Mkdir(t, stale)
+	filetest.SetTimes(t, old, stale)
+	filetest.SetTimes(t, old, live, filepath.Join(live, "vm0"), filepath.Join(live, flock.DirLockName), dead)
 
 	noLibvirt := []string{"--libvirt-socket", filepath.Join(tmp, "no-libvirt-sock")}
 	for _, args := range [][]string{{"clean"}, {"clean", "--older-than", "1h"}, {"clean", "--run", "0101-000000-aaaaaa"}} {

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pidreuse/pidreuse/internal/filetest"
 )
 
 func TestSelectStale(t *testing.T) {
@@ -64,15 +66,15 @@ func TestTreeLastActive(t *testing.T) {
 	dir := t.TempDir()
 	old := time.Now().Add(-5 * time.Hour).Truncate(time.Second)
 	disk := filepath.Join(dir, "vm0", "disk.qcow2")
-	mustMkdir(t, filepath.Dir(disk))
-	mustWrite(t, disk, old)
-	setTimes(t, old, filepath.Join(dir, "vm0"), dir)
+	filetest.Mkdir(t, filepath.Dir(disk))
+	filetest.Write(t, disk, old)
+	filetest.SetTimes(t, old, filepath.Join(dir, "vm0"), dir)
 	if got := treeLastActive(dir); !got.Equal(old) {
 		t.Fatalf("idle tree: last active %s, want %s", got, old)
 	}
 	// A live VM writes its overlay deep inside an old dir: that counts.
 	recent := time.Now().Add(-time.Minute).Truncate(time.Second)
-	setTimes(t, recent, disk)
+	filetest.SetTimes(t, recent, disk)
 	if got := treeLastActive(dir); !got.Equal(recent) {
 		t.Fatalf("tree with a fresh disk: last active %s, want %s", got, recent)
 	}
@@ -93,8 +95,8 @@ func TestTempKeepsMountedDirs(t *testing.T) {
 	mounted := filepath.Join(tmp, `pidreuse-a b\c`)
 	sibling := mounted + "d"
 	run := filepath.Join(mounted, "run")
-	mustMkdir(t, run)
-	mustMkdir(t, sibling)
+	filetest.Mkdir(t, run)
+	filetest.Mkdir(t, sibling)
 	if err := syscall.Mount("tmpfs", run, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatal(err)
 	}
@@ -113,29 +115,5 @@ func TestTempKeepsMountedDirs(t *testing.T) {
 	}
 	if _, err := os.Stat(sibling); !os.IsNotExist(err) {
 		t.Errorf("the sibling %s was kept: %v", sibling, err)
-	}
-}
-
-func mustMkdir(t *testing.T, dir string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustWrite(t *testing.T, path string, mtime time.Time) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	setTimes(t, mtime, path)
-}
-
-func setTimes(t *testing.T, mtime time.Time, paths ...string) {
-	t.Helper()
-	for _, p := range paths {
-		if err := os.Chtimes(p, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
