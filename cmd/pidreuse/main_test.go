@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,6 +217,7 @@ func TestStuckDELTimesOutAsNoVerdict(t *testing.T) {
 		t.Fatalf("build the stuck plugin: %v\n%s", err, out)
 	}
 	tmp := t.TempDir()
+	before := hostNet(t)
 	start := time.Now()
 	// 0.05 × the agent step's 2 minutes: 6 s.
 	r := runCLIEnv(t, nil, []string{"TMPDIR=" + tmp}, "bisect", "--tier", "sandbox", "--scenario", "ephemeral-reused", "--cni-bin-dir", dir, "--timeout-scale", "0.05")
@@ -228,6 +230,9 @@ func TestStuckDELTimesOutAsNoVerdict(t *testing.T) {
 	}
 	if took > time.Minute {
 		t.Errorf("took %s", took)
+	}
+	if after := hostNet(t); after != before {
+		t.Errorf("the real machine's lo or netns changed: %+v, was %+v", after, before)
 	}
 	for _, pattern := range []string{filepath.Join(dir, "loopback"), "sleep 3600"} {
 		if out, _ := exec.Command("pgrep", "-f", pattern).Output(); len(out) > 0 {
@@ -242,6 +247,30 @@ func TestStuckDELTimesOutAsNoVerdict(t *testing.T) {
 			t.Errorf("the run left %v in %s (stderr: %s)", entries, run, r.stderr)
 		}
 	}
+}
+
+// realNet is what the CLI's tests check of the machine they run on: its lo
+// flags (IFF_UP is bit 0) and the netns of this process.
+type realNet struct {
+	loFlags string
+	netns   uint64
+}
+
+func hostNet(t *testing.T) realNet {
+	t.Helper()
+	flags, err := os.ReadFile("/sys/class/net/lo/flags")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/self/ns/net", &st); err != nil {
+		t.Fatal(err)
+	}
+	n := realNet{loFlags: strings.TrimSpace(string(flags)), netns: st.Ino}
+	if v, err := strconv.ParseUint(strings.TrimPrefix(n.loFlags, "0x"), 16, 32); err != nil || v&1 == 0 {
+		t.Fatalf("the real machine's lo is not up (flags %s): fix the machine first", n.loFlags)
+	}
+	return n
 }
 
 // pidreuse nodes lists every profile with what decides the bug on it.

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"github.com/pidreuse/pidreuse/harness/libvirt"
 	"github.com/pidreuse/pidreuse/harness/odds"
 	"github.com/pidreuse/pidreuse/harness/report"
@@ -94,7 +95,7 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 	if err := report.CheckDir(c.reportDir); err != nil {
 		return exitNoVerdict, err
 	}
-	ctx, cancel := context.WithCancel(withDeadlines(base, c.timeoutScale))
+	ctx, cancel := context.WithCancel(deadline.WithScale(base, c.timeoutScale))
 	defer cancel()
 	stop := make(chan struct{})
 	var cycling atomic.Bool

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"github.com/pidreuse/pidreuse/harness/report"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/harness/tier"
@@ -34,7 +35,7 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 		return exitUsage, err
 	}
 	c.bisect = bisect
-	ctx = withDeadlines(ctx, c.timeoutScale)
+	ctx = deadline.WithScale(ctx, c.timeoutScale)
 	scs, err := scenarios.Select(c.scenario, c.tier)
 	if err != nil {
 		return exitUsage, usageErr{"--scenario: " + err.Error()}
