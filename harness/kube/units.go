@@ -19,11 +19,14 @@ type Unit struct {
 	// has not.
 	ExecMainStartMono int64
 	ExecMainExitMono  int64
+	// ActiveEnterMono is when the unit last became active (for a
+	// Type=notify service such as crio: when it said it was ready).
+	ActiveEnterMono int64
 }
 
 // unitProps are the properties Units asks systemd for, in the order
 // `systemctl show` prints them for each unit.
-var unitProps = []string{"Id", "ActiveState", "NRestarts", "ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic"}
+var unitProps = []string{"Id", "ActiveState", "NRestarts", "ExecMainStartTimestampMonotonic", "ExecMainExitTimestampMonotonic", "ActiveEnterTimestampMonotonic"}
 
 // Units asks the node's systemd about units.
 func Units(ctx context.Context, n harness.Node, units ...string) ([]Unit, error) {
@@ -65,6 +68,8 @@ func ParseUnits(out string) ([]Unit, error) {
 				u.ExecMainStartMono, err = atoi64OrZero(v)
 			case "ExecMainExitTimestampMonotonic":
 				u.ExecMainExitMono, err = atoi64OrZero(v)
+			case "ActiveEnterTimestampMonotonic":
+				u.ActiveEnterMono, err = atoi64OrZero(v)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("systemctl show: %s=%q: %w", k, v, err)

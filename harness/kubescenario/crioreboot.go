@@ -29,7 +29,8 @@ func (p *play) crioReboot(ctx context.Context) error {
 	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
 		return err
 	}
-	p.step("static pods Running", strings.Join(pods, ", "))
+	p.step(runner.StepPodsRunning, strings.Join(pods, ", "))
+	p.markReady(ctx)
 	var err error
 	if p.res.BootIDBefore, err = p.bootID(ctx); err != nil {
 		return err
@@ -69,7 +70,13 @@ func (p *play) crioReboot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.judgeDels(rt, journal, old, spare)
+	// To place the journal's DELs on the timeline; only timing depends
+	// on it.
+	clock, err := kube.ReadClock(ctx, p.node)
+	if err != nil {
+		p.progress("timing: the DELs stay at the time they were read: " + err.Error())
+	}
+	p.judgeDels(rt, journal, old, spare, clock)
 
 	lo, err := p.lo(ctx)
 	if err != nil {

@@ -73,7 +73,11 @@ func orUnreported(path string) string {
 // judgeDels reads CRI-O's journal of the new boot: every CNI DEL of an old
 // sandbox, with its path, who asked for it and its error, into the result
 // and the timeline; and the checks on them.
-func (p *play) judgeDels(rt scenarios.CRIORuntime, journal string, old []kube.Sandbox, spare *kube.Sandbox) {
+//
+// clock places each DEL on the timeline at the journal's time (a zero
+// clock leaves it at the time it was read, under a step name that does
+// not count as a DEL for the phases).
+func (p *play) judgeDels(rt scenarios.CRIORuntime, journal string, old []kube.Sandbox, spare *kube.Sandbox, clock kube.Clock) {
 	ops := kube.ParseCNIOps(journal)
 	p.res.DelTarget = string(agentapi.TargetMissing)
 	for _, sb := range old {
@@ -83,7 +87,8 @@ func (p *play) judgeDels(rt scenarios.CRIORuntime, journal string, old []kube.Sa
 		dels := kube.DelsOf(ops, sb.ID)
 		for _, d := range dels {
 			p.res.Dels = append(p.res.Dels, runner.Del{Time: d.Time, Pod: d.Pod, SandboxID: d.SandboxID, NetnsPath: d.NetNS, Issuer: d.Issuer(), Error: d.Error})
-			p.step("CNI DEL by CRI-O", fmt.Sprintf("%s with netns %q, issued by %s; error: %s", d.Pod, d.NetNS, d.Issuer(), runner.OrNone(d.Error)))
+			detail := fmt.Sprintf("%s with netns %q, issued by %s; error: %s", d.Pod, d.NetNS, d.Issuer(), runner.OrNone(d.Error))
+			p.delStep(clock, d.Time, detail)
 			if d.Error != "" && p.res.DelError == "" {
 				p.res.DelError = d.Error
 			}
@@ -142,4 +147,20 @@ func describeDels(dels []kube.CNIOp) string {
 		out = append(out, fmt.Sprintf("%s DEL netns %q by %s, error: %s", d.Time, d.NetNS, d.Issuer(), runner.OrNone(d.Error)))
 	}
 	return strings.Join(out, "; ")
+}
+
+// delStep records a DEL of CRI-O's journal at the journal's time, on the
+// harness's clock; without a clock (or a time that does not parse), when
+// it was read.
+func (p *play) delStep(clock kube.Clock, stamp, detail string) {
+	if !clock.At.IsZero() {
+		if t, err := clock.JournalTime(stamp); err == nil {
+			p.stepAt(clock.FromWall(t), runner.StepDelJournal, "by CRI-O: "+detail)
+			if p.opts.OnStep != nil {
+				p.opts.OnStep(p.sc.Name, runner.StepDelJournal)
+			}
+			return
+		}
+	}
+	p.step("read from the journal: CNI DEL by CRI-O", detail)
 }

@@ -15,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/internal/crioguest"
 	"github.com/pidreuse/pidreuse/node/agentapi"
@@ -26,7 +28,7 @@ import (
 
 // ProbePeriod is the sdn pod's liveness period
 // (images/crionode/rootfs/etc/kubernetes/manifests/sdn.yaml).
-const ProbePeriod = 5 * time.Second
+const ProbePeriod = 2 * time.Second
 
 // Options configures a run.
 type Options struct {
@@ -47,6 +49,11 @@ type Options struct {
 	// after a TCG boot CRI-O and kubelet take ~10 s, a loaded CI machine
 	// much longer).
 	PodTimeout time.Duration
+	// Started and SSHUp are when the node's domain started and its first
+	// boot answered over SSH, for the first scenario on a node just booted
+	// (vm.Timing): its timeline and phases then start at the domain's
+	// start. Zero for a node an earlier scenario used.
+	Started, SSHUp time.Time
 }
 
 // Node is what a scenario needs to know of the node's profile
@@ -80,6 +87,10 @@ func Run(ctx context.Context, node harness.Node, sc scenarios.Scenario, opts Opt
 	p := &play{node: node, opts: opts, sc: sc, start: time.Now()}
 	p.res = runner.Result{Scenario: sc.Name, Tier: scenarios.TierVM, Node: node.Name(), Profile: opts.Node.Profile,
 		NetnsMode: string(sc.Netns), ExpectedLoUp: sc.ExpectLoUp}
+	if !opts.Started.IsZero() && !opts.SSHUp.IsZero() {
+		p.stepAt(opts.Started, runner.StepDomainStarted, node.Name())
+		p.stepAt(opts.SSHUp, runner.StepBooted, fmt.Sprintf("boot to SSH %s", opts.SSHUp.Sub(opts.Started).Round(100*time.Millisecond)))
+	}
 	var err error
 	switch {
 	case sc.DeleteBy == scenarios.CRIO:
@@ -98,7 +109,12 @@ func Run(ctx context.Context, node harness.Node, sc scenarios.Scenario, opts Opt
 		p.expect = sc.Checks(opts.Plugins.Version, scenarios.TierVM)
 	}
 	p.res.Judge(p.expect)
-	p.res.DurationMs = time.Since(p.start).Milliseconds()
+	end := time.Now()
+	p.res.DurationMs = end.Sub(p.start).Milliseconds()
+	// Steps stamped by the node (the runtime's readiness, a DEL in its
+	// journal) were added when read: put them in their place.
+	sort.SliceStable(p.res.Timeline, func(i, j int) bool { return p.res.Timeline[i].At.Before(p.res.Timeline[j].At) })
+	p.res.Phases = runner.PhasesOf(p.res.Timeline, end)
 	return p.res
 }
 
@@ -120,6 +136,39 @@ func (p *play) step(step, detail string) {
 	}
 }
 
+// stepAt records a step that happened earlier, at a time the harness
+// learnt afterwards (the domain's start, a line of the node's journal).
+func (p *play) stepAt(at time.Time, step, detail string) {
+	p.res.Timeline = append(p.res.Timeline, runner.Event{At: at.UTC(), Step: step, Detail: detail})
+}
+
+// markReady places on the timeline the moment CRI-O said it was ready
+// and kubelet started, whichever came last, as systemd saw it in the
+// node. It only times the run: a node that cannot say leaves the step
+// out, with a line of progress, and the pods' phase takes its time.
+func (p *play) markReady(ctx context.Context) {
+	clock, err := kube.ReadClock(ctx, p.node)
+	var units []kube.Unit
+	if err == nil {
+		units, err = kube.Units(ctx, p.node, crioguest.CRIOUnit, crioguest.KubeletUnit)
+	}
+	if err != nil {
+		p.progress("timing: when the runtime became ready is unknown: " + err.Error())
+		return
+	}
+	var last int64
+	var parts []string
+	for _, u := range units {
+		if u.ActiveEnterMono == 0 {
+			p.progress(fmt.Sprintf("timing: %s.service has no activation time", u.Name))
+			return
+		}
+		last = max(last, u.ActiveEnterMono)
+		parts = append(parts, fmt.Sprintf("%s.service active at %.1fs of the boot", u.Name, float64(u.ActiveEnterMono)/1e6))
+	}
+	p.stepAt(clock.FromMonotonic(last), runner.StepReady, strings.Join(parts, ", ")+" (systemd's times in the node)")
+}
+
 func (p *play) progress(msg string) {
 	if p.opts.Progress != nil {
 		p.opts.Progress(msg)
@@ -130,7 +179,7 @@ func (p *play) bootID(ctx context.Context) (string, error) { return harness.Boot
 
 // reboot reboots the node and records the real-reboot check.
 func (p *play) reboot(ctx context.Context) error {
-	p.step("reboot", p.node.Name())
+	p.step(runner.StepReboot, p.node.Name())
 	if err := p.node.Reboot(ctx); err != nil {
 		return fmt.Errorf("reboot: %w", err)
 	}
@@ -139,7 +188,7 @@ func (p *play) reboot(ctx context.Context) error {
 		return err
 	}
 	p.res.BootIDAfter = id
-	p.step("new boot", "boot_id "+id)
+	p.step(runner.StepNewBoot, "boot_id "+id)
 	rebooted := id != p.res.BootIDBefore
 	p.res.Record(scenarios.CheckRealReboot, "", rebooted, fmt.Sprintf("boot id %s before, %s after", p.res.BootIDBefore, id))
 	if !rebooted {

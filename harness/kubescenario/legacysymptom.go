@@ -25,7 +25,8 @@ func (p *play) legacySymptom(ctx context.Context) error {
 	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
 		return err
 	}
-	p.step("static pods Running", crioguest.WebPod+", "+crioguest.SDNPod)
+	p.step(runner.StepPodsRunning, crioguest.WebPod+", "+crioguest.SDNPod)
+	p.markReady(ctx)
 	var before int
 	r := runner.New(p.node, runner.Options{
 		Tier: scenarios.TierVM, OnStep: p.opts.OnStep, FirstTrial: p.opts.Index,

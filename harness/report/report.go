@@ -180,6 +180,10 @@ func Markdown(run Run, results []runner.Result) string {
 		if r.Profile != "" || r.Runtime != "" {
 			fmt.Fprintf(&b, "Node `%s`, runtime %s.\n\n", r.Profile, r.Runtime)
 		}
+		if ph := r.Phases; ph != nil {
+			b.WriteString(PhasesTable(*ph))
+			b.WriteString("\n")
+		}
 		var t0 time.Time
 		for i, e := range r.Timeline {
 			if i == 0 {
@@ -205,6 +209,31 @@ func Markdown(run Run, results []runner.Result) string {
 		}
 	}
 	return b.String()
+}
+
+// PhasesTable shows where a scenario's time went, one column per phase
+// (runner.Phases), and each phase's share of the wall.
+func PhasesTable(ph runner.Phases) string {
+	cols := []struct {
+		name string
+		s    float64
+	}{
+		{"boot", ph.BootS}, {"ready", ph.ReadyS}, {"pods", ph.PodsS}, {"prepare", ph.PrepareS},
+		{"reboot", ph.RebootS}, {"DEL", ph.DelS}, {"checks", ph.ChecksS}, {"teardown", ph.TeardownS},
+	}
+	var head, rule, secs, share strings.Builder
+	for _, c := range cols {
+		head.WriteString(" " + c.name + " |")
+		rule.WriteString("---|")
+		fmt.Fprintf(&secs, " %.1f |", c.s)
+		pct := 0.0
+		if ph.WallS > 0 {
+			pct = 100 * c.s / ph.WallS
+		}
+		fmt.Fprintf(&share, " %.0f%% |", pct)
+	}
+	return fmt.Sprintf("| phase (s) |%s wall |\n|---|%s---|\n| seconds |%s **%.1f** |\n| share |%s 100%% |\n",
+		head.String(), rule.String(), secs.String(), ph.WallS, share.String())
 }
 
 // cell makes s fit a Markdown table cell.

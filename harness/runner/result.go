@@ -50,7 +50,9 @@ type Result struct {
 	Pass       bool    `json:"pass"`
 	Error      string  `json:"error,omitempty"`
 	DurationMs int64   `json:"durationMs"`
-	Timeline   []Event `json:"timeline"`
+	// Phases say where a VM scenario's time went (CRI-O/kubelet nodes).
+	Phases   *Phases `json:"phases,omitempty"`
+	Timeline []Event `json:"timeline"`
 }
 
 // Del is one CNI DEL a runtime ran for an old sandbox, as measured.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
 	"github.com/pidreuse/pidreuse/harness/deadline"
@@ -284,11 +285,15 @@ func (r *Run) kubeVMs(ctx context.Context, scs []scenarios.Scenario) ([]runner.R
 				runs = r.Plugins[:1]
 			}
 			for _, s := range runs {
-				res := kubescenario.Run(ctx, node, sc, kubescenario.Options{
+				opts := kubescenario.Options{
 					Plugins: runner.Plugins{Dir: s.Guest(), Version: s.Version}, Index: index,
 					Node:   KubeNode(r.Profile),
 					OnStep: func(sc, step string) { r.progress(sc + ": " + step) }, Progress: r.Progress,
-				})
+				}
+				if len(groupResults) == 0 {
+					opts.Started, opts.SSHUp = node.Timing.Started, node.Timing.SSHUp
+				}
+				res := kubescenario.Run(ctx, node, sc, opts)
 				groupResults = append(groupResults, res)
 				index++
 				if ctx.Err() != nil {
@@ -299,8 +304,13 @@ func (r *Run) kubeVMs(ctx context.Context, scs []scenarios.Scenario) ([]runner.R
 				break
 			}
 		}
+		teardown := time.Now()
+		err = r.finishNode(ctx, node, filepath.Join(r.Dir, "crio", "artifacts", name), groupResults, node.KeepRunning)
+		if len(groupResults) > 0 {
+			groupResults[len(groupResults)-1].Teardown(node.Name(), teardown, time.Now())
+		}
 		results = append(results, groupResults...)
-		if err := r.finishNode(ctx, node, filepath.Join(r.Dir, "crio", "artifacts", name), groupResults, node.KeepRunning); err != nil {
+		if err != nil {
 			return results, err
 		}
 	}

@@ -79,10 +79,14 @@ type Options struct {
 	Progress func(string)
 }
 
-// Timing records how long the node's boots took, for benchmarks.
+// Timing records when the node's domain started and how long its boots
+// took: the phases of a scenario's result (runner.Phases) and benchmarks.
 type Timing struct {
-	Boot   time.Duration
-	Reboot time.Duration
+	// Started is when the domain was started the first time; SSHUp when
+	// the first boot answered over SSH.
+	Started, SSHUp time.Time
+	Boot           time.Duration
+	Reboot         time.Duration
 }
 
 // Node is a VM node.
@@ -233,7 +237,8 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	if err := n.waitBoot(ctx, ""); err != nil {
 		return nil, err
 	}
-	n.Timing.Boot = time.Since(start)
+	n.Timing.Started, n.Timing.SSHUp = start, time.Now()
+	n.Timing.Boot = n.Timing.SSHUp.Sub(start)
 	opts.Progress(fmt.Sprintf("%s booted to SSH in %s (%s)", opts.Name, n.Timing.Boot.Round(100*time.Millisecond), n.accel()))
 	if err := n.checkLayer(ctx); err != nil {
 		return nil, err
