@@ -405,3 +405,72 @@ func TestLoadSigner(t *testing.T) {
 		t.Error("LoadSigner of garbage succeeded")
 	}
 }
+
+// QEMU's user-mode forward accepts a connection before the guest answers,
+// and that connection hangs. WaitReady must not sit on it: the next
+// attempt reaches the server that came up meanwhile.
+func TestWaitReadyDoesNotWaitOutAHangingAttempt(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	dials := 0
+	var hung net.Conn
+	cfg := f.cfg
+	cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		mu.Lock()
+		dials++
+		first := dials == 1
+		mu.Unlock()
+		if first {
+			client, server := net.Pipe()
+			hung = server // accepted, never a byte
+			return client, nil
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := WaitReady(ctx, cfg, nil)
+	if err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	defer c.Close()
+	// One attempt may take 15 s; the next starts 250 ms after the first.
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("WaitReady took %s: it waited out the hanging attempt", took)
+	}
+	if hung != nil {
+		hung.Close()
+	}
+}
+
+// Attempts that all hang end with ctx, and the error still says what the
+// last attempt saw.
+func TestWaitReadyAllAttemptsHang(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.cfg
+	var mu sync.Mutex
+	var held []net.Conn
+	cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+		client, server := net.Pipe()
+		mu.Lock()
+		held = append(held, server)
+		mu.Unlock()
+		return client, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := WaitReady(ctx, cfg, nil)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitReady: %v, want the context's deadline", err)
+	}
+	if strings.Contains(err.Error(), "%!w") {
+		t.Errorf("error without a last attempt: %v", err)
+	}
+	mu.Lock()
+	for _, c := range held {
+		c.Close()
+	}
+	mu.Unlock()
+}
