@@ -283,6 +283,9 @@ func DomainXML(spec DomainSpec) (string, error) {
 			// device to probe at boot. No <graphics>: libvirt then
 			// starts QEMU without a display (type='none' is invalid).
 			MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
+			// No USB: the pc machine's default controller makes the
+			// guest load and probe USB host drivers at every boot.
+			Controllers: []libvirtxml.DomainController{{Type: "usb", Model: "none"}},
 		},
 		QEMUCommandline: &libvirtxml.DomainQEMUCommandline{
 			Args: []libvirtxml.DomainQEMUCommandlineArg{
