@@ -124,7 +124,7 @@ func WaitRunning(ctx context.Context, n harness.Node, progress func(string), pod
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("pods %v not running after %s (last CRI error: %v): %w", pods, time.Since(start).Round(time.Second), lastErr, ctx.Err())
-		case <-time.After(2 * time.Second):
+		case <-time.After(time.Second):
 		}
 	}
 }

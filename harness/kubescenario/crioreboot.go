@@ -24,6 +24,9 @@ import (
 // address and kubelet restarts the hostNetwork pod until lo is set up.
 func (p *play) crioReboot(ctx context.Context) error {
 	pods := p.opts.Node.pods()
+	// `crio config` reads CRI-O's files, not the daemon: it runs while
+	// the pods start (~3 s under TCG).
+	config := p.background(ctx, "crio config 2>/dev/null")
 	// Two steps, so the timeline says how long the pods took to start.
 	p.step("waiting for the static pods", strings.Join(pods, ", "))
 	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
@@ -35,7 +38,7 @@ func (p *play) crioReboot(ctx context.Context) error {
 	if p.res.BootIDBefore, err = p.bootID(ctx); err != nil {
 		return err
 	}
-	rt, err := p.learnRuntime(ctx)
+	rt, err := p.learnRuntime(ctx, config)
 	if err != nil {
 		return err
 	}
@@ -107,7 +110,9 @@ func (p *play) crioReboot(ctx context.Context) error {
 // configuration pins namespaces: that, not the node's name, gives the
 // expected host lo. A forced setting (crio-unpinned-reboot,
 // crio-pinned-reboot) must have taken.
-func (p *play) learnRuntime(ctx context.Context) (scenarios.CRIORuntime, error) {
+//
+// config is `crio config`'s output, when it comes.
+func (p *play) learnRuntime(ctx context.Context, config func() (string, error)) (scenarios.CRIORuntime, error) {
 	var rt scenarios.CRIORuntime
 	version, err := kube.Runtime(ctx, p.node)
 	if err != nil {
@@ -115,7 +120,7 @@ func (p *play) learnRuntime(ctx context.Context) (scenarios.CRIORuntime, error) 
 	}
 	rt.Version = version.RuntimeVersion
 	p.res.Runtime = fmt.Sprintf("%s %s (CRI %s)", version.RuntimeName, version.RuntimeVersion, version.APIVersion)
-	out, err := p.shell(ctx, "crio config 2>/dev/null")
+	out, err := config()
 	if err != nil {
 		return rt, fmt.Errorf("crio config in the node: %w", err)
 	}

@@ -207,6 +207,24 @@ func (p *play) shell(ctx context.Context, script string) (string, error) {
 	return harness.Shell(ctx, p.node, script)
 }
 
+// background starts script in the node and returns what waits for its
+// output; a scenario that ends before it asks leaves it to finish with ctx.
+func (p *play) background(ctx context.Context, script string) func() (string, error) {
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := p.shell(ctx, script)
+		done <- result{out, err}
+	}()
+	return func() (string, error) {
+		r := <-done
+		return r.out, r.err
+	}
+}
+
 // adopt takes the runner's result as the scenario's, keeping the steps
 // and checks this play added, in time order; err, or the runner's own
 // error, becomes the scenario's.

@@ -85,7 +85,7 @@ func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time
 		if time.Now().After(until) {
 			return false, last, nil
 		}
-		if err := harness.Sleep(ctx, 5*time.Second); err != nil {
+		if err := harness.Sleep(ctx, ProbePeriod); err != nil {
 			return false, "", err
 		}
 	}
