@@ -28,7 +28,8 @@ var _ = Describe("a VM that never answers SSH", Label("vm", "bad-input"), func()
 		_, err = vm.Start(ctx, vm.Options{
 			Name: name, Dir: dir, Image: img,
 			Cmdline:     "root=/dev/vdz rootdelay=1 console=ttyS0,115200",
-			BootTimeout: 90 * time.Second,
+			// The console says why within ~15 s of the start (rootdelay=1).
+			BootTimeout: 60 * time.Second,
 		})
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("no SSH within"))

@@ -75,3 +75,22 @@ func TestChecksInSummaryAndJUnit(t *testing.T) {
 		t.Errorf("junit does not name the failed check:\n%s", out)
 	}
 }
+
+func TestPhasesInSummary(t *testing.T) {
+	rs := results()
+	rs[0].Phases = &runner.Phases{BootS: 30.5, ReadyS: 9, PodsS: 18.9, PrepareS: 2.7, RebootS: 33, DelS: 5.6, ChecksS: 30.7, WallS: 130.4}
+	md := Markdown(Run{ID: "r1", Tier: "vm", Started: time.Now()}, rs)
+	for _, want := range []string{
+		"| phase (s) | boot | ready | pods | prepare | reboot | DEL | checks | teardown | wall |",
+		"| seconds | 30.5 | 9.0 | 18.9 | 2.7 | 33.0 | 5.6 | 30.7 | 0.0 | **130.4** |",
+		"| share | 23% | 7% | 14% | 2% | 25% | 4% | 24% | 0% | 100% |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+	// A result without phases (the sandbox tier) has no table.
+	if strings.Count(md, "| phase (s) |") != 1 {
+		t.Errorf("want one phases table:\n%s", md)
+	}
+}
