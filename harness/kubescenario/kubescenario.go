@@ -166,7 +166,22 @@ func (p *play) markReady(ctx context.Context) {
 		last = max(last, u.ActiveEnterMono)
 		parts = append(parts, fmt.Sprintf("%s.service active at %.1fs of the boot", u.Name, float64(u.ActiveEnterMono)/1e6))
 	}
-	p.stepAt(clock.FromMonotonic(last), runner.StepReady, strings.Join(parts, ", ")+" (systemd's times in the node)")
+	at, detail := clock.FromMonotonic(last), strings.Join(parts, ", ")+" (systemd's times in the node)"
+	// On a node an earlier scenario booted, the runtime was ready before
+	// this scenario began: its phases start with it.
+	if first := p.firstStart(); at.Before(first) {
+		at, detail = first, detail+", before this scenario began"
+	}
+	p.stepAt(at, runner.StepReady, detail)
+}
+
+// firstStart is where the scenario's timeline begins: the domain's start
+// for the first scenario on a node just booted, else the scenario's own.
+func (p *play) firstStart() time.Time {
+	if !p.opts.Started.IsZero() {
+		return p.opts.Started
+	}
+	return p.start
 }
 
 func (p *play) progress(msg string) {

@@ -2,10 +2,13 @@ package kubescenario
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
@@ -34,5 +37,48 @@ func TestLegacySymptomNeedsPlugins(t *testing.T) {
 	res := Run(context.Background(), noNode{}, scs[0], Options{})
 	if !strings.Contains(res.Error, "no CNI plugin dir") || res.Verdict() != "NO-VERDICT" {
 		t.Fatalf("Run = %+v", res)
+	}
+}
+
+// clockNode answers the two questions markReady asks: its clocks, and
+// when crio and kubelet became active (µs since its boot).
+type clockNode struct {
+	harness.Node
+	uptime            float64
+	crioUs, kubeletUs int64
+}
+
+func (clockNode) Name() string { return "clock" }
+
+func (n clockNode) Exec(_ context.Context, argv ...string) (harness.ExecResult, error) {
+	switch argv[0] {
+	case "sh":
+		return harness.ExecResult{Stdout: []byte(fmt.Sprintf("%.2f 1.00\n%d.000000000\n", n.uptime, time.Now().Unix()))}, nil
+	case "systemctl":
+		out := fmt.Sprintf("Id=crio.service\nActiveState=active\nNRestarts=0\nActiveEnterTimestampMonotonic=%d\n\nId=kubelet.service\nActiveState=active\nNRestarts=0\nActiveEnterTimestampMonotonic=%d\n", n.crioUs, n.kubeletUs)
+		return harness.ExecResult{Stdout: []byte(out)}, nil
+	}
+	return harness.ExecResult{}, fmt.Errorf("unexpected %v", argv)
+}
+
+func TestReadyIsPlacedOnTheHarnessClock(t *testing.T) {
+	// Booted 100 s ago, CRI-O ready at 30 s, kubelet at 31 s: 69 s ago.
+	node := clockNode{uptime: 100, crioUs: 30_000_000, kubeletUs: 31_000_000}
+	started := time.Now().Add(-90 * time.Second)
+	p := &play{node: node, start: time.Now(), opts: Options{Started: started, SSHUp: started.Add(20 * time.Second)}}
+	p.markReady(context.Background())
+	if len(p.res.Timeline) != 1 || p.res.Timeline[0].Step != runner.StepReady {
+		t.Fatalf("timeline %+v", p.res.Timeline)
+	}
+	if ago := time.Since(p.res.Timeline[0].At); ago < 68*time.Second || ago > 71*time.Second {
+		t.Errorf("ready %s ago, want ~69 s", ago)
+	}
+
+	// A second scenario on the node: the runtime was ready long before it
+	// began, and its phases must not reach back there.
+	p = &play{node: node, start: time.Now()}
+	p.markReady(context.Background())
+	if got := p.res.Timeline[0]; got.At.Before(p.start) || !strings.Contains(got.Detail, "before this scenario began") {
+		t.Errorf("ready step %+v of a scenario that began at %s", got, p.start)
 	}
 }
