@@ -174,4 +174,3 @@ func tree(b *testing.B, repo, rev string) string {
 	}
 	return dir
 }
-

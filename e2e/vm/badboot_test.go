@@ -27,7 +27,7 @@ var _ = Describe("a VM that never answers SSH", Label("vm", "bad-input"), func()
 		By("booting with a root device that does not exist")
 		_, err = vm.Start(ctx, vm.Options{
 			Name: name, Dir: dir, Image: img,
-			Cmdline:     "root=/dev/vdz rootdelay=1 console=ttyS0,115200",
+			Cmdline: "root=/dev/vdz rootdelay=1 console=ttyS0,115200",
 			// Debian's initramfs waits at least 30 s of guest uptime for
 			// the root device whatever rootdelay says, then says why on
 			// the console: ~45 s idle, past 60 s with four TCG guests on
