@@ -234,7 +234,9 @@ func TestStuckDELTimesOutAsNoVerdict(t *testing.T) {
 	if after := hostNet(t); after != before {
 		t.Errorf("the real machine's lo or netns changed: %+v, was %+v", after, before)
 	}
-	for _, pattern := range []string{filepath.Join(dir, "loopback"), "sleep 3600"} {
+	// Only this test's plugin and its child (another run's may be alive
+	// on the machine): both are named after the plugin's path.
+	for _, pattern := range []string{filepath.Join(dir, "loopback"), filepath.Join(dir, "loopback") + "-sleep 3600"} {
 		if out, _ := exec.Command("pgrep", "-f", pattern).Output(); len(out) > 0 {
 			t.Errorf("%s is still running: pids %s", pattern, out)
 		}
