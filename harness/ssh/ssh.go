@@ -344,18 +344,11 @@ func (c *Client) Upload(ctx context.Context, data io.Reader, remotePath string, 
 	return nil
 }
 
-// WaitReady dials until a connection succeeds or ctx ends, starting an
-// attempt every 250 ms to 2 s (backing off). onAttempt, if not nil, sees
-// every failed attempt (for progress logs). A host key mismatch stops at
-// once: retrying would not change the key. The final error wraps ctx's
-// error and the last dial error.
-//
-// Attempts overlap: QEMU's user-mode forward accepts a connection before
-// the guest can answer, and such a connection just hangs until the
-// attempt's 15 s are up; waiting for it before the next attempt cost up
-// to 15 s per boot (measured: SSH answered ~15 s after sshd started). A
-// hanging attempt is kept rather than cut short, since a guest under load
-// can be slow to send its banner, and the first to complete wins.
+// WaitReady dials until a connection succeeds or ctx ends, backing off from
+// 250 ms to 2 s between attempts. onAttempt, if not nil, sees every failed
+// attempt (for progress logs). A host key mismatch stops at once: retrying
+// would not change the key. The final error wraps ctx's error and the last
+// dial error.
 func WaitReady(ctx context.Context, cfg Config, onAttempt func(attempt int, err error)) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -363,89 +356,40 @@ func WaitReady(ctx context.Context, cfg Config, onAttempt func(attempt int, err 
 	const (
 		minBackoff = 250 * time.Millisecond
 		maxBackoff = 2 * time.Second
-		// attemptTimeout bounds one dial and handshake.
+		// attemptTimeout bounds one dial: QEMU accepts the forwarded
+		// connection even while the guest cannot answer yet, and
+		// such a connection may then just hang.
 		attemptTimeout = 15 * time.Second
-		// maxPending bounds the attempts in flight: one every 2 s for
-		// 15 s is 8.
-		maxPending = 8
 	)
-	type outcome struct {
-		c       *Client
-		err     error
-		attempt int
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	results := make(chan outcome, maxPending)
-	pending, started := 0, 0
-	launch := func() {
-		pending++
-		started++
-		go func(attempt int) {
-			actx, acancel := context.WithTimeout(ctx, attemptTimeout)
-			defer acancel()
-			c, err := Dial(actx, cfg)
-			results <- outcome{c, err, attempt}
-		}(started)
-	}
-	// The attempts still in flight when WaitReady returns are closed as
-	// they come back (cancel has cut them short).
-	drain := func(n int) {
-		go func() {
-			for range n {
-				if o := <-results; o.c != nil {
-					o.c.Close()
-				}
-			}
-		}()
-	}
 	start := time.Now()
 	backoff := minBackoff
 	var lastErr error
-	launch()
-	tick := time.NewTimer(backoff)
-	defer tick.Stop()
-	for {
-		select {
-		case o := <-results:
-			pending--
-			if o.err == nil {
-				drain(pending)
-				return o.c, nil
-			}
-			if ctx.Err() == nil || lastErr == nil {
-				// An attempt cut short by ctx says less about why the
-				// guest is not up than the one before it.
-				lastErr = o.err
-			}
-			if onAttempt != nil {
-				onAttempt(o.attempt, o.err)
-			}
-			if errors.Is(o.err, ErrHostKeyMismatch) {
-				drain(pending)
-				return nil, o.err
-			}
-		case <-tick.C:
-			if pending < maxPending {
-				launch()
-			}
-			backoff = min(backoff*2, maxBackoff)
-			tick.Reset(backoff)
-		case <-ctx.Done():
-			if lastErr == nil && pending > 0 {
-				// Every attempt hung: the first to come back, cut short,
-				// is the error to give.
-				o := <-results
-				pending--
-				lastErr = o.err
-				if o.c != nil {
-					o.c.Close()
-				}
-			}
-			drain(pending)
-			return nil, fmt.Errorf("ssh %s not ready after %d attempts in %v: %w; last error: %w",
-				cfg.Addr, started, time.Since(start).Round(time.Millisecond), ctx.Err(), lastErr)
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		c, err := Dial(actx, cfg)
+		cancel()
+		if err == nil {
+			return c, nil
 		}
+		if ctx.Err() != nil && lastErr != nil {
+			// This attempt was cut short by ctx; the previous
+			// error says more about why the guest is not up.
+			err = lastErr
+		}
+		lastErr = err
+		if onAttempt != nil {
+			onAttempt(attempt, err)
+		}
+		if errors.Is(err, ErrHostKeyMismatch) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("ssh %s not ready after %d attempts in %v: %w; last error: %w",
+				cfg.Addr, attempt, time.Since(start).Round(time.Millisecond), ctx.Err(), lastErr)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxBackoff)
 	}
 }
 
