@@ -28,7 +28,7 @@ import (
 
 // ProbePeriod is the sdn pod's liveness period
 // (images/crionode/rootfs/etc/kubernetes/manifests/sdn.yaml).
-const ProbePeriod = 2 * time.Second
+const ProbePeriod = 5 * time.Second
 
 // Options configures a run.
 type Options struct {
