@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/deadline"
 )
 
 // Clock relates a node's clocks to the harness's, so that what the node
@@ -28,9 +29,15 @@ type Clock struct {
 
 // ReadClock reads the node's clocks.
 func ReadClock(ctx context.Context, n harness.Node) (Clock, error) {
-	before := time.Now()
-	res, err := n.Exec(ctx, "sh", "-c", "cat /proc/uptime; date +%s.%N")
-	after := time.Now()
+	var res harness.ExecResult
+	var before, after time.Time
+	err := deadline.Run(ctx, "reading "+n.Name()+"'s clock", deadline.ShellStep, func(ctx context.Context) error {
+		var err error
+		before = time.Now()
+		res, err = n.Exec(ctx, "sh", "-c", "cat /proc/uptime; date +%s.%N")
+		after = time.Now()
+		return err
+	})
 	if err != nil {
 		return Clock{}, fmt.Errorf("read %s's clock: %w", n.Name(), err)
 	}
