@@ -54,9 +54,7 @@ func BenchmarkSandboxMatrixCLI(b *testing.B) {
 // reboot, and reports wall time against boot + reboot: the cost of the
 // scenarios themselves on top of the unavoidable boot cycle.
 func BenchmarkVMMatrix(b *testing.B) {
-	if os.Getenv("PIDREUSE_BENCH_VM") == "" {
-		b.Skip("set PIDREUSE_BENCH_VM=1 (make bench does) to boot VMs")
-	}
+	vmBenchEnabled(b)
 	buildCLI(b) // root check
 	ctx := context.Background()
 	dir := b.TempDir()
