@@ -39,6 +39,9 @@ const (
 	CRIO    = "crio"
 	Pinns   = "pinns"
 	Crictl  = "crictl"
+	// CRIDockerd is Mirantis' CRI shim for Docker, kubelet's dockershim
+	// moved out of tree.
+	CRIDockerd = "cri-dockerd"
 )
 
 // recipe builds one component's binary at out, writing every command and
@@ -64,6 +67,7 @@ func recipes() []recipe {
 		{Component{Pinns, versions.CRIO}, versions.CRIO, 5 * time.Second, buildPinns},
 		{Component{Crictl, versions.Crictl}, versions.Crictl, 3 * time.Minute, buildCrictl},
 		{Component{Kubelet, versions.KubeletLegacy}, versions.KubeletLegacy, 10 * time.Minute, buildKubelet},
+		{Component{CRIDockerd, versions.CRIDockerd}, versions.CRIDockerd, 2 * time.Minute, buildCRIDockerd},
 	}
 	return append(rs, sourceRecipes()...)
 }
@@ -81,7 +85,7 @@ func findRecipe(c Component) (recipe, bool) {
 
 // All lists every component with its pinned version, in install order.
 func All() []Component {
-	names := []string{Kubelet, CRIO, Pinns, Crictl}
+	names := []string{Kubelet, CRIO, Pinns, Crictl, CRIDockerd}
 	all := make([]Component, 0, len(names))
 	for _, n := range names {
 		r, _ := findRecipe(Component{Name: n})

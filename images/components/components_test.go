@@ -202,7 +202,7 @@ func TestReleaseTime(t *testing.T) {
 
 func TestAll(t *testing.T) {
 	want := []Component{
-		{Kubelet, versions.Kubelet}, {CRIO, versions.CRIO}, {Pinns, versions.CRIO}, {Crictl, versions.Crictl},
+		{Kubelet, versions.Kubelet}, {CRIO, versions.CRIO}, {Pinns, versions.CRIO}, {Crictl, versions.Crictl}, {CRIDockerd, versions.CRIDockerd},
 	}
 	if got := All(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("All() = %v, want %v", got, want)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pidreuse/pidreuse/internal/elfcheck"
 )
@@ -14,6 +15,7 @@ const (
 	kubernetesModule = "k8s.io/kubernetes"
 	crioModule       = "github.com/cri-o/cri-o"
 	crictlModule     = "sigs.k8s.io/cri-tools"
+	criDockerdModule = "github.com/Mirantis/cri-dockerd"
 )
 
 // Build tags, as each project's own release build sets them.
@@ -126,6 +128,24 @@ func buildCrictl(ctx context.Context, w *workspace) error {
 		return fmt.Errorf("go install %s left no binary: %w", pkg, err)
 	}
 	return nil
+}
+
+// buildCRIDockerd builds cri-dockerd (its main package is the module's
+// root) in a wrapper module: its go.mod pins the k8s.io modules by version
+// replaces, which `go install …@v` refuses. Static, as its Makefile
+// builds it, with the version its Makefile stamps.
+func buildCRIDockerd(ctx context.Context, w *workspace) error {
+	m, err := w.download(ctx, criDockerdModule, w.version)
+	if err != nil {
+		return err
+	}
+	if _, err := w.writeWrapper(m, nil); err != nil {
+		return err
+	}
+	w.progress("compiling cri-dockerd " + w.version)
+	ldflags := "-s -w -X " + criDockerdModule + "/cmd/version.Version=" + strings.TrimPrefix(w.version, "v")
+	return w.run(ctx, w.src, goEnv("-mod=mod -buildvcs=false", "CGO_ENABLED=0"),
+		"go", "build", "-trimpath", "-ldflags", ldflags, "-o", w.out, criDockerdModule)
 }
 
 // writeWrapper writes the wrapper module for m into the workspace (see

@@ -29,6 +29,13 @@ const (
 	Crictl  = "v1.34.0"
 )
 
+// CRIDockerd is the cri-dockerd release of the cri-dockerd node: the
+// newest on the module proxy when it was added (2026-12), whose
+// StopPodSandbox still hands CNI DEL /proc/<pause pid>/ns/net read from
+// docker inspect (core/sandbox_stop.go, network/cni/cni.go TearDownPod,
+// core/helpers_linux.go getNetworkNamespace).
+const CRIDockerd = "v0.4.3"
+
 // CRIOSource pins one CRI-O release built from its source tree instead of
 // the Go module proxy, which refuses every CRI-O version before v1.34.
 // The tree comes from the release tarball (`git archive` of the tag, with
