@@ -4,7 +4,10 @@
 // side of harness/kube. It replaces crictl in the node: no crictl that can
 // be had speaks v1alpha2, the only version CRI-O 1.16/1.17 serve.
 //
-//	nodecri version|pods|containers [--endpoint unix:///var/run/crio/crio.sock] [--timeout 10s]
+//	nodecri version|pods|containers [--endpoint URL] [--timeout 10s]
+//
+// Without --endpoint it asks the runtime /etc/crictl.yaml names (the node
+// images write it for their runtime), else CRI-O's socket.
 //
 // It is a binary of its own, not a nodeagent step: gRPC and the CRI types
 // cost every process that links them ~20 ms of start-up, and the node
@@ -52,7 +55,7 @@ func run(ctx context.Context, args []string) (any, int, error) {
 		return nil, 2, fmt.Errorf("unknown step %q: use version, pods or containers", sub)
 	}
 	fs := flag.NewFlagSet(sub, flag.ContinueOnError)
-	endpoint := fs.String("endpoint", cri.DefaultEndpoint, "the runtime's CRI socket")
+	endpoint := fs.String("endpoint", "", "the runtime's CRI socket (default: "+cri.CrictlConfig+"'s runtime-endpoint, else "+cri.DefaultEndpoint+")")
 	timeout := fs.Duration("timeout", 10*time.Second, "for the whole step: connect, version detection and every call")
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, 2, err
@@ -60,11 +63,26 @@ func run(ctx context.Context, args []string) (any, int, error) {
 	if fs.NArg() > 0 {
 		return nil, 2, fmt.Errorf("%s: unexpected argument %q", sub, fs.Arg(0))
 	}
+	if *endpoint == "" {
+		*endpoint = defaultEndpoint(cri.CrictlConfig)
+	}
 	out, err := step(ctx, sub, *endpoint, *timeout)
 	if err != nil {
 		return nil, 1, err
 	}
 	return out, 0, nil
+}
+
+// defaultEndpoint is the runtime-endpoint of the crictl config at path,
+// or CRI-O's socket when there is none.
+func defaultEndpoint(path string) string {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		if e := cri.EndpointFromCrictlConfig(data); e != "" {
+			return e
+		}
+	}
+	return cri.DefaultEndpoint
 }
 
 // step runs one step within timeout: the harness calls it over SSH and

@@ -11,7 +11,7 @@ func TestNoRuntime(t *testing.T) {
 	endpoint := "unix://" + filepath.Join(t.TempDir(), "crio.sock")
 	for _, sub := range []string{"version", "pods", "containers"} {
 		_, code, err := run(context.Background(), []string{sub, "--endpoint", endpoint, "--timeout", "2s"})
-		want := "CRI-O not reachable at " + endpoint + ": is crio.service running?"
+		want := "CRI runtime not reachable at " + endpoint + ": is its service (crio, cri-docker) running?"
 		if err == nil || code != 1 || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: exit %d, error = %v, want 1 and %q", sub, code, err, want)
 		}

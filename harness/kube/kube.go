@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
-	"github.com/pidreuse/pidreuse/internal/crioguest"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
@@ -29,7 +28,8 @@ const Running = "CONTAINER_RUNNING"
 // cri runs a nodecri step (cmd/nodecri, installed in the CRI-O node
 // images) and decodes its JSON answer.
 func cri(ctx context.Context, n harness.Node, out any, step string) error {
-	argv := []string{"nodecri", step, "--endpoint", crioguest.CRISocket, "--timeout", "20s"}
+	// nodecri asks the runtime the node's /etc/crictl.yaml names.
+	argv := []string{"nodecri", step, "--timeout", "20s"}
 	res, err := n.Exec(ctx, argv...)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", n.Name(), strings.Join(argv, " "), err)

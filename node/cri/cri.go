@@ -29,6 +29,22 @@ import (
 // DefaultEndpoint is CRI-O's socket, as kubelet and crictl name it.
 const DefaultEndpoint = "unix:///var/run/crio/crio.sock"
 
+// CrictlConfig is where the node images name their runtime's endpoint,
+// for crictl and for nodecri alike.
+const CrictlConfig = "/etc/crictl.yaml"
+
+// EndpointFromCrictlConfig returns the runtime-endpoint of a crictl.yaml
+// (the flat key: value file crictl reads), or "" when it names none.
+func EndpointFromCrictlConfig(data []byte) string {
+	for _, line := range strings.Split(string(data), "\n") {
+		key, value, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(key) == "runtime-endpoint" {
+			return strings.Trim(strings.TrimSpace(value), `"'`)
+		}
+	}
+	return ""
+}
+
 // maxMsgSize is kubelet's own limit for CRI responses: verbose statuses
 // carry whole runtime specs, and gRPC's 4 MiB default is easy to pass.
 const maxMsgSize = 16 << 20
@@ -138,7 +154,7 @@ func socketPath(endpoint string) (string, error) {
 }
 
 func notReachable(endpoint string, err error) error {
-	return fmt.Errorf("CRI-O not reachable at %s: is crio.service running? (%w)", endpoint, err)
+	return fmt.Errorf("CRI runtime not reachable at %s: is its service (crio, cri-docker) running? (%w)", endpoint, err)
 }
 
 // rpcError words a failed call. A runtime that went away (or a socket

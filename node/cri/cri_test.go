@@ -208,7 +208,7 @@ func TestNeitherVersion(t *testing.T) {
 func TestMissingSocket(t *testing.T) {
 	endpoint := "unix://" + filepath.Join(t.TempDir(), "crio.sock")
 	_, err := Dial(context.Background(), endpoint)
-	want := "CRI-O not reachable at " + endpoint + ": is crio.service running?"
+	want := "CRI runtime not reachable at " + endpoint + ": is its service (crio, cri-docker) running?"
 	if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Dial error = %v, want %q wrapping ErrNotExist", err, want)
 	}
@@ -226,7 +226,7 @@ func TestStaleSocket(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err = Dial(ctx, sock)
-	want := "CRI-O not reachable at " + sock + ": is crio.service running?"
+	want := "CRI runtime not reachable at " + sock + ": is its service (crio, cri-docker) running?"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Dial error = %v, want %q", err, want)
 	}
@@ -246,5 +246,18 @@ func TestTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Pods took %s after a 300ms deadline", d)
+	}
+}
+
+func TestEndpointFromCrictlConfig(t *testing.T) {
+	for in, want := range map[string]string{
+		"runtime-endpoint: unix:///run/cri-dockerd.sock\nimage-endpoint: x\n": "unix:///run/cri-dockerd.sock",
+		"timeout: 10\nruntime-endpoint: \"unix:///var/run/crio/crio.sock\"\n": "unix:///var/run/crio/crio.sock",
+		"image-endpoint: unix:///x.sock\n":                                    "",
+		"":                                                                    "",
+	} {
+		if got := EndpointFromCrictlConfig([]byte(in)); got != want {
+			t.Errorf("EndpointFromCrictlConfig(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
