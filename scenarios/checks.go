@@ -73,6 +73,16 @@ var (
 		"while host lo is DOWN kubelet fails the sdn pod's liveness probe and restarts it"}
 	CheckLivenessRecovers = Check{"liveness-recovers", Outcome,
 		"once lo is up again kubelet stops restarting the sdn pod"}
+
+	// The stop race (harness/kubescenario/stoprace.go).
+	CheckDelHeld = Check{"del-held-at-gate", Timeline,
+		"the runtime's own CNI DEL of the stopped pod's sandbox reached the gated plugin and waited there"}
+	CheckPauseGone = Check{"pause-gone-before-del", Timeline,
+		"the sandbox's pause process was gone (and its PID free) while DEL waited"}
+	CheckDelProcPathHost = Check{"del-proc-path-names-host", Outcome,
+		"DEL's netns path is /proc/<pause pid>/ns/net, which named the host's netns when DEL ran"}
+	CheckDelPathNotHost = Check{"del-path-not-host", Outcome,
+		"DEL's netns path did not name the host's netns, although a host process held the pause's PID"}
 )
 
 // Checks lists what sc expects besides the host lo state when it runs on
@@ -82,6 +92,10 @@ var (
 func (s Scenario) Checks(pluginVersion, tier string) []Check {
 	var out []Check
 	add := func(c ...Check) { out = append(out, c...) }
+	if s.DeleteBy == NodeRuntime {
+		// What the runtime does depends on the runtime: StopRaceChecks.
+		return []Check{CheckDelHeld, CheckPauseGone, CheckPIDTakenByHost}
+	}
 	add(CheckRealReboot)
 	if s.DeleteBy == CRIO {
 		// What CRI-O does depends on the CRI-O under test: CRIOChecks.
@@ -143,6 +157,19 @@ func (s Scenario) CRIOChecks(rt CRIORuntime) []Check {
 		out = append(out, CheckCRIOStatfs)
 	}
 	return out
+}
+
+// StopRaceChecks lists what the stop race expects of the runtime under
+// test, whose DEL either gets the pause's /proc path (the host's netns once
+// a host process holds that PID: lo DOWN, the node cannot reach itself,
+// kubelet restarts the hostNetwork pod until lo is up) or a pin that still
+// names the pod's netns (lo UP, the hostNetwork pod untouched).
+func (s Scenario) StopRaceChecks(procPath bool) []Check {
+	out := s.Checks("", TierVM)
+	if procPath {
+		return append(out, CheckDelProcPathHost, CheckOwnAddrUnreachable, CheckLivenessRestart, CheckLoUpRestores, CheckLivenessRecovers)
+	}
+	return append(out, CheckDelPathNotHost, CheckSDNNotRestarted, CheckNoLivenessFailure)
 }
 
 // crioLogsStatfs says whether CRI-O version passes a missing

@@ -21,6 +21,9 @@ const (
 	LegacyEmulator Deleter = "legacy-emulator"
 	// CRIO is a real CRI-O driven by kubelet.
 	CRIO Deleter = "crio"
+	// NodeRuntime is the node's own CRI runtime, whichever it is (CRI-O,
+	// cri-dockerd), driven by kubelet, with no reboot.
+	NodeRuntime Deleter = "runtime"
 )
 
 // Tier names where a scenario can run.
@@ -68,12 +71,23 @@ const (
 	PinningOn      Pinning = "on"
 )
 
-// ExpectFromRuntime says the expected host lo comes from the CRI-O under
-// test (does its configuration pin namespaces?), not from the scenario.
-func (s Scenario) ExpectFromRuntime() bool { return s.DeleteBy == CRIO && s.Pinning == PinningDefault }
+// ExpectFromRuntime says the expected host lo comes from the runtime under
+// test (does it pin namespaces?), not from the scenario.
+func (s Scenario) ExpectFromRuntime() bool {
+	return (s.DeleteBy == CRIO || s.DeleteBy == NodeRuntime) && s.Pinning == PinningDefault
+}
 
-// NeedsCRIONode says whether the scenario needs the CRI-O/kubelet node.
-func (s Scenario) NeedsCRIONode() bool { return s.DeleteBy == CRIO || s.NeedsKubelet }
+// NeedsCRIONode says whether the scenario needs a Kubernetes node (the
+// CRI-O/kubelet node images, whatever their runtime).
+func (s Scenario) NeedsCRIONode() bool {
+	return s.DeleteBy == CRIO || s.DeleteBy == NodeRuntime || s.NeedsKubelet
+}
+
+// NeedsCRIO says whether the scenario needs CRI-O itself, not just a
+// Kubernetes node: it reads CRI-O's configuration and journal.
+func (s Scenario) NeedsCRIO() bool {
+	return s.DeleteBy == CRIO || (s.NeedsKubelet && s.DeleteBy != NodeRuntime)
+}
 
 // Reproduces says whether the scenario is expected to take host lo down.
 func (s Scenario) Reproduces() bool { return !s.ExpectLoUp }
@@ -136,6 +150,12 @@ func All() []Scenario {
 			Description: "crio-kubelet-reboot with namespace pinning forced on by a CRI-O setting: the pins are gone after the reboot, the old sandboxes are dropped, host lo stays UP although host processes hold the old PIDs",
 			Netns:       agentapi.Pinned, DeleteBy: CRIO, ReusePID: true, Pinning: PinningOn,
 			Plugins: []string{"bridge", "portmap", "loopback"}, ExpectLoUp: true, Tiers: []string{TierVM},
+		},
+		{
+			Name:        "stop-race",
+			Description: "no reboot: kubelet stops a pod; the runtime's StopPodSandbox reads the sandbox's netns path and runs CNI DEL, held at its start by a gate in the plugin dir; the pause dies and a host process takes its PID; the gate opens. Expected: what the runtime under test hands DEL — host lo DOWN where it is /proc/<pause pid>/ns/net (cri-dockerd), UP where it is a pin (CRI-O 1.34)",
+			Netns:       agentapi.Ephemeral, DeleteBy: NodeRuntime, ReusePID: true, Pinning: PinningDefault,
+			Plugins: []string{"loopback"}, ExpectLoUp: false, Tiers: []string{TierVM}, NeedsKubelet: true,
 		},
 		{
 			Name:        "legacy-symptom",

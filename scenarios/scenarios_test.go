@@ -20,12 +20,12 @@ func TestMatrixIsConsistent(t *testing.T) {
 		}
 		// The write-up's claim, as data: only an ephemeral reference to a
 		// reused PID takes the host lo down.
-		wantDown := s.Netns == "ephemeral" && s.ReusePID && (s.DeleteBy == LegacyEmulator || s.Pinning == PinningOff)
+		wantDown := s.Netns == "ephemeral" && s.ReusePID && (s.DeleteBy == LegacyEmulator || s.DeleteBy == NodeRuntime || s.Pinning == PinningOff)
 		if s.Reproduces() != wantDown {
 			t.Errorf("%s: expects lo down=%v, the write-up says %v", s.Name, s.Reproduces(), wantDown)
 		}
 	}
-	for _, name := range []string{"ephemeral-reused", "ephemeral-not-reused", "pinned-reused", "del-retry", "crio-kubelet-reboot", "crio-unpinned-reboot", "crio-pinned-reboot", "legacy-symptom"} {
+	for _, name := range []string{"ephemeral-reused", "ephemeral-not-reused", "pinned-reused", "del-retry", "crio-kubelet-reboot", "crio-unpinned-reboot", "crio-pinned-reboot", "legacy-symptom", "stop-race"} {
 		if !seen[name] {
 			t.Errorf("scenario %s missing", name)
 		}
@@ -133,5 +133,32 @@ func TestCRIOChecks(t *testing.T) {
 	}
 	if !sc.ExpectFromRuntime() || byName["crio-pinned-reboot"].ExpectFromRuntime() || byName["legacy-symptom"].ExpectFromRuntime() {
 		t.Error("only crio-kubelet-reboot takes its expectation from the CRI-O under test")
+	}
+}
+
+// The stop race has no reboot: no reboot check, and its outcome checks
+// follow the path the runtime hands DEL.
+func TestStopRaceChecks(t *testing.T) {
+	var sc Scenario
+	for _, s := range All() {
+		if s.Name == "stop-race" {
+			sc = s
+		}
+	}
+	if !sc.ExpectFromRuntime() || !sc.NeedsCRIONode() || sc.NeedsCRIO() {
+		t.Fatalf("stop-race: expect from runtime %v, kube node %v, CRI-O only %v", sc.ExpectFromRuntime(), sc.NeedsCRIONode(), sc.NeedsCRIO())
+	}
+	ids := func(cs []Check) string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return strings.Join(out, " ")
+	}
+	if got, want := ids(sc.StopRaceChecks(true)), "del-held-at-gate pause-gone-before-del pid-taken-by-host del-proc-path-names-host own-address-unreachable liveness-restart lo-up-restores liveness-recovers"; got != want {
+		t.Errorf("proc path: %s, want %s", got, want)
+	}
+	if got, want := ids(sc.StopRaceChecks(false)), "del-held-at-gate pause-gone-before-del pid-taken-by-host del-path-not-host sdn-not-restarted no-liveness-failure"; got != want {
+		t.Errorf("pin: %s, want %s", got, want)
 	}
 }

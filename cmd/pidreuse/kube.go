@@ -19,7 +19,7 @@ func cmdNodes(_ context.Context, args []string) (int, error) {
 		return exitUsage, usageErr{"usage: pidreuse nodes"}
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tCRI-O\tPINNS\tKUBELET\tCGROUP\tCRI\tPINNING SWITCH\tDEL PATH AFTER A REBOOT (DEFAULT CONFIG)")
+	fmt.Fprintln(tw, "NODE\tRUNTIME\tPINNS\tKUBELET\tCGROUP\tCRI\tPINNING SWITCH\tDEL PATH (DEFAULT CONFIG)")
 	for _, p := range crionode.Profiles() {
 		cg := "v2 (systemd)"
 		if p.CgroupV1 {
@@ -29,7 +29,16 @@ func cmdNodes(_ context.Context, args []string) (int, error) {
 		if name == crionode.DefaultProfile {
 			name += " (default)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, p.CRIO.Version, orDash(p.Pinns.Version), p.Kubelet.Version, cg, p.CRIAPI, orDash(p.PinSwitch), p.DelPath)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, runtimeName(p), orDash(p.Pinns.Version), p.Kubelet.Version, cg, p.CRIAPI, orDash(p.PinSwitch), p.DelPath)
 	}
 	return exitGood, tw.Flush()
+}
+
+// runtimeName says what runs the pods: CRI-O, or Debian's Docker behind
+// cri-dockerd, with the versions built here.
+func runtimeName(p crionode.Profile) string {
+	if p.Runtime == crionode.RuntimeDocker {
+		return "cri-dockerd " + p.CRIDockerd.Version + " + Debian docker.io"
+	}
+	return "cri-o " + p.CRIO.Version
 }

@@ -129,7 +129,7 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 		{"kubelet without --version", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--kubelet", "/bin/false"}, "--kubelet: `/bin/false --version` failed", nil, 0},
 		{"report dir is a file", []string{"run", "--report-dir", aFile}, "report dir " + aFile + " cannot be created", nil, 0},
 		{"report dir is read-only", []string{"bisect", "--scenario", "ephemeral-reused", "--report-dir", "/proc/sys"}, "report dir /proc/sys is not writable", nil, 0},
-		{"unknown node", []string{"run", "--tier", "vm", "--node", "crio-0.1", "--scenario", "crio-kubelet-reboot"}, `--node: unknown node "crio-0.1": choose one of crio-1.16, crio-1.17, crio-1.34`, nil, exitUsage},
+		{"unknown node", []string{"run", "--tier", "vm", "--node", "crio-0.1", "--scenario", "crio-kubelet-reboot"}, `--node: unknown node "crio-0.1": choose one of cri-dockerd, crio-1.16, crio-1.17, crio-1.34`, nil, exitUsage},
 		{"forced pinning on a CRI-O without the switch", []string{"bisect", "--tier", "vm", "--node", "crio-1.34", "--scenario", "crio-unpinned-reboot"}, "crio-unpinned-reboot: node crio-1.34: CRI-O v1.34.0 has no namespace pinning switch", nil, 0},
 		{"missing pinns", []string{"bisect", "--tier", "vm", "--scenario", "crio-kubelet-reboot", "--pinns", "/nonexistent/pinns"}, "--pinns: stat /nonexistent/pinns: no such file", nil, 0},
 	}

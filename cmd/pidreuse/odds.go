@@ -151,7 +151,7 @@ func cmdOdds(base context.Context, args []string) (int, error) {
 	node, err := vm.Start(ctx, vm.Options{
 		Name: "pidreuse-" + c.runID + "-odds", Dir: filepath.Join(workDir, "odds"), Image: img, URI: c.libvirtURI, Socket: c.libvirtSocket,
 		RebootMode: c.rebootMode, Keep: c.keep == tier.KeepAlways, MayKeep: c.keep != tier.KeepNever, Progress: progressLine, Cmdline: cmdline,
-		Layer: layer.Layer{Files: files}, Artifacts: crionode.Artifacts,
+		Layer: layer.Layer{Files: files}, Artifacts: profile.Artifacts(),
 	})
 	if err != nil {
 		return exitNoVerdict, err

@@ -53,6 +53,12 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 		for _, s := range skipped {
 			progress("skipped " + s)
 		}
+	} else {
+		for _, sc := range scs {
+			if sc.NeedsCRIO() && !profile.IsCRIO() {
+				return exitNoVerdict, fmt.Errorf("scenario %s reads CRI-O's configuration and journal, and node %s runs %s: run it on a CRI-O node (pidreuse nodes lists them)", sc.Name, profile.Name, profile.Runtime)
+			}
+		}
 	}
 	// A bug-era node without its CRI-O source cannot run: say so before
 	// anything is built, booted or written.
@@ -120,10 +126,15 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	return runCode(results)
 }
 
-// runnable drops the scenarios that force CRI-O's namespace pinning when
-// the node's CRI-O has no such switch, and says why for each.
+// runnable drops the scenarios that need CRI-O on a node without it, and
+// those that force CRI-O's namespace pinning when the node's CRI-O has no
+// such switch, and says why for each.
 func runnable(scs []scenarios.Scenario, p crionode.Profile) (keep []scenarios.Scenario, skipped []string) {
 	for _, sc := range scs {
+		if sc.NeedsCRIO() && !p.IsCRIO() {
+			skipped = append(skipped, fmt.Sprintf("%s: it reads CRI-O's configuration and journal, and node %s runs %s (try --node crio-1.34)", sc.Name, p.Name, p.Runtime))
+			continue
+		}
 		if sc.DeleteBy == scenarios.CRIO && sc.Pinning != scenarios.PinningDefault && p.PinSwitch == "" {
 			skipped = append(skipped, fmt.Sprintf("%s: node %s's CRI-O %s has no namespace pinning switch (try --node crio-1.17)", sc.Name, p.Name, p.CRIO.Version))
 			continue

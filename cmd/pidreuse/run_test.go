@@ -61,4 +61,14 @@ func TestAllSkipsWhatTheNodeCannotPlay(t *testing.T) {
 	if keep, skipped := runnable(all, old); len(skipped) != 0 || len(keep) != len(all) {
 		t.Fatalf("crio-1.17 plays them all: kept %d, skipped %v", len(keep), skipped)
 	}
+	docker, _ := crionode.Lookup(crionode.CRIDockerd)
+	keep, skipped = runnable(all, docker)
+	if len(skipped) != 4 || len(keep) != len(all)-4 {
+		t.Fatalf("cri-dockerd: kept %d, skipped %v", len(keep), skipped)
+	}
+	for _, sc := range keep {
+		if sc.NeedsCRIO() {
+			t.Errorf("cri-dockerd keeps %s, which needs CRI-O", sc.Name)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -60,6 +61,8 @@ var crioNodes = []crioNode{
 	{crionode.CRIO134, scenarios.PinningDefault, []crioSpec{
 		{"crio-kubelet-reboot", "CRI-O 1.34 pins: host processes hold the old PIDs, the pins are gone, host lo stays UP", []string{"pin-gone", "del-no-stale-path", "no-liveness-failure"}, true},
 		{"legacy-symptom", "a legacy runtime's DEL takes lo down next to CRI-O, kubelet's liveness probe fails, lo up fixes it", []string{"liveness-restart", "liveness-recovers"}, false},
+		// Last: it stops the web pod for good.
+		{"stop-race", "CRI-O 1.34's DEL gets the pin, which still names the pod's netns while a host process holds the PID of the pod's last process: host lo stays UP", []string{"del-held-at-gate", "pid-taken-by-host", "del-path-not-host", "sdn-not-restarted", "no-liveness-failure"}, true},
 	}},
 	{crionode.CRIO117, scenarios.PinningDefault, []crioSpec{
 		{"crio-kubelet-reboot", "CRI-O 1.17 does not pin by default: its own DEL enters /proc/<old infra pid>/ns/net, the host's, and takes host lo DOWN", []string{"del-stale-path", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers"}, false},
@@ -67,18 +70,26 @@ var crioNodes = []crioNode{
 	{crionode.CRIO117, scenarios.PinningOn, []crioSpec{
 		{"crio-pinned-reboot", "CRI-O 1.17 with manage_ns_lifecycle=true: the pins are gone after the reboot, host lo stays UP", []string{"pin-gone", "del-no-stale-path", "sdn-not-restarted", "no-liveness-failure"}, true},
 	}},
+	{crionode.CRIDockerd, scenarios.PinningDefault, []crioSpec{
+		{"stop-race", "cri-dockerd's DEL gets the dead pause's /proc/<pid>/ns/net, which a host process now holds: host lo DOWN, kubelet restarts the hostNetwork pod until lo is up", []string{"del-held-at-gate", "pause-gone-before-del", "pid-taken-by-host", "del-proc-path-names-host", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers"}, false},
+	}},
 	{crionode.CRIO116, scenarios.PinningDefault, []crioSpec{
 		{"crio-kubelet-reboot", "CRI-O 1.16 passes the stale path unchecked: host lo DOWN, and the spare pod's DEL logs the write-up's `failed to Statfs`", []string{"del-stale-path", "crio-statfs-line", "liveness-restart"}, false},
 	}},
 }
 
-// The CRI-O scenarios on every node profile, played by kubescenario
-// exactly as the CLI plays them: the suite asserts the verdict, the checks
-// the CRI-O under test must have been judged by, and the real machine's
-// network.
-var _ = Describe("CRI-O and kubelet on a VM", Label("vm", "crio"), func() {
+// The Kubernetes-node scenarios on every node profile, played by
+// kubescenario exactly as the CLI plays them: the suite asserts the
+// verdict, the checks the runtime under test must have been judged by, and
+// the real machine's network. Every spec here has the label kube; the
+// CRI-O nodes' also crio, each its profile's name.
+var _ = Describe("Kubernetes nodes (CRI-O, cri-dockerd) on a VM", Label("vm", "kube"), func() {
 	for _, cn := range crioNodes {
-		Context(fmt.Sprintf("on %s, namespace pinning %s", cn.profile, cn.pinning), Ordered, ContinueOnFailure, Label(cn.profile), func() {
+		labels := Label(cn.profile)
+		if p, err := crionode.Lookup(cn.profile); err == nil && p.IsCRIO() {
+			labels = Label(cn.profile, "crio")
+		}
+		Context(fmt.Sprintf("on %s, namespace pinning %s", cn.profile, cn.pinning), Ordered, ContinueOnFailure, labels, func() {
 			var (
 				node     *vm.Node
 				host     e2eutil.HostNet
@@ -92,10 +103,10 @@ var _ = Describe("CRI-O and kubelet on a VM", Label("vm", "crio"), func() {
 				Expect(err).NotTo(HaveOccurred())
 				profile, err = crionode.Lookup(cn.profile)
 				Expect(err).NotTo(HaveOccurred())
-				opts := vm.Options{Artifacts: crionode.Artifacts}
+				opts := vm.Options{Artifacts: profile.Artifacts()}
 				opts.Layer.Files, err = tier.PinningLayer(profile, cn.pinning)
 				Expect(err).NotTo(HaveOccurred())
-				node = startVM(ctx, failures, cn.profile[len("crio-"):], crioImage(ctx, profile), opts)
+				node = startVM(ctx, failures, strings.TrimPrefix(cn.profile, "crio-"), crioImage(ctx, profile), opts)
 			}, NodeTimeout(60*time.Minute))
 
 			for i, s := range cn.specs {

@@ -67,6 +67,36 @@ type Node struct {
 	// SparePod is an ordinary pod whose old PIDs no host process takes
 	// after the reboot ("" for none).
 	SparePod string
+	// Runtime is the node's CRI runtime: "cri-o" (default) or "docker"
+	// (cri-dockerd).
+	Runtime string
+	// RuntimeUnits are the runtime's systemd units, the one kubelet
+	// talks to last (default crio).
+	RuntimeUnits []string
+	// GatePlugin is the plugin the runtime runs first at a sandbox's DEL,
+	// which the stop race holds (default loopback).
+	GatePlugin string
+	// ProcNetns says, for a runtime that has no configuration to ask,
+	// that it hands DEL the pause's /proc/<pid>/ns/net — read in its
+	// source (images/crionode.Profile.DelPath says where).
+	ProcNetns bool
+}
+
+// Docker says the node runs Docker through cri-dockerd.
+func (n Node) Docker() bool { return n.Runtime == "docker" }
+
+func (n Node) runtimeUnits() []string {
+	if len(n.RuntimeUnits) == 0 {
+		return []string{crioguest.CRIOUnit}
+	}
+	return n.RuntimeUnits
+}
+
+func (n Node) gatePlugin() string {
+	if n.GatePlugin == "" {
+		return "loopback"
+	}
+	return n.GatePlugin
 }
 
 func (n Node) pods() []string {
@@ -93,6 +123,11 @@ func Run(ctx context.Context, node harness.Node, sc scenarios.Scenario, opts Opt
 	}
 	var err error
 	switch {
+	case sc.NeedsCRIO() && opts.Node.Docker():
+		err = fmt.Errorf("scenario %s reads CRI-O's configuration and journal: run it on a CRI-O node, not %s (which runs Docker through cri-dockerd)", sc.Name, opts.Node.Profile)
+	case sc.DeleteBy == scenarios.NodeRuntime:
+		p.res.PluginVersion = "the runtime's plugin dir"
+		err = p.stopRace(ctx)
 	case sc.DeleteBy == scenarios.CRIO:
 		p.res.PluginVersion = "crio plugin_dirs"
 		err = p.crioReboot(ctx)
@@ -127,6 +162,20 @@ type play struct {
 	// expect are the checks the result is judged by; the CRI-O scenarios
 	// know them only once they have asked the CRI-O under test.
 	expect []scenarios.Check
+	// stopped are static pods the scenario took away for good (stop-race
+	// stops web): the waits no longer want them.
+	stopped map[string]bool
+}
+
+// pods are the static pods the node should be running now.
+func (p *play) pods() []string {
+	var out []string
+	for _, name := range p.opts.Node.pods() {
+		if !p.stopped[name] {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func (p *play) step(step, detail string) {
@@ -142,15 +191,15 @@ func (p *play) stepAt(at time.Time, step, detail string) {
 	p.res.Timeline = append(p.res.Timeline, runner.Event{At: at.UTC(), Step: step, Detail: detail})
 }
 
-// markReady places on the timeline the moment CRI-O said it was ready
-// and kubelet started, whichever came last, as systemd saw it in the
+// markReady places on the timeline the moment the runtime said it was
+// ready and kubelet started, whichever came last, as systemd saw it in the
 // node. It only times the run: a node that cannot say leaves the step
 // out, with a line of progress, and the pods' phase takes its time.
 func (p *play) markReady(ctx context.Context) {
 	clock, err := kube.ReadClock(ctx, p.node)
 	var units []kube.Unit
 	if err == nil {
-		units, err = kube.Units(ctx, p.node, crioguest.CRIOUnit, crioguest.KubeletUnit)
+		units, err = kube.Units(ctx, p.node, append(p.opts.Node.runtimeUnits(), crioguest.KubeletUnit)...)
 	}
 	if err != nil {
 		p.progress("timing: when the runtime became ready is unknown: " + err.Error())

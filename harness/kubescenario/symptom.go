@@ -93,7 +93,7 @@ func (p *play) watchLiveness(ctx context.Context) error {
 		return err
 	}
 	after := kube.Restarts(cs, crioguest.SDNPod)
-	p.res.Record(scenarios.CheckSDNNotRestarted, "", kube.AllRunning(cs, p.opts.Node.pods()...) && after == before,
+	p.res.Record(scenarios.CheckSDNNotRestarted, "", kube.AllRunning(cs, p.pods()...) && after == before,
 		fmt.Sprintf("restarts %d → %d", before, after))
 	failures, err := p.livenessFailures(ctx)
 	if err != nil {

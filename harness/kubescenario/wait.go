@@ -23,18 +23,18 @@ func (p *play) waitPods(ctx context.Context, when string, timeout time.Duration)
 	start := time.Now()
 	for {
 		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
-		cs, err := kube.WaitRunning(wctx, p.node, nil, p.opts.Node.pods()...)
+		cs, err := kube.WaitRunning(wctx, p.node, nil, p.pods()...)
 		wcancel()
 		if err == nil {
 			return cs, nil
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: CRI-O and kubelet did not run the static pods within %s (see crio.log and kubelet.log in the artifacts): %w", when, timeout, err)
+			return nil, fmt.Errorf("%s: the runtime and kubelet did not run the static pods within %s (see the runtime's log and kubelet.log in the artifacts): %w", when, timeout, err)
 		}
 		if why := p.failingUnit(ctx); why != "" {
 			return nil, fmt.Errorf("%s: %s", when, why)
 		}
-		p.progress(fmt.Sprintf("%s: waiting for pods %s (%s)", p.node.Name(), strings.Join(p.opts.Node.pods(), ", "), time.Since(start).Round(time.Second)))
+		p.progress(fmt.Sprintf("%s: waiting for pods %s (%s)", p.node.Name(), strings.Join(p.pods(), ", "), time.Since(start).Round(time.Second)))
 	}
 }
 
@@ -42,7 +42,7 @@ func (p *play) waitPods(ctx context.Context, when string, timeout time.Duration)
 // journal of the one to blame; "" when both look alive (or cannot be
 // asked: the pod wait goes on and its timeout speaks).
 func (p *play) failingUnit(ctx context.Context) string {
-	units, err := kube.Units(ctx, p.node, crioguest.CRIOUnit, crioguest.KubeletUnit)
+	units, err := kube.Units(ctx, p.node, append(p.opts.Node.runtimeUnits(), crioguest.KubeletUnit)...)
 	if err != nil {
 		return ""
 	}

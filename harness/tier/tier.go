@@ -242,7 +242,11 @@ func PinningLayer(profile crionode.Profile, p scenarios.Pinning) ([]layer.File, 
 
 // KubeNode is what kubescenario needs to know of a profile.
 func KubeNode(p crionode.Profile) kubescenario.Node {
-	return kubescenario.Node{Profile: p.Name, Pods: p.Pods(), SparePod: p.SparePod()}
+	return kubescenario.Node{
+		Profile: p.Name, Pods: p.Pods(), SparePod: p.SparePod(),
+		Runtime: string(p.Runtime), RuntimeUnits: p.RuntimeUnits(), GatePlugin: p.GatePlugin(),
+		ProcNetns: p.Runtime == crionode.RuntimeDocker,
+	}
 }
 
 // kubeVMs boots the CRI-O/kubelet node of the run's profile, with the
@@ -271,17 +275,17 @@ func (r *Run) kubeVMs(ctx context.Context, scs []scenarios.Scenario) ([]runner.R
 		gl.Files = append(append([]layer.File{}, r.Layer.Files...), files[gi]...)
 		name := fmt.Sprintf("crio%d", gi)
 		opts := r.vmOptions(name, filepath.Join(r.Dir, "crio", name), img, gl)
-		opts.Artifacts = crionode.Artifacts
+		opts.Artifacts = r.Profile.Artifacts()
 		node, err := vm.Start(ctx, opts)
 		if err != nil {
 			return results, err
 		}
 		var groupResults []runner.Result
 		for _, sc := range g.Scenarios {
-			// CRI-O uses its own plugin_dirs: one run. The legacy runtime
-			// runs once per plugin set.
+			// The node's runtime uses its own plugin dir: one run. The
+			// legacy runtime runs once per plugin set.
 			runs := r.Plugins
-			if sc.DeleteBy == scenarios.CRIO {
+			if sc.DeleteBy != scenarios.LegacyEmulator {
 				runs = r.Plugins[:1]
 			}
 			for _, s := range runs {

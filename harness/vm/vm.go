@@ -64,7 +64,7 @@ type Options struct {
 	Layer layer.Layer
 	// Artifacts are shell scripts, by output file name, whose output the
 	// image's owner wants among the node's artifacts (crio and kubelet
-	// logs for the CRI-O node: images/crionode.Artifacts).
+	// logs for the CRI-O node: images/crionode.Profile.Artifacts).
 	Artifacts map[string]string
 	// Keep leaves the domain running and Dir in place at Close.
 	Keep bool

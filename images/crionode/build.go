@@ -86,7 +86,7 @@ func withInputs(ctx context.Context, p Profile, agentDir string, progress func(s
 	return use(func(base images.Inputs) (images.Inputs, error) {
 		return p.Inputs(base, Components{
 			Kubelet: paths[components.Kubelet], CRIO: paths[components.CRIO], Pinns: paths[components.Pinns],
-			Crictl: paths[components.Crictl], PodServer: podserver, Loopback: loopback, NodeCRI: nodecri,
+			Crictl: paths[components.Crictl], CRIDockerd: paths[components.CRIDockerd], PodServer: podserver, Loopback: loopback, NodeCRI: nodecri,
 		}, stage)
 	})
 }

@@ -25,10 +25,10 @@ import (
 //go:embed rootfs
 var rootfs embed.FS
 
-// Components are host paths of the binaries built from source; Pinns and
-// Crictl are empty when the profile has none.
+// Components are host paths of the binaries built from source; those the
+// profile has none of are empty.
 type Components struct {
-	Kubelet, CRIO, Pinns, Crictl string
+	Kubelet, CRIO, Pinns, Crictl, CRIDockerd string
 	// PodServer is cmd/podserver, built static: the pods' only binary.
 	PodServer string
 	// Loopback is the profile's loopback plugin (Profile.Loopback), or "".
@@ -37,25 +37,61 @@ type Components struct {
 	NodeCRI string
 }
 
-// Packages are the Debian packages the node adds: conmon 2.1.6 and runc
-// 1.1.5 are what every CRI-O of the profiles runs with here; skopeo loads
-// the pod image.
-var Packages = []string{"conmon", "runc", "libseccomp2", "skopeo", "containernetworking-plugins"}
+// Packages are the Debian packages the node adds. On CRI-O nodes conmon
+// 2.1.6 and runc 1.1.5 are what every CRI-O of the profiles runs with
+// here; on Docker nodes docker.io 20.10 brings its containerd and runc.
+// skopeo loads the pod images at first boot.
+func (p Profile) Packages() []string {
+	if p.Runtime == RuntimeDocker {
+		// apparmor: Docker refuses to start a container where the kernel
+		// has AppArmor on and apparmor_parser is missing (docker.io only
+		// recommends it).
+		return []string{"docker.io", "apparmor", "skopeo", "containernetworking-plugins"}
+	}
+	return []string{"conmon", "runc", "libseccomp2", "skopeo", "containernetworking-plugins"}
+}
+
+// journalBothBoots is a script printing a unit's journal of the boot
+// before (if any) and of this one.
+func journalBothBoots(unit string) string {
+	return fmt.Sprintf("journalctl -b -1 -u %[1]s --no-pager -o short-precise; echo; journalctl -b 0 -u %[1]s --no-pager -o short-precise", unit)
+}
 
 // Artifacts are what a failed run keeps from the node besides what every
 // VM gives (console, journals, agent state): scripts by output file name,
 // for vm.Options.Artifacts.
-var Artifacts = map[string]string{
-	"crio.log":         "journalctl -b -1 -u crio --no-pager -o short-precise; echo; journalctl -b 0 -u crio --no-pager -o short-precise",
-	"kubelet.log":      "journalctl -b -1 -u kubelet --no-pager -o short-precise; echo; journalctl -b 0 -u kubelet --no-pager -o short-precise",
-	"cri.json":         "nodecri version; nodecri pods; nodecri containers",
-	"crio-config.toml": "crio config 2>&1",
-	"units.txt":        "systemctl --no-pager status crio kubelet pidreuse-squat pidreuse-load-images pidreuse-pid-floor",
+func (p Profile) Artifacts() map[string]string {
+	a := map[string]string{
+		"kubelet.log":  journalBothBoots("kubelet"),
+		"cri.json":     "nodecri version; nodecri pods; nodecri containers",
+		"cni-gate.txt": "ls -l " + crioguest.GateDir + " 2>&1; cat " + crioguest.GateDir + "/* 2>&1",
+	}
+	units := "kubelet pidreuse-squat pidreuse-load-images"
+	switch p.Runtime {
+	case RuntimeDocker:
+		a["docker.log"] = journalBothBoots(crioguest.DockerUnit)
+		a["cri-dockerd.log"] = journalBothBoots(crioguest.CRIDockerdUnit)
+		a["docker-ps.txt"] = "docker ps -a --no-trunc 2>&1; docker info 2>&1"
+		units += " docker cri-docker"
+	default:
+		a["crio.log"] = journalBothBoots(crioguest.CRIOUnit)
+		a["crio-config.toml"] = "crio config 2>&1"
+		units += " crio pidreuse-pid-floor"
+	}
+	a["units.txt"] = "systemctl --no-pager status " + units
+	return a
 }
 
-// units are enabled in the image.
+// units are enabled in the image (docker.service is Debian's, enabled by
+// its package).
 func (p Profile) units() []string {
-	u := []string{"crio.service", "kubelet.service", "pidreuse-load-images.service", crioguest.SquatUnit}
+	u := []string{"kubelet.service", "pidreuse-load-images.service", crioguest.SquatUnit}
+	switch p.Runtime {
+	case RuntimeDocker:
+		u = append(u, "cri-docker.service")
+	default:
+		u = append(u, "crio.service")
+	}
 	if p.PIDFloor > 0 {
 		u = append(u, crioguest.PIDFloorUnit)
 	}
@@ -67,21 +103,39 @@ func (p Profile) units() []string {
 type templateData struct {
 	Profile
 	Legacy bool
+	// CRIO and Docker say which runtime the node runs.
+	CRIO, Docker bool
+	// RuntimeUnits are the runtime's services, space-separated, for
+	// Before=/After= lines.
+	RuntimeUnits string
 	// ForcePinning and PinnedNetns render a run's forced pinning setting.
 	ForcePinning bool
 	PinnedNetns  bool
 	CRISocket    string
 	NodeIP       string
 	PodImage     string
+	PauseImage   string
 	SparePod     string
+	// PodImageDir and PauseImageDir are the OCI layouts in the image.
+	PodImageDir, PauseImageDir string
 }
 
 func (p Profile) templateData(force *bool) templateData {
 	return templateData{
 		Profile: p, Legacy: p.Legacy(), ForcePinning: force != nil, PinnedNetns: force != nil && *force,
-		CRISocket: crioguest.CRISocket, NodeIP: crioguest.NodeIP,
-		PodImage: crioguest.PodImage, SparePod: crioguest.SparePod,
+		CRIO: p.IsCRIO(), Docker: p.Runtime == RuntimeDocker, RuntimeUnits: unitList(p.RuntimeUnits()),
+		CRISocket: p.CRISocket(), NodeIP: crioguest.NodeIP,
+		PodImage: crioguest.PodImage, PauseImage: crioguest.PauseImage, SparePod: crioguest.SparePod,
+		PodImageDir: crioguest.PodImageDir, PauseImageDir: crioguest.PauseImageDir,
 	}
+}
+
+func unitList(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n + ".service"
+	}
+	return strings.Join(out, " ")
 }
 
 // renderRootfs returns the profile's config files by guest path: the
@@ -139,7 +193,7 @@ func (p Profile) ConfigFile(guestPath string, pinned bool) ([]byte, error) {
 // image build copies; it must outlive the build.
 func (p Profile) Inputs(base images.Inputs, c Components, stageDir string) (images.Inputs, error) {
 	in := base
-	in.Packages = append(append([]string{}, base.Packages...), Packages...)
+	in.Packages = append(append([]string{}, base.Packages...), p.Packages()...)
 	in.Enable = append(append([]string{}, base.Enable...), p.units()...)
 	in.KernelArgs = append(append([]string{}, base.KernelArgs...), p.KernelArgs()...)
 	in.Files = append([]images.File{}, base.Files...)
@@ -148,7 +202,8 @@ func (p Profile) Inputs(base images.Inputs, c Components, stageDir string) (imag
 		src, dst string
 		want     bool
 	}{
-		{c.Kubelet, "/usr/local/bin/kubelet", true}, {c.CRIO, "/usr/local/bin/crio", true},
+		{c.Kubelet, "/usr/local/bin/kubelet", true}, {c.CRIO, "/usr/local/bin/crio", p.IsCRIO()},
+		{c.CRIDockerd, "/usr/local/bin/cri-dockerd", p.CRIDockerd.Version != ""},
 		{c.Pinns, "/usr/local/bin/pinns", p.Pinns.Version != ""}, {c.Crictl, crioguest.CrictlBinary, p.Crictl.Version != ""},
 		// Over Debian's, in CRI-O's plugin dir (and under a run's layer).
 		{c.Loopback, "/usr/lib/cni/loopback", p.Loopback != ""},
@@ -196,6 +251,17 @@ func (p Profile) Inputs(base images.Inputs, c Components, stageDir string) (imag
 		return in, fmt.Errorf("crio node %s: pod image: %w", p.Name, err)
 	}
 	in.Files = append(in.Files, images.File{Src: layout, Dst: crioguest.PodImageDir})
+	if p.Runtime == RuntimeDocker {
+		pause := filepath.Join(stageDir, "pause-image")
+		if err := ociimage.Write(pause, ociimage.Image{
+			Ref:        "v1",
+			Files:      []ociimage.File{{Path: "/pause", Src: c.PodServer, Mode: 0o755}},
+			Entrypoint: []string{"/pause"},
+		}); err != nil {
+			return in, fmt.Errorf("crio node %s: pause image: %w", p.Name, err)
+		}
+		in.Files = append(in.Files, images.File{Src: pause, Dst: crioguest.PauseImageDir})
+	}
 	return in, nil
 }
 

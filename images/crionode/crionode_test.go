@@ -33,19 +33,43 @@ func TestConfigsAgreeWithGuestNames(t *testing.T) {
 		wants := map[string][]string{
 			"/etc/systemd/system/kubelet.service":                     {"--node-ip=" + crioguest.NodeIP},
 			"/etc/systemd/system/" + crioguest.SquatUnit:              {crioguest.SquatFile, crioguest.SquatResult},
-			"/etc/systemd/system/pidreuse-load-images.service":        {"oci:" + crioguest.PodImageDir + ":v1", "containers-storage:" + crioguest.PodImage},
 			"/etc/kubernetes/manifests/" + crioguest.WebPod + ".yaml": {"name: " + crioguest.WebPod, "image: " + crioguest.PodImage},
 			"/etc/kubernetes/manifests/" + crioguest.SDNPod + ".yaml": {"name: " + crioguest.SDNPod, "hostNetwork: true", "host: " + crioguest.NodeIP, "port: " + strconv.Itoa(crioguest.SDNPort)},
-			"/etc/crictl.yaml": {crioguest.CRISocket},
+			"/etc/crictl.yaml": {p.CRISocket()},
 		}
-		if p.Legacy() {
+		if p.IsCRIO() {
+			wants["/etc/systemd/system/pidreuse-load-images.service"] = []string{"oci:" + crioguest.PodImageDir + ":v1", "containers-storage:" + crioguest.PodImage, "Before=crio.service"}
+			wants["/etc/systemd/system/"+crioguest.SquatUnit] = append(wants["/etc/systemd/system/"+crioguest.SquatUnit], "Before=crio.service")
+		}
+		switch {
+		case p.Runtime == RuntimeDocker:
+			wants["/etc/kubernetes/kubelet.yaml"] = []string{"containerRuntimeEndpoint: " + crioguest.CRIDockerdSocket, "cgroupDriver: systemd"}
+			wants["/etc/systemd/system/pidreuse-load-images.service"] = []string{
+				"oci:" + crioguest.PodImageDir + ":v1 docker-daemon:" + crioguest.PodImage,
+				"oci:" + crioguest.PauseImageDir + ":v1 docker-daemon:" + crioguest.PauseImage, "Before=cri-docker.service",
+			}
+			wants["/etc/systemd/system/cri-docker.service"] = []string{"--container-runtime-endpoint " + crioguest.CRIDockerdSocket, "--pod-infra-container-image=" + crioguest.PauseImage, "--cni-bin-dir=" + crioguest.CNIPluginDir}
+			wants["/etc/systemd/system/"+crioguest.SquatUnit] = append(wants["/etc/systemd/system/"+crioguest.SquatUnit], "Before=docker.service cri-docker.service")
+			wants["/etc/systemd/system/kubelet.service"] = append(wants["/etc/systemd/system/kubelet.service"], "After=docker.service cri-docker.service")
+			wants["/etc/docker/daemon.json"] = []string{"native.cgroupdriver=systemd", `"bridge": "none"`}
+			for _, f := range []string{"/etc/crio/crio.conf", "/etc/crio/crio.conf.d/10-pidreuse.conf", "/etc/systemd/system/crio.service"} {
+				if _, ok := files[f]; ok {
+					t.Errorf("%s has CRI-O's %s", p.Name, f)
+				}
+			}
+		case p.Legacy():
 			wants["/etc/systemd/system/kubelet.service"] = append(wants["/etc/systemd/system/kubelet.service"], "--container-runtime-endpoint="+crioguest.CRISocket)
 			wants["/etc/crio/crio.conf"] = []string{`pause_image = "` + crioguest.PodImage + `"`, `cgroup_manager = "cgroupfs"`}
 			wants["/etc/kubernetes/manifests/batch.yaml"] = []string{"name: " + crioguest.SparePod}
 			wants["/etc/systemd/system/"+crioguest.PIDFloorUnit] = []string{"echo 20000 > /proc/sys/kernel/ns_last_pid"}
-		} else {
+		default:
 			wants["/etc/kubernetes/kubelet.yaml"] = []string{"containerRuntimeEndpoint: " + crioguest.CRISocket}
 			wants["/etc/crio/crio.conf.d/10-pidreuse.conf"] = []string{`pause_image = "` + crioguest.PodImage + `"`, "drop_infra_ctr = true"}
+		}
+		if p.IsCRIO() {
+			if _, ok := files["/etc/docker/daemon.json"]; ok {
+				t.Errorf("%s has Docker's daemon.json", p.Name)
+			}
 		}
 		for file, ws := range wants {
 			got, ok := files[file]

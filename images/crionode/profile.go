@@ -11,11 +11,26 @@ import (
 	"github.com/pidreuse/pidreuse/internal/crioguest"
 )
 
-// Profile is what a CRI-O node carries: the runtime and its version, the
-// kubelet, the cgroup mode, and how the runtime references a sandbox's
+// Runtime is the CRI runtime a node profile runs under kubelet.
+type Runtime string
+
+const (
+	// RuntimeCRIO is CRI-O built from source, with Debian's conmon and runc.
+	RuntimeCRIO Runtime = "cri-o"
+	// RuntimeDocker is Debian's Docker (docker.io) behind cri-dockerd
+	// built from source: kubelet's dockershim moved out of tree.
+	RuntimeDocker Runtime = "docker"
+)
+
+// Profile is what a Kubernetes node carries: the runtime and its version,
+// the kubelet, the cgroup mode, and how the runtime references a sandbox's
 // netns — which decides whether the write-up's bug can happen on it.
 type Profile struct {
 	Name string
+	// Runtime is the CRI runtime: CRI-O, or Docker through cri-dockerd.
+	Runtime Runtime
+	// CRIDockerd is built from source on the Docker profiles.
+	CRIDockerd components.Component
 	// CRIO, Pinns, Kubelet and Crictl are built from source (Pinns and
 	// Crictl have an empty Version when the profile has none).
 	CRIO, Pinns, Kubelet, Crictl components.Component
@@ -53,6 +68,9 @@ const (
 	CRIO134 = "crio-1.34"
 	CRIO117 = "crio-1.17"
 	CRIO116 = "crio-1.16"
+	// CRIDockerd is kubelet 1.34 on Debian's Docker 20.10 through
+	// cri-dockerd: the stop race lives there today.
+	CRIDockerd = "cri-dockerd"
 	// DefaultProfile is today's CRI-O.
 	DefaultProfile = CRIO134
 )
@@ -70,7 +88,7 @@ const legacyLoopback = "v0.8.7"
 func Profiles() []Profile {
 	return []Profile{
 		{
-			Name:    CRIO134,
+			Name: CRIO134, Runtime: RuntimeCRIO,
 			CRIO:    components.Component{Name: components.CRIO, Version: versions.CRIO},
 			Pinns:   components.Component{Name: components.Pinns, Version: versions.CRIO},
 			Kubelet: components.Component{Name: components.Kubelet, Version: versions.Kubelet},
@@ -79,7 +97,7 @@ func Profiles() []Profile {
 			DelPath: "/var/run/netns/<uuid>, always pinned: gone after a reboot, DEL runs with an empty netns",
 		},
 		{
-			Name:     CRIO117,
+			Name: CRIO117, Runtime: RuntimeCRIO,
 			CRIO:     components.Component{Name: components.CRIO, Version: versions.CRIO117},
 			Pinns:    components.Component{Name: components.Pinns, Version: versions.CRIO117},
 			Kubelet:  components.Component{Name: components.Kubelet, Version: versions.KubeletLegacy},
@@ -88,12 +106,26 @@ func Profiles() []Profile {
 			PIDFloor: legacyPIDFloor, Loopback: legacyLoopback,
 		},
 		{
-			Name:     CRIO116,
+			Name: CRIO116, Runtime: RuntimeCRIO,
 			CRIO:     components.Component{Name: components.CRIO, Version: versions.CRIO116},
 			Kubelet:  components.Component{Name: components.Kubelet, Version: versions.KubeletLegacy},
 			CgroupV1: true, CRIAPI: "v1alpha2", PinSwitch: "manage_network_ns_lifecycle",
 			DelPath:  "/proc/<old infra pid>/ns/net, unchecked: `failed to Statfs` when the PID is gone (manage_network_ns_lifecycle=false, the default)",
 			PIDFloor: legacyPIDFloor, Loopback: legacyLoopback,
+		},
+		{
+			Name: CRIDockerd, Runtime: RuntimeDocker,
+			CRIDockerd: components.Component{Name: components.CRIDockerd, Version: versions.CRIDockerd},
+			Kubelet:    components.Component{Name: components.Kubelet, Version: versions.Kubelet},
+			Crictl:     components.Component{Name: components.Crictl, Version: versions.Crictl},
+			CRIAPI:     "v1",
+			// Read in cri-dockerd v0.4.3: StopPodSandbox (core/sandbox_stop.go)
+			// calls TearDownPod (network/cni/cni.go), which asks GetNetNS
+			// (core/sandbox_port_forward.go) → docker inspect →
+			// getNetworkNamespace (core/helpers_linux.go) for
+			// /proc/<State.Pid>/ns/net and runs its built-in loopback
+			// network's DEL on it first, then the pod network's.
+			DelPath: "/proc/<pause pid>/ns/net from docker inspect at StopPodSandbox, never pinned; Docker says Pid 0 for an exited container, so after a reboot DEL gets no path",
 		},
 	}
 }
@@ -115,10 +147,42 @@ func Lookup(name string) (Profile, error) {
 // the runtime endpoint as a flag and its CRI-O a full crio.conf.
 func (p Profile) Legacy() bool { return p.CgroupV1 }
 
+// IsCRIO says whether the node runs CRI-O.
+func (p Profile) IsCRIO() bool { return p.Runtime == RuntimeCRIO }
+
+// CRISocket is the runtime's CRI endpoint, as kubelet and crictl name it.
+func (p Profile) CRISocket() string {
+	if p.Runtime == RuntimeDocker {
+		return crioguest.CRIDockerdSocket
+	}
+	return crioguest.CRISocket
+}
+
+// RuntimeUnits are the node's runtime services, the one kubelet talks to
+// last: the harness times readiness and blames failures by them.
+func (p Profile) RuntimeUnits() []string {
+	if p.Runtime == RuntimeDocker {
+		return []string{crioguest.DockerUnit, crioguest.CRIDockerdUnit}
+	}
+	return []string{crioguest.CRIOUnit}
+}
+
+// GatePlugin is the plugin the runtime runs first at a sandbox's CNI DEL,
+// which the stop-race scenario holds at its start: cri-dockerd runs its
+// built-in loopback network's DEL before the pod network's; CRI-O 1.34
+// brings lo up itself (ocicni) and runs the pod network list reversed,
+// portmap first; the bug-era CRI-O lists loopback last, so first at DEL.
+func (p Profile) GatePlugin() string {
+	if p.Runtime == RuntimeCRIO && !p.Legacy() {
+		return "portmap"
+	}
+	return "loopback"
+}
+
 // Components lists what the profile builds from source, in install order.
 func (p Profile) Components() []components.Component {
 	var cs []components.Component
-	for _, c := range []components.Component{p.Kubelet, p.CRIO, p.Pinns, p.Crictl} {
+	for _, c := range []components.Component{p.Kubelet, p.CRIO, p.Pinns, p.CRIDockerd, p.Crictl} {
 		if c.Version != "" {
 			cs = append(cs, c)
 		}
@@ -156,6 +220,8 @@ const PinningDropIn = "/etc/crio/crio.conf.d/90-pidreuse-pinning.conf"
 // profile's CRI-O has no such switch.
 func (p Profile) PinningFile(on bool) (string, []byte, error) {
 	switch {
+	case !p.IsCRIO():
+		return "", nil, fmt.Errorf("node %s runs %s, which has no namespace pinning switch: force pinning on a CRI-O node that has one (%s)", p.Name, p.Runtime, strings.Join(profilesWithSwitch(), ", "))
 	case p.PinSwitch == "":
 		return "", nil, fmt.Errorf("node %s: CRI-O %s has no namespace pinning switch (it always pins): force pinning on a node whose CRI-O has one (%s)", p.Name, p.CRIO.Version, strings.Join(profilesWithSwitch(), ", "))
 	case p.DropInDir:

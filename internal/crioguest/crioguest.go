@@ -77,3 +77,31 @@ const (
 // does not run (ConditionPathExists=!…), and the node hands out PIDs from
 // the bottom as any node does.
 const PIDFloorDone = "/var/lib/pidreuse/pid-floor-done"
+
+// The cri-dockerd node (Debian's Docker with Mirantis' cri-dockerd): its
+// CRI socket and units, and the pause image cri-dockerd starts as each
+// sandbox's infra container (podserver as /pause, which waits for
+// SIGTERM). Docker runs the image's entrypoint, not a pause command of the
+// runtime's configuration as CRI-O does, hence an image of its own.
+const (
+	CRIDockerdSocket = "unix:///run/cri-dockerd.sock"
+	CRIDockerdUnit   = "cri-docker"
+	DockerUnit       = "docker"
+	PauseImage       = "localhost/pidreuse-pause:v1"
+	PauseImageDir    = "/opt/pidreuse/images/pause"
+)
+
+// The CNI gate of the stop-race scenario: a script the kube node images
+// carry, which the harness puts in place of one plugin of the runtime's
+// plugin dir (the real one moves to <plugin>.pidreuse-gated). The first
+// DEL of the sandbox named in GateDir/armed writes what it was given to
+// GateDir/held and waits at its start until GateDir/release exists (at
+// most GateHoldMax), then runs the real plugin and writes GateDir/done.
+const (
+	GateScript  = "/usr/local/lib/pidreuse/cni-gate"
+	GateDir     = "/run/pidreuse/cni-gate"
+	GatedSuffix = ".pidreuse-gated"
+	// GateHoldMaxSeconds bounds the hold: a harness that died must not
+	// leave the runtime's StopPodSandbox stuck for ever.
+	GateHoldMaxSeconds = 180
+)

@@ -1,0 +1,139 @@
+package crionode
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pidreuse/pidreuse/internal/crioguest"
+)
+
+// gateSetup lays the image's CNI gate over a fake plugin that records its
+// arguments, stdin and netns, as the stop-race scenario does in the node.
+func gateSetup(t *testing.T) (plugin, gate string, env func(cmd, id string) []string) {
+	t.Helper()
+	files := render(t, CRIDockerd, nil)
+	script, ok := files[crioguest.GateScript]
+	if !ok {
+		t.Fatalf("the image has no %s", crioguest.GateScript)
+	}
+	dir := t.TempDir()
+	gate = filepath.Join(dir, "gate")
+	plugin = filepath.Join(dir, "loopback")
+	if err := os.MkdirAll(gate, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	real := `#!/bin/sh
+echo "$CNI_COMMAND $CNI_NETNS $* stdin=$(cat)" >> "$(dirname "$0")/calls"
+[ "$CNI_COMMAND" = DEL ] && exit 3
+exit 0
+`
+	if err := os.WriteFile(plugin+crioguest.GatedSuffix, []byte(real), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(plugin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env = func(cmd, id string) []string {
+		return append(os.Environ(), "PIDREUSE_CNI_GATE_DIR="+gate, "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+id, "CNI_NETNS=/proc/4242/ns/net", "CNI_IFNAME=eth0")
+	}
+	return plugin, gate, env
+}
+
+func runPlugin(t *testing.T, plugin string, env []string) (*exec.Cmd, chan error) {
+	t.Helper()
+	cmd := exec.Command(plugin, "arg1")
+	cmd.Env = env
+	cmd.Stdin = strings.NewReader(`{"type":"loopback"}`)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return cmd, done
+}
+
+// The armed sandbox's first DEL waits at the gate until released, says
+// what the runtime gave it, then runs the real plugin with the same
+// arguments and stdin and passes on its exit code.
+func TestGateHoldsTheArmedDEL(t *testing.T) {
+	plugin, gate, env := gateSetup(t)
+	os.WriteFile(filepath.Join(gate, "armed"), []byte("sb1\n"), 0o644)
+
+	_, done := runPlugin(t, plugin, env("DEL", "sb1"))
+	var held map[string]any
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		data, err := os.ReadFile(filepath.Join(gate, "held"))
+		if err == nil {
+			if err := json.Unmarshal(data, &held); err != nil {
+				t.Fatalf("held %q: %v", data, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the DEL never reached the gate")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if held["netns"] != "/proc/4242/ns/net" || held["container_id"] != "sb1" || held["plugin"] != "loopback" {
+		t.Errorf("held = %v", held)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("DEL went through the closed gate: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(plugin), "calls")); err == nil {
+		t.Fatal("the real plugin ran before the gate opened")
+	}
+	os.WriteFile(filepath.Join(gate, "release"), nil, 0o644)
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if err == nil || !strings.Contains(err.Error(), "exit status 3") || !errors.As(err, &exit) {
+			t.Errorf("DEL's exit = %v, want the real plugin's 3", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("DEL still held after the release")
+	}
+	calls, _ := os.ReadFile(filepath.Join(filepath.Dir(plugin), "calls"))
+	if got := strings.TrimSpace(string(calls)); got != `DEL /proc/4242/ns/net arg1 stdin={"type":"loopback"}` {
+		t.Errorf("the real plugin got %q", got)
+	}
+	doneData, _ := os.ReadFile(filepath.Join(gate, "done"))
+	var d map[string]any
+	if err := json.Unmarshal(doneData, &d); err != nil || d["exit"] != float64(3) || d["released"] != true {
+		t.Errorf("done = %q (%v)", doneData, err)
+	}
+}
+
+// Every other call — ADD, another sandbox's DEL, a second DEL — goes
+// straight through.
+func TestGatePassesTheRest(t *testing.T) {
+	plugin, gate, env := gateSetup(t)
+	os.WriteFile(filepath.Join(gate, "armed"), []byte("sb1\n"), 0o644)
+	for _, c := range []struct{ cmd, id string }{{"ADD", "sb1"}, {"DEL", "sb2"}} {
+		_, done := runPlugin(t, plugin, env(c.cmd, c.id))
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s of %s held", c.cmd, c.id)
+		}
+	}
+	os.WriteFile(filepath.Join(gate, "held"), []byte("{}"), 0o644)
+	_, done := runPlugin(t, plugin, env("DEL", "sb1"))
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second DEL of the armed sandbox was held")
+	}
+	calls, _ := os.ReadFile(filepath.Join(filepath.Dir(plugin), "calls"))
+	if n := strings.Count(string(calls), "\n"); n != 3 {
+		t.Errorf("the real plugin ran %d times, want 3:\n%s", n, calls)
+	}
+}
