@@ -36,7 +36,7 @@ var (
 	CheckRealReboot = Check{"real-reboot", Timeline,
 		"the node rebooted between ADD and DEL (new boot id)"}
 	CheckPIDTakenByHost = Check{"pid-taken-by-host", Timeline,
-		"at DEL time a host process (host netns) holds the holder's old PID"}
+		"when DEL (or the join) runs, a host process (host netns) holds the holder's old PID"}
 	CheckPIDNotTaken = Check{"pid-not-taken", Timeline,
 		"at DEL time no process holds the holder's old PID"}
 	CheckDelNamesHost = Check{"del-names-host-netns", Timeline,
@@ -78,11 +78,19 @@ var (
 	CheckDelHeld = Check{"del-held-at-gate", Timeline,
 		"the runtime's own CNI DEL of the stopped pod's sandbox reached the gated plugin and waited there"}
 	CheckPauseGone = Check{"pause-gone-before-del", Timeline,
-		"the sandbox's pause process was gone (and its PID free) while DEL waited"}
+		"the sandbox's pause process was gone (and its PID free) while the runtime's call waited at the gate"}
 	CheckDelProcPathHost = Check{"del-proc-path-names-host", Outcome,
 		"DEL's netns path is /proc/<pause pid>/ns/net, which named the host's netns when DEL ran"}
 	CheckDelPathNotHost = Check{"del-path-not-host", Outcome,
 		"DEL's netns path did not name the host's netns, although a host process held the pause's PID"}
+
+	// The join race (harness/kubescenario/joinrace.go).
+	CheckCreateHeld = Check{"create-held-at-gate", Timeline,
+		"the runtime's start of the restarted container reached `runc create` with a spec joining the pod's pause by /proc/<pid>/ns/*, and waited there"}
+	CheckJoinedHost = Check{"joined-host-namespaces", Outcome,
+		"the container got the host holder's net, ipc and uts namespaces, not its pod's (containerd#5630)"}
+	CheckNoForeignJoin = Check{"no-foreign-join", Outcome,
+		"the container did not start, or got only its own pod's namespaces"}
 )
 
 // Checks lists what sc expects besides the host lo state when it runs on
@@ -92,6 +100,10 @@ var (
 func (s Scenario) Checks(pluginVersion, tier string) []Check {
 	var out []Check
 	add := func(c ...Check) { out = append(out, c...) }
+	if s.DeleteBy == NodeRuntime && s.JoinRace {
+		// What the runtime does depends on the runtime: JoinRaceChecks.
+		return []Check{CheckCreateHeld, CheckPauseGone, CheckPIDTakenByHost}
+	}
 	if s.DeleteBy == NodeRuntime {
 		// What the runtime does depends on the runtime: StopRaceChecks.
 		return []Check{CheckDelHeld, CheckPauseGone, CheckPIDTakenByHost}
@@ -170,6 +182,17 @@ func (s Scenario) StopRaceChecks(procPath bool) []Check {
 		return append(out, CheckDelProcPathHost, CheckOwnAddrUnreachable, CheckLivenessRestart, CheckLoUpRestores, CheckLivenessRecovers)
 	}
 	return append(out, CheckDelPathNotHost, CheckSDNNotRestarted, CheckNoLivenessFailure)
+}
+
+// JoinRaceChecks lists what the join race expects of the runtime under
+// test: a container that joins by /proc/<pause pid>/ns/* lands in the
+// host holder's namespaces; one that joins by pins (or refuses to start)
+// gets nothing foreign.
+func (s Scenario) JoinRaceChecks(procJoin bool) []Check {
+	if procJoin {
+		return append(s.Checks("", TierVM), CheckJoinedHost)
+	}
+	return append(s.Checks("", TierVM), CheckNoForeignJoin)
 }
 
 // crioLogsStatfs says whether CRI-O version passes a missing

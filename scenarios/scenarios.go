@@ -54,6 +54,9 @@ type Scenario struct {
 	Tiers []string
 	// NeedsKubelet: the node runs CRI-O and kubelet (the crio node image).
 	NeedsKubelet bool
+	// JoinRace: the race is a container joining the sandbox's namespaces
+	// (join-race), not a CNI DEL; host lo is not its symptom.
+	JoinRace bool
 	// Pinning, for the scenarios CRI-O plays, says how the run sets CRI-O's
 	// namespace pinning: PinningDefault leaves CRI-O's own configuration,
 	// and the expectation then comes from what that configuration says
@@ -156,6 +159,12 @@ func All() []Scenario {
 			Description: "no reboot: kubelet stops a pod; the runtime's StopPodSandbox reads the sandbox's netns path and runs CNI DEL, held at its start by a gate in the plugin dir; the pause dies and a host process takes its PID; the gate opens. Expected: what the runtime under test hands DEL — host lo DOWN where it is /proc/<pause pid>/ns/net (cri-dockerd), UP where it is a pin (CRI-O 1.34)",
 			Netns:       agentapi.Ephemeral, DeleteBy: NodeRuntime, ReusePID: true, Pinning: PinningDefault,
 			Plugins: []string{"loopback"}, ExpectLoUp: false, Tiers: []string{TierVM}, NeedsKubelet: true,
+		},
+		{
+			Name:        "join-race",
+			Description: "no reboot: kubelet restarts a pod's container; the runtime's StartContainer reaches `runc create`, held at its start by a gate over runc; the pause dies and a host process takes its PID; the gate opens. Expected: what the runtime under test writes into the spec — a container that joins the sandbox by /proc/<pause pid>/ns/{net,ipc,uts} lands in the host holder's namespaces (containerd 1.6.20 and 2.x, containerd#5630); bisect: 1 when it did",
+			Netns:       agentapi.Ephemeral, DeleteBy: NodeRuntime, ReusePID: true, Pinning: PinningDefault, JoinRace: true,
+			ExpectLoUp: true, Tiers: []string{TierVM}, NeedsKubelet: true,
 		},
 		{
 			Name:        "legacy-symptom",

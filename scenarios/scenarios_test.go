@@ -20,12 +20,13 @@ func TestMatrixIsConsistent(t *testing.T) {
 		}
 		// The write-up's claim, as data: only an ephemeral reference to a
 		// reused PID takes the host lo down.
-		wantDown := s.Netns == "ephemeral" && s.ReusePID && (s.DeleteBy == LegacyEmulator || s.DeleteBy == NodeRuntime || s.Pinning == PinningOff)
+		// (The join race's symptom is a foreign namespace, not lo.)
+		wantDown := s.Netns == "ephemeral" && s.ReusePID && !s.JoinRace && (s.DeleteBy == LegacyEmulator || s.DeleteBy == NodeRuntime || s.Pinning == PinningOff)
 		if s.Reproduces() != wantDown {
 			t.Errorf("%s: expects lo down=%v, the write-up says %v", s.Name, s.Reproduces(), wantDown)
 		}
 	}
-	for _, name := range []string{"ephemeral-reused", "ephemeral-not-reused", "pinned-reused", "del-retry", "crio-kubelet-reboot", "crio-unpinned-reboot", "crio-pinned-reboot", "legacy-symptom", "stop-race"} {
+	for _, name := range []string{"ephemeral-reused", "ephemeral-not-reused", "pinned-reused", "del-retry", "crio-kubelet-reboot", "crio-unpinned-reboot", "crio-pinned-reboot", "legacy-symptom", "stop-race", "join-race"} {
 		if !seen[name] {
 			t.Errorf("scenario %s missing", name)
 		}
@@ -160,5 +161,31 @@ func TestStopRaceChecks(t *testing.T) {
 	}
 	if got, want := ids(sc.StopRaceChecks(false)), "del-held-at-gate pause-gone-before-del pid-taken-by-host del-path-not-host sdn-not-restarted no-liveness-failure"; got != want {
 		t.Errorf("pin: %s, want %s", got, want)
+	}
+}
+
+func TestJoinRaceChecks(t *testing.T) {
+	var sc Scenario
+	for _, s := range All() {
+		if s.Name == "join-race" {
+			sc = s
+		}
+	}
+	if !sc.JoinRace || !sc.ExpectFromRuntime() || sc.NeedsCRIO() || !sc.ExpectLoUp {
+		t.Fatalf("join-race: %+v", sc)
+	}
+	var got []string
+	for _, c := range sc.JoinRaceChecks(true) {
+		got = append(got, c.ID)
+	}
+	if want := "create-held-at-gate pause-gone-before-del pid-taken-by-host joined-host-namespaces"; strings.Join(got, " ") != want {
+		t.Errorf("proc join: %v, want %s", got, want)
+	}
+	got = nil
+	for _, c := range sc.JoinRaceChecks(false) {
+		got = append(got, c.ID)
+	}
+	if want := "create-held-at-gate pause-gone-before-del pid-taken-by-host no-foreign-join"; strings.Join(got, " ") != want {
+		t.Errorf("pinned join: %v, want %s", got, want)
 	}
 }

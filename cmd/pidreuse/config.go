@@ -30,6 +30,7 @@ type runConfig struct {
 	crio          string
 	kubelet       string
 	pinns         string
+	criDockerd    string
 	json          bool
 	node          string
 	nodeSet       bool // --node given (image build: a CRI-O node's image)
@@ -51,6 +52,7 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	fs.StringVar(&c.crio, "crio", "", "vm tier: run this crio `BIN` instead of the image's (laid over the cached image, no rebuild)")
 	fs.StringVar(&c.kubelet, "kubelet", "", "vm tier: run this kubelet `BIN` instead of the image's")
 	fs.StringVar(&c.pinns, "pinns", "", "vm tier: give CRI-O this pinns `BIN` instead of the image's")
+	fs.StringVar(&c.criDockerd, "cri-dockerd", "", "vm tier, --node cri-dockerd: run this cri-dockerd `BIN` instead of the image's")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object per scenario instead of a table")
 	c.nodeFlags.register(fs, "summary.md, junit.xml, results/*.json")
 	if err := fs.Parse(args); err != nil {
@@ -84,8 +86,8 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 		return c, usageErr{"--plugin-version and --cni-bin-dir: name one (--cni-bin-dir brings its own plugins)"}
 	}
 	if c.tier != scenarios.TierVM {
-		for _, f := range []struct{ name, val string }{{"crio", c.crio}, {"kubelet", c.kubelet}, {"pinns", c.pinns}} {
-			if f.val != "" {
+		for _, f := range c.binaries() {
+			if f.path != "" {
 				return c, usageErr{fmt.Sprintf("--%s applies to --tier vm: the %s tier runs no CRI-O or kubelet", f.name, c.tier)}
 			}
 		}
@@ -97,8 +99,33 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 			}
 		}
 	}
+	// A binary the node does not run would be laid over it and never run:
+	// a bisect step would judge the image's own instead.
+	p, _ := crionode.Lookup(c.node)
+	for _, f := range c.binaries() {
+		if f.path != "" && !f.runsOn(p) {
+			return c, usageErr{fmt.Sprintf("--%s: node %s runs %s, not %s (pidreuse nodes lists the profiles)", f.name, p.Name, p.Runtime, f.name)}
+		}
+	}
 	c.runID = newRunID()
 	return c, nil
+}
+
+// binaryFlag is one of the flags that lay a binary of the user's over the
+// node image.
+type binaryFlag struct {
+	name, path string
+	// runsOn says whether a node of the profile runs it.
+	runsOn func(crionode.Profile) bool
+}
+
+func (c runConfig) binaries() []binaryFlag {
+	always := func(crionode.Profile) bool { return true }
+	crio := func(p crionode.Profile) bool { return p.IsCRIO() }
+	return []binaryFlag{
+		{"crio", c.crio, crio}, {"kubelet", c.kubelet, always}, {"pinns", c.pinns, crio},
+		{"cri-dockerd", c.criDockerd, func(p crionode.Profile) bool { return p.Runtime == crionode.RuntimeDocker }},
+	}
 }
 
 func profileNames() []string {

@@ -37,8 +37,11 @@ func cmdNodes(_ context.Context, args []string) (int, error) {
 // runtimeName says what runs the pods: CRI-O, or Debian's Docker behind
 // cri-dockerd, with the versions built here.
 func runtimeName(p crionode.Profile) string {
-	if p.Runtime == crionode.RuntimeDocker {
+	switch p.Runtime {
+	case crionode.RuntimeDocker:
 		return "cri-dockerd " + p.CRIDockerd.Version + " + Debian docker.io"
+	case crionode.RuntimeContainerd:
+		return "Debian containerd"
 	}
 	return "cri-o " + p.CRIO.Version
 }

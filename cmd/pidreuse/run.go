@@ -55,8 +55,8 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 		}
 	} else {
 		for _, sc := range scs {
-			if sc.NeedsCRIO() && !profile.IsCRIO() {
-				return exitNoVerdict, fmt.Errorf("scenario %s reads CRI-O's configuration and journal, and node %s runs %s: run it on a CRI-O node (pidreuse nodes lists them)", sc.Name, profile.Name, profile.Runtime)
+			if why := profile.Refuses(sc); why != "" {
+				return exitNoVerdict, fmt.Errorf("node %s cannot play %s: %s", profile.Name, sc.Name, why)
 			}
 		}
 	}
@@ -126,13 +126,13 @@ func cmdRun(ctx context.Context, args []string, bisect bool) (int, error) {
 	return runCode(results)
 }
 
-// runnable drops the scenarios that need CRI-O on a node without it, and
+// runnable drops the scenarios the node cannot play (Profile.Refuses), and
 // those that force CRI-O's namespace pinning when the node's CRI-O has no
 // such switch, and says why for each.
 func runnable(scs []scenarios.Scenario, p crionode.Profile) (keep []scenarios.Scenario, skipped []string) {
 	for _, sc := range scs {
-		if sc.NeedsCRIO() && !p.IsCRIO() {
-			skipped = append(skipped, fmt.Sprintf("%s: it reads CRI-O's configuration and journal, and node %s runs %s (try --node crio-1.34)", sc.Name, p.Name, p.Runtime))
+		if why := p.Refuses(sc); why != "" {
+			skipped = append(skipped, sc.Name+": "+why)
 			continue
 		}
 		if sc.DeleteBy == scenarios.CRIO && sc.Pinning != scenarios.PinningDefault && p.PinSwitch == "" {
@@ -183,7 +183,8 @@ func runCode(results []runner.Result) (int, error) {
 }
 
 // bisectCode judges the component, not the expectation: 0 when host lo
-// survived, 1 when it went down. A run whose timeline checks failed (no
+// survived, 1 when it went down (or a container joined a foreign
+// process's namespaces). A run whose timeline checks failed (no
 // real reboot, DEL did not name the host netns although a host process
 // took the PID) did not reproduce the scenario: 125, skip, never a
 // verdict. Outcome checks (error lines, the symptom) do not decide a
@@ -202,7 +203,9 @@ func bisectCode(results []runner.Result) (int, error) {
 		}
 	}
 	for _, r := range results {
-		if !r.LoUp {
+		// join-race: a container in another process's namespaces is the
+		// bug, as host lo down is for the others.
+		if !r.LoUp || r.ForeignJoin {
 			return exitBad, nil
 		}
 	}
@@ -276,6 +279,12 @@ func printTable(w *os.File, results []runner.Result) {
 		for _, d := range r.Dels {
 			fmt.Fprintf(w, "%s: CNI DEL of %s with netns %q, issued by %s; error: %s\n", r.Scenario, d.Pod, d.NetnsPath, d.Issuer, shorten(runner.OrNone(d.Error), 160))
 		}
+		if len(r.Joins) > 0 {
+			fmt.Fprintf(w, "%s: the started container joined %s namespaces (expected: %s)\n", r.Scenario, joinWord(r.ForeignJoin), joinWord(r.ExpectedForeignJoin))
+			for _, j := range r.Joins {
+				fmt.Fprintf(w, "%s:   %-3s container %s  pod %s  host %s\n", r.Scenario, j.Type, j.Container, j.Pod, j.Host)
+			}
+		}
 		if r.Error != "" {
 			fmt.Fprintf(w, "%s (%s): no verdict: %s\n", r.Scenario, r.PluginVersion, r.Error)
 		}
@@ -309,4 +318,11 @@ func jsonResult(r runner.Result) map[string]any {
 // `pidreuse clean --run ID` takes, and what a person finds in ps and virsh.
 func (c runConfig) announce(progress func(string)) {
 	progress(fmt.Sprintf("run %s: work dir %s (locked while the run lives)", c.runID, c.runDir))
+}
+
+func joinWord(foreign bool) string {
+	if foreign {
+		return "the host holder's (foreign)"
+	}
+	return "only its own pod's"
 }

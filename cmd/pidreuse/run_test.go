@@ -54,21 +54,23 @@ func TestAllSkipsWhatTheNodeCannotPlay(t *testing.T) {
 	}
 	cur, _ := crionode.Lookup(crionode.CRIO134)
 	keep, skipped := runnable(all, cur)
-	if len(skipped) != 2 || len(keep) != len(all)-2 {
+	if len(skipped) != 3 || len(keep) != len(all)-3 {
 		t.Fatalf("crio-1.34: kept %d, skipped %v", len(keep), skipped)
 	}
 	old, _ := crionode.Lookup(crionode.CRIO117)
-	if keep, skipped := runnable(all, old); len(skipped) != 0 || len(keep) != len(all) {
-		t.Fatalf("crio-1.17 plays them all: kept %d, skipped %v", len(keep), skipped)
+	if keep, skipped := runnable(all, old); len(skipped) != 1 || len(keep) != len(all)-1 {
+		t.Fatalf("crio-1.17 plays all but join-race: kept %d, skipped %v", len(keep), skipped)
 	}
-	docker, _ := crionode.Lookup(crionode.CRIDockerd)
-	keep, skipped = runnable(all, docker)
-	if len(skipped) != 4 || len(keep) != len(all)-4 {
-		t.Fatalf("cri-dockerd: kept %d, skipped %v", len(keep), skipped)
-	}
-	for _, sc := range keep {
-		if sc.NeedsCRIO() {
-			t.Errorf("cri-dockerd keeps %s, which needs CRI-O", sc.Name)
+	for name, n := range map[string]int{crionode.CRIDockerd: 5, crionode.Containerd: 4} {
+		p, _ := crionode.Lookup(name)
+		keep, skipped = runnable(all, p)
+		if len(skipped) != n || len(keep) != len(all)-n {
+			t.Fatalf("%s: kept %d, skipped %v", name, len(keep), skipped)
+		}
+		for _, sc := range keep {
+			if sc.NeedsCRIO() {
+				t.Errorf("%s keeps %s, which needs CRI-O", name, sc.Name)
+			}
 		}
 	}
 }

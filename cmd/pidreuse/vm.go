@@ -170,11 +170,12 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, art *
 	return results, inputs, err
 }
 
-// layer collects --crio, --kubelet, --pinns and --cni-bin-dir into the
-// layer laid over the node image, checking each binary first.
+// layer collects --crio, --kubelet, --pinns, --cri-dockerd and
+// --cni-bin-dir into the layer laid over the node image, checking each
+// binary first.
 func (c runConfig) layer(ctx context.Context, kubeScenarios bool) (layer.Layer, error) {
 	var l layer.Layer
-	for _, b := range []struct{ name, path string }{{"crio", c.crio}, {"kubelet", c.kubelet}, {"pinns", c.pinns}} {
+	for _, b := range c.binaries() {
 		if b.path == "" {
 			continue
 		}

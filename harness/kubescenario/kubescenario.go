@@ -80,10 +80,17 @@ type Node struct {
 	// that it hands DEL the pause's /proc/<pid>/ns/net — read in its
 	// source (images/crionode.Profile.DelPath says where).
 	ProcNetns bool
+	// ProcJoin says the runtime joins containers to their sandbox by
+	// /proc/<pause pid>/ns/* (containerd, read in its source): join-race
+	// plays there.
+	ProcJoin bool
 }
 
 // Docker says the node runs Docker through cri-dockerd.
 func (n Node) Docker() bool { return n.Runtime == "docker" }
+
+// CRIO says the node runs CRI-O (the default).
+func (n Node) CRIO() bool { return n.Runtime == "" || n.Runtime == "cri-o" }
 
 func (n Node) runtimeUnits() []string {
 	if len(n.RuntimeUnits) == 0 {
@@ -123,8 +130,11 @@ func Run(ctx context.Context, node harness.Node, sc scenarios.Scenario, opts Opt
 	}
 	var err error
 	switch {
-	case sc.NeedsCRIO() && opts.Node.Docker():
-		err = fmt.Errorf("scenario %s reads CRI-O's configuration and journal: run it on a CRI-O node, not %s (which runs Docker through cri-dockerd)", sc.Name, opts.Node.Profile)
+	case sc.NeedsCRIO() && !opts.Node.CRIO():
+		err = fmt.Errorf("scenario %s reads CRI-O's configuration and journal: run it on a CRI-O node, not %s (which runs %s)", sc.Name, opts.Node.Profile, opts.Node.Runtime)
+	case sc.JoinRace:
+		p.res.PluginVersion = "-"
+		err = p.joinRace(ctx)
 	case sc.DeleteBy == scenarios.NodeRuntime:
 		p.res.PluginVersion = "the runtime's plugin dir"
 		err = p.stopRace(ctx)

@@ -36,7 +36,7 @@ import (
 func (p *play) stopRace(ctx context.Context) error {
 	node := p.opts.Node
 	var config func() (string, error)
-	if !node.Docker() {
+	if node.CRIO() {
 		config = p.background(ctx, "crio config 2>/dev/null")
 	}
 	pods := node.pods()
@@ -81,7 +81,7 @@ func (p *play) stopRace(ctx context.Context) error {
 		fmt.Sprintf("%s got DEL of sandbox %s with netns %q (gate PID %d)", held.Plugin, shortID(held.ContainerID), held.NetNS, held.GatePID))
 	p.step("DEL held at the gate", fmt.Sprintf("%s: netns %q, as the runtime handed it", held.Plugin, held.NetNS))
 
-	if err := p.killVictim(ctx, victim); err != nil {
+	if err := p.killVictim(ctx, victim, "DEL"); err != nil {
 		return err
 	}
 	var reuse agentapi.PIDReuse
@@ -120,6 +120,21 @@ func (p *play) stopRace(ctx context.Context) error {
 	p.res.Dels = append(p.res.Dels, del)
 	p.step(runner.StepDel+" released at the gate", fmt.Sprintf("%s ran with netns %q, exit %d", held.Plugin, held.NetNS, done.Exit))
 
+	if err := p.judgeLo(ctx); err != nil {
+		return err
+	}
+	// The next scenario on this node wants the web pod back.
+	if _, err := p.shell(ctx, fmt.Sprintf("mv /var/lib/pidreuse/%[1]s.yaml.removed /etc/kubernetes/manifests/%[1]s.yaml", crioguest.WebPod)); err != nil {
+		return err
+	}
+	p.step("web pod's manifest back", "kubelet starts it again")
+	return nil
+}
+
+// judgeLo reads host lo after the DEL: down, it shows the symptom; up,
+// the hostNetwork pod must stay healthy for three probe periods and lo
+// must still be up after them (a late DEL would show there).
+func (p *play) judgeLo(ctx context.Context) error {
 	lo, err := p.lo(ctx)
 	if err != nil {
 		return err
@@ -155,10 +170,14 @@ func (p *play) learnStopRuntime(ctx context.Context, config func() (string, erro
 	p.res.Runtime = fmt.Sprintf("%s %s (CRI %s)", version.RuntimeName, version.RuntimeVersion, version.APIVersion)
 	var procPath bool
 	var why string
-	if p.opts.Node.Docker() {
+	switch {
+	case p.opts.Node.Docker():
 		procPath = p.opts.Node.ProcNetns
 		why = "cri-dockerd hands DEL /proc/<pause pid>/ns/net from docker inspect (core/helpers_linux.go getNetworkNamespace), never a pin"
-	} else {
+	case !p.opts.Node.CRIO():
+		procPath = p.opts.Node.ProcNetns
+		why = "containerd hands DEL the sandbox's pin (sandbox_stop.go teardownPodNetwork: sandbox.NetNSPath)"
+	default:
 		out, err := config()
 		if err != nil {
 			return false, fmt.Errorf("crio config in the node: %w", err)
@@ -326,30 +345,31 @@ func (p *play) waitNodeFile(ctx context.Context, path string, timeout time.Durat
 	}
 }
 
-// killVictim makes the victim's PID free: the harness kills the pause
-// (SIGKILL, as the OOM killer would) and waits until its parent reaped it;
-// a container kubelet stopped is gone already. Anything else holding the
-// PID means the timeline cannot be played: no verdict.
-func (p *play) killVictim(ctx context.Context, v victim) error {
+// killVictim makes the victim's PID free while held (the runtime's call
+// waiting at a gate: "DEL", "runc create") waits: the harness kills the
+// pause (SIGKILL, as the OOM killer would) and waits until its parent
+// reaped it; a container kubelet stopped is gone already. Anything else
+// holding the PID means the timeline cannot be played: no verdict.
+func (p *play) killVictim(ctx context.Context, v victim, held string) error {
 	var st agentapi.PIDStatus
 	if err := harness.Agent(ctx, p.node, &st, "pid", "status", "--pid", strconv.Itoa(v.pid)); err != nil {
 		return err
 	}
 	switch {
 	case !st.Exists:
-		p.res.Record(scenarios.CheckPauseGone, "", true, fmt.Sprintf("PID %d (%s) already gone when DEL reached the gate", v.pid, v.what))
+		p.res.Record(scenarios.CheckPauseGone, "", true, fmt.Sprintf("PID %d (%s) already gone when %s reached the gate", v.pid, v.what, held))
 		p.step("PID free", fmt.Sprintf("%s (PID %d) already gone", v.what, v.pid))
 		return nil
 	case !v.pause:
-		p.res.Record(scenarios.CheckPauseGone, "", false, fmt.Sprintf("PID %d (%s) still held by %q while DEL waited", v.pid, v.what, st.Comm))
-		return fmt.Errorf("PID %d (%s) is still held by %q while DEL waits: the race cannot be played", v.pid, v.what, st.Comm)
+		p.res.Record(scenarios.CheckPauseGone, "", false, fmt.Sprintf("PID %d (%s) still held by %q while %s waited", v.pid, v.what, st.Comm, held))
+		return fmt.Errorf("PID %d (%s) is still held by %q while %s waits: the race cannot be played", v.pid, v.what, st.Comm, held)
 	}
 	script := fmt.Sprintf(`kill -KILL %[1]d; i=0; while [ -e /proc/%[1]d ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; [ ! -e /proc/%[1]d ]`, v.pid)
 	if _, err := p.shell(ctx, script); err != nil {
 		p.res.Record(scenarios.CheckPauseGone, "", false, fmt.Sprintf("PID %d (%q) still there 10 s after SIGKILL", v.pid, st.Comm))
 		return fmt.Errorf("the pause (PID %d, %q) did not go away after SIGKILL: %w", v.pid, st.Comm, err)
 	}
-	p.res.Record(scenarios.CheckPauseGone, "", true, fmt.Sprintf("the pause (PID %d, %q) killed with SIGKILL and reaped while DEL waited", v.pid, st.Comm))
+	p.res.Record(scenarios.CheckPauseGone, "", true, fmt.Sprintf("the pause (PID %d, %q) killed with SIGKILL and reaped while %s waited", v.pid, st.Comm, held))
 	p.step("the pause dies", fmt.Sprintf("SIGKILL to PID %d (%q), as an OOM kill or a concurrent stop would end it", v.pid, st.Comm))
 	return nil
 }

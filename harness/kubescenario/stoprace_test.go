@@ -41,3 +41,33 @@ func TestParseGate(t *testing.T) {
 		t.Errorf("epochTime(soon) = %q", got)
 	}
 }
+
+func TestJudgeJoins(t *testing.T) {
+	pod := map[string]string{"net": "net:[1]", "ipc": "ipc:[2]", "uts": "uts:[3]"}
+	host := map[string]string{"net": "net:[10]", "ipc": "ipc:[20]", "uts": "uts:[30]"}
+	joins, foreign := JudgeJoins(pod, host, host)
+	if !foreign || len(joins) != 3 || joins[0].Type != "net" || joins[0].Container != "net:[10]" || joins[0].Pod != "net:[1]" {
+		t.Errorf("all the host's: %+v, foreign %v", joins, foreign)
+	}
+	if _, foreign := JudgeJoins(pod, host, pod); foreign {
+		t.Error("the pod's own namespaces judged foreign")
+	}
+	none := map[string]string{"net": "none", "ipc": "none", "uts": "none"}
+	if _, foreign := JudgeJoins(pod, host, none); foreign {
+		t.Error("a container that never started judged foreign")
+	}
+	if _, foreign := JudgeJoins(pod, host, map[string]string{"net": "net:[10]", "ipc": "ipc:[2]", "uts": "uts:[3]"}); !foreign {
+		t.Error("the host's netns alone is foreign too")
+	}
+}
+
+func TestParseRunc(t *testing.T) {
+	h, err := ParseRuncHeld([]byte(`{"at":"1.5","gate_pid":9,"container_id":"c1","bundle":"/b","joins":"/proc/4242/ns/net /proc/4242/ns/ipc"}`))
+	if err != nil || h.Joins != "/proc/4242/ns/net /proc/4242/ns/ipc" || h.ContainerID != "c1" {
+		t.Errorf("held = %+v, %v", h, err)
+	}
+	d, err := ParseRuncDone([]byte(`{"at":"2","exit":0,"released":true,"pid":77,"net":"net:[10]","ipc":"ipc:[20]","uts":"uts:[30]"}`))
+	if err != nil || d.PID != 77 || d.Net != "net:[10]" || !d.Released {
+		t.Errorf("done = %+v, %v", d, err)
+	}
+}

@@ -197,6 +197,12 @@ func Markdown(run Run, results []runner.Result) string {
 				fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s |\n", d.Time, cell(d.Pod), cell(d.NetnsPath), cell(d.Issuer), cell(runner.OrNone(d.Error)))
 			}
 		}
+		if len(r.Joins) > 0 {
+			b.WriteString("\n| namespace | the container's | its pod's (the pause's) | the host's |\n|---|---|---|---|\n")
+			for _, j := range r.Joins {
+				fmt.Fprintf(&b, "| %s | `%s` | `%s` | `%s` |\n", j.Type, cell(j.Container), cell(j.Pod), cell(j.Host))
+			}
+		}
 		if len(r.Checks) > 0 {
 			b.WriteString("\n| check | expectation | holds | saw |\n|---|---|---|---|\n")
 			for _, c := range r.Checks {

@@ -40,6 +40,13 @@ type Result struct {
 	ExpectedLoUp     bool   `json:"expectedLoUp"`
 	ProbeWhileDown   string `json:"probeWhileDown,omitempty"`
 	Restored         bool   `json:"restored,omitempty"`
+	// ForeignJoin (join-race) says a container the runtime started joined
+	// namespaces of a process that is not its pod's — the bug of
+	// containerd#5630; ExpectedForeignJoin is what the runtime under test
+	// makes the scenario expect. Joins are the namespaces compared.
+	ForeignJoin         bool            `json:"foreignJoin,omitempty"`
+	ExpectedForeignJoin bool            `json:"expectedForeignJoin,omitempty"`
+	Joins               []NamespaceJoin `json:"joins,omitempty"`
 	// Dels are the CNI DELs of the old sandboxes as the runtime's journal
 	// shows them (the CRI-O scenarios): path, issuer, error.
 	Dels []Del `json:"dels,omitempty"`
@@ -53,6 +60,15 @@ type Result struct {
 	// Phases say where a VM scenario's time went (CRI-O/kubelet nodes).
 	Phases   *Phases `json:"phases,omitempty"`
 	Timeline []Event `json:"timeline"`
+}
+
+// NamespaceJoin is one namespace of a container the runtime started, next
+// to its pod's (the pause's, before it died) and the host's.
+type NamespaceJoin struct {
+	Type      string `json:"type"`
+	Pod       string `json:"pod"`
+	Host      string `json:"host"`
+	Container string `json:"container"`
 }
 
 // Del is one CNI DEL a runtime ran for an old sandbox, as measured.
@@ -93,7 +109,8 @@ func (r *Result) Record(c scenarios.Check, subject string, ok bool, detail strin
 	r.Checks = append(r.Checks, NewCheck(c, subject, ok, detail))
 }
 
-// Judge sets Pass: a verdict, host lo as expected and every check held.
+// Judge sets Pass: a verdict, host lo (and any foreign join) as expected
+// and every check held.
 // Each expected check must have been recorded: one that was not (the
 // scenario ended before it) counts as failed, so a check can never pass
 // by being skipped. Call it once, when the scenario is over.
@@ -109,7 +126,7 @@ func (r *Result) Judge(expected []scenarios.Check) {
 			}
 		}
 	}
-	r.Pass = r.Error == "" && r.LoUp == r.ExpectedLoUp && len(r.FailedChecks()) == 0
+	r.Pass = r.Error == "" && r.LoUp == r.ExpectedLoUp && r.ForeignJoin == r.ExpectedForeignJoin && len(r.FailedChecks()) == 0
 }
 
 // FailedChecks names the checks that did not hold.

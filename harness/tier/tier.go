@@ -245,7 +245,7 @@ func KubeNode(p crionode.Profile) kubescenario.Node {
 	return kubescenario.Node{
 		Profile: p.Name, Pods: p.Pods(), SparePod: p.SparePod(),
 		Runtime: string(p.Runtime), RuntimeUnits: p.RuntimeUnits(), GatePlugin: p.GatePlugin(),
-		ProcNetns: p.Runtime == crionode.RuntimeDocker,
+		ProcNetns: p.Runtime == crionode.RuntimeDocker, ProcJoin: p.Runtime == crionode.RuntimeContainerd,
 	}
 }
 

@@ -42,7 +42,11 @@ type Components struct {
 // here; on Docker nodes docker.io 20.10 brings its containerd and runc.
 // skopeo loads the pod images at first boot.
 func (p Profile) Packages() []string {
-	if p.Runtime == RuntimeDocker {
+	switch p.Runtime {
+	case RuntimeContainerd:
+		// Debian's containerd depends on its runc.
+		return []string{"containerd", "containernetworking-plugins"}
+	case RuntimeDocker:
 		// apparmor: Docker refuses to start a container where the kernel
 		// has AppArmor on and apparmor_parser is missing (docker.io only
 		// recommends it).
@@ -73,6 +77,10 @@ func (p Profile) Artifacts() map[string]string {
 		a["cri-dockerd.log"] = journalBothBoots(crioguest.CRIDockerdUnit)
 		a["docker-ps.txt"] = "docker ps -a --no-trunc 2>&1; docker info 2>&1"
 		units += " docker cri-docker"
+	case RuntimeContainerd:
+		a["containerd.log"] = journalBothBoots(crioguest.ContainerdUnit)
+		a["ctr.txt"] = "ctr -n k8s.io containers ls 2>&1; ctr -n k8s.io tasks ls 2>&1; ctr -n k8s.io images ls 2>&1"
+		units += " containerd"
 	default:
 		a["crio.log"] = journalBothBoots(crioguest.CRIOUnit)
 		a["crio-config.toml"] = "crio config 2>&1"
@@ -89,6 +97,8 @@ func (p Profile) units() []string {
 	switch p.Runtime {
 	case RuntimeDocker:
 		u = append(u, "cri-docker.service")
+	case RuntimeContainerd:
+		// containerd.service is Debian's, enabled by its package.
 	default:
 		u = append(u, "crio.service")
 	}
@@ -103,8 +113,8 @@ func (p Profile) units() []string {
 type templateData struct {
 	Profile
 	Legacy bool
-	// CRIO and Docker say which runtime the node runs.
-	CRIO, Docker bool
+	// CRIO, Docker and Containerd say which runtime the node runs.
+	CRIO, Docker, Containerd bool
 	// RuntimeUnits are the runtime's services, space-separated, for
 	// Before=/After= lines.
 	RuntimeUnits string
@@ -123,7 +133,7 @@ type templateData struct {
 func (p Profile) templateData(force *bool) templateData {
 	return templateData{
 		Profile: p, Legacy: p.Legacy(), ForcePinning: force != nil, PinnedNetns: force != nil && *force,
-		CRIO: p.IsCRIO(), Docker: p.Runtime == RuntimeDocker, RuntimeUnits: unitList(p.RuntimeUnits()),
+		CRIO: p.IsCRIO(), Docker: p.Runtime == RuntimeDocker, Containerd: p.Runtime == RuntimeContainerd, RuntimeUnits: unitList(p.RuntimeUnits()),
 		CRISocket: p.CRISocket(), NodeIP: crioguest.NodeIP,
 		PodImage: crioguest.PodImage, PauseImage: crioguest.PauseImage, SparePod: crioguest.SparePod,
 		PodImageDir: crioguest.PodImageDir, PauseImageDir: crioguest.PauseImageDir,
@@ -251,7 +261,7 @@ func (p Profile) Inputs(base images.Inputs, c Components, stageDir string) (imag
 		return in, fmt.Errorf("crio node %s: pod image: %w", p.Name, err)
 	}
 	in.Files = append(in.Files, images.File{Src: layout, Dst: crioguest.PodImageDir})
-	if p.Runtime == RuntimeDocker {
+	if p.Runtime == RuntimeDocker || p.Runtime == RuntimeContainerd {
 		pause := filepath.Join(stageDir, "pause-image")
 		if err := ociimage.Write(pause, ociimage.Image{
 			Ref:        "v1",

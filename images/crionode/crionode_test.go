@@ -57,6 +57,21 @@ func TestConfigsAgreeWithGuestNames(t *testing.T) {
 					t.Errorf("%s has CRI-O's %s", p.Name, f)
 				}
 			}
+		case p.Runtime == RuntimeContainerd:
+			wants["/etc/kubernetes/kubelet.yaml"] = []string{"containerRuntimeEndpoint: " + crioguest.ContainerdSocket, "cgroupDriver: systemd"}
+			// ctr names the layouts' v1 tag <base-name>:v1.
+			wants["/etc/systemd/system/pidreuse-load-images.service"] = []string{
+				"tar -C " + crioguest.PodImageDir + " -cf - . | ctr -n k8s.io images import --base-name " + strings.TrimSuffix(crioguest.PodImage, ":v1") + " -",
+				"tar -C " + crioguest.PauseImageDir + " -cf - . | ctr -n k8s.io images import --base-name " + strings.TrimSuffix(crioguest.PauseImage, ":v1") + " -",
+				"Before=kubelet.service",
+			}
+			wants["/etc/containerd/config.toml"] = []string{`sandbox_image = "` + crioguest.PauseImage + `"`, `bin_dir = "` + crioguest.CNIPluginDir + `"`, "SystemdCgroup = true"}
+			wants["/etc/systemd/system/"+crioguest.SquatUnit] = append(wants["/etc/systemd/system/"+crioguest.SquatUnit], "Before=containerd.service")
+			for _, f := range []string{"/etc/crio/crio.conf", "/etc/crio/crio.conf.d/10-pidreuse.conf", "/etc/systemd/system/crio.service", "/etc/docker/daemon.json", "/etc/systemd/system/cri-docker.service"} {
+				if _, ok := files[f]; ok {
+					t.Errorf("%s has %s", p.Name, f)
+				}
+			}
 		case p.Legacy():
 			wants["/etc/systemd/system/kubelet.service"] = append(wants["/etc/systemd/system/kubelet.service"], "--container-runtime-endpoint="+crioguest.CRISocket)
 			wants["/etc/crio/crio.conf"] = []string{`pause_image = "` + crioguest.PodImage + `"`, `cgroup_manager = "cgroupfs"`}
@@ -67,8 +82,10 @@ func TestConfigsAgreeWithGuestNames(t *testing.T) {
 			wants["/etc/crio/crio.conf.d/10-pidreuse.conf"] = []string{`pause_image = "` + crioguest.PodImage + `"`, "drop_infra_ctr = true"}
 		}
 		if p.IsCRIO() {
-			if _, ok := files["/etc/docker/daemon.json"]; ok {
-				t.Errorf("%s has Docker's daemon.json", p.Name)
+			for _, f := range []string{"/etc/docker/daemon.json", "/etc/containerd/config.toml"} {
+				if _, ok := files[f]; ok {
+					t.Errorf("%s has %s", p.Name, f)
+				}
 			}
 		}
 		for file, ws := range wants {

@@ -137,3 +137,91 @@ func TestGatePassesTheRest(t *testing.T) {
 		t.Errorf("the real plugin ran %d times, want 3:\n%s", n, calls)
 	}
 }
+
+// The runc gate holds the create of a container joining the armed pause's
+// netns, runs the real create, and says which namespaces its init got.
+func TestRuncGateHoldsTheJoiningCreate(t *testing.T) {
+	files := render(t, Containerd, nil)
+	script, ok := files[crioguest.RuncGateScript]
+	if !ok {
+		t.Fatalf("the image has no %s", crioguest.RuncGateScript)
+	}
+	dir := t.TempDir()
+	gate, gateBin, real := filepath.Join(dir, "gate"), filepath.Join(dir, "runc"), filepath.Join(dir, "runc.real")
+	os.MkdirAll(gate, 0o755)
+	// The fake runc leaves a "container init" waiting, as runc create
+	// does: a sleep, in the test's own namespaces.
+	fake := `#!/bin/sh
+echo "$*" >> "$(dirname "$0")/calls"
+prev=
+for a in "$@"; do
+	if [ "$prev" = --pid-file ]; then sleep 5 & echo $! > "$a"; fi
+	prev="$a"
+done
+exit 0
+`
+	os.WriteFile(real, []byte(fake), 0o755)
+	os.WriteFile(gateBin, []byte(script), 0o755)
+	bundle := filepath.Join(dir, "bundle")
+	os.MkdirAll(bundle, 0o755)
+	os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"linux":{"namespaces":[{"type":"network","path":"/proc/4242/ns/net"},{"type":"ipc","path":"/proc/4242/ns/ipc"},{"type":"uts","path":"/proc/4242/ns/uts"},{"type":"mount"}]}}`), 0o644)
+	os.WriteFile(filepath.Join(gate, "armed"), []byte("4242\n"), 0o644)
+	env := append(os.Environ(), "PIDREUSE_RUNC_GATE_DIR="+gate, "PIDREUSE_RUNC_REAL="+real)
+
+	// Not a create: straight through.
+	state := exec.Command(gateBin, "--root", "/run/x", "state", "c1")
+	state.Env = env
+	if out, err := state.CombinedOutput(); err != nil {
+		t.Fatalf("state: %v %s", err, out)
+	}
+	create := exec.Command(gateBin, "--root", "/run/x", "--log", "/tmp/l.json", "create", "--bundle", bundle, "--pid-file", filepath.Join(dir, "init.pid"), "c1")
+	create.Env = env
+	if err := create.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- create.Wait() }()
+	var held map[string]any
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if data, err := os.ReadFile(filepath.Join(gate, "held")); err == nil {
+			if err := json.Unmarshal(data, &held); err != nil {
+				t.Fatalf("held %q: %v", data, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("create never reached the gate")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if held["joins"] != "/proc/4242/ns/net /proc/4242/ns/ipc /proc/4242/ns/uts" || held["container_id"] != "c1" || held["bundle"] != bundle {
+		t.Errorf("held = %v", held)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("create went through the closed gate: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	os.WriteFile(filepath.Join(gate, "release"), nil, 0o644)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("create still held after the release")
+	}
+	data, _ := os.ReadFile(filepath.Join(gate, "done"))
+	var d map[string]any
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatalf("done %q: %v", data, err)
+	}
+	self, _ := os.Readlink("/proc/self/ns/net")
+	if d["exit"] != float64(0) || d["released"] != true || d["pid"] == float64(0) || d["net"] != self {
+		t.Errorf("done = %v, want exit 0 and net %s", d, self)
+	}
+	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	if n := strings.Count(string(calls), "\n"); n != 2 {
+		t.Errorf("the real runc ran %d times, want 2:\n%s", n, calls)
+	}
+}

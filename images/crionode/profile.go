@@ -9,6 +9,7 @@ import (
 	"github.com/pidreuse/pidreuse/images/components"
 	"github.com/pidreuse/pidreuse/images/versions"
 	"github.com/pidreuse/pidreuse/internal/crioguest"
+	"github.com/pidreuse/pidreuse/scenarios"
 )
 
 // Runtime is the CRI runtime a node profile runs under kubelet.
@@ -20,6 +21,8 @@ const (
 	// RuntimeDocker is Debian's Docker (docker.io) behind cri-dockerd
 	// built from source: kubelet's dockershim moved out of tree.
 	RuntimeDocker Runtime = "docker"
+	// RuntimeContainerd is Debian's containerd with its CRI plugin.
+	RuntimeContainerd Runtime = "containerd"
 )
 
 // Profile is what a Kubernetes node carries: the runtime and its version,
@@ -71,6 +74,10 @@ const (
 	// CRIDockerd is kubelet 1.34 on Debian's Docker 20.10 through
 	// cri-dockerd: the stop race lives there today.
 	CRIDockerd = "cri-dockerd"
+	// Containerd is kubelet 1.34 on Debian's containerd 1.6.20: the
+	// namespace join of containerd#5630 lives there (and, the same code,
+	// in containerd 2.x).
+	Containerd = "containerd"
 	// DefaultProfile is today's CRI-O.
 	DefaultProfile = CRIO134
 )
@@ -127,6 +134,19 @@ func Profiles() []Profile {
 			// network's DEL on it first, then the pod network's.
 			DelPath: "/proc/<pause pid>/ns/net from docker inspect at StopPodSandbox, never pinned; Docker says Pid 0 for an exited container, so after a reboot DEL gets no path",
 		},
+		{
+			Name: Containerd, Runtime: RuntimeContainerd,
+			Kubelet: components.Component{Name: components.Kubelet, Version: versions.Kubelet},
+			Crictl:  components.Component{Name: components.Crictl, Version: versions.Crictl},
+			CRIAPI:  "v1",
+			// Read in containerd 1.6.20 (pkg/cri/server/sandbox_stop.go) and
+			// v2.2.9 (internal/cri/server/sandbox_stop.go): teardownPodNetwork
+			// hands DEL sandbox.NetNSPath, the pin, emptied when the pin is
+			// gone. Containers join the sandbox by /proc/<sandbox pid>/ns/*
+			// (WithPodNamespaces in pkg/cri/opts/spec_linux.go, 1.6.20;
+			// internal/cri/opts/spec_opts.go, v2.2.9): the join-race.
+			DelPath: "/var/run/netns/cni-<uuid>, always pinned: gone after a reboot, DEL runs with an empty netns; containers join the sandbox by /proc/<sandbox pid>/ns/{net,ipc,uts}",
+		},
 	}
 }
 
@@ -152,8 +172,11 @@ func (p Profile) IsCRIO() bool { return p.Runtime == RuntimeCRIO }
 
 // CRISocket is the runtime's CRI endpoint, as kubelet and crictl name it.
 func (p Profile) CRISocket() string {
-	if p.Runtime == RuntimeDocker {
+	switch p.Runtime {
+	case RuntimeDocker:
 		return crioguest.CRIDockerdSocket
+	case RuntimeContainerd:
+		return crioguest.ContainerdSocket
 	}
 	return crioguest.CRISocket
 }
@@ -161,15 +184,19 @@ func (p Profile) CRISocket() string {
 // RuntimeUnits are the node's runtime services, the one kubelet talks to
 // last: the harness times readiness and blames failures by them.
 func (p Profile) RuntimeUnits() []string {
-	if p.Runtime == RuntimeDocker {
+	switch p.Runtime {
+	case RuntimeDocker:
 		return []string{crioguest.DockerUnit, crioguest.CRIDockerdUnit}
+	case RuntimeContainerd:
+		return []string{crioguest.ContainerdUnit}
 	}
 	return []string{crioguest.CRIOUnit}
 }
 
 // GatePlugin is the plugin the runtime runs first at a sandbox's CNI DEL,
 // which the stop-race scenario holds at its start: cri-dockerd runs its
-// built-in loopback network's DEL before the pod network's; CRI-O 1.34
+// built-in loopback network's DEL before the pod network's, and
+// containerd's go-cni lists its loopback network first too; CRI-O 1.34
 // brings lo up itself (ocicni) and runs the pod network list reversed,
 // portmap first; the bug-era CRI-O lists loopback last, so first at DEL.
 func (p Profile) GatePlugin() string {
@@ -255,6 +282,19 @@ func (p Profile) Pods() []string {
 func (p Profile) SparePod() string {
 	if p.PIDFloor > 0 {
 		return crioguest.SparePod
+	}
+	return ""
+}
+
+// Refuses says why the profile's node cannot play sc ("" when it can):
+// the CRI-O scenarios read CRI-O's configuration and journal; join-race
+// needs a runtime that joins containers by /proc/<pause pid>/ns/*.
+func (p Profile) Refuses(sc scenarios.Scenario) string {
+	switch {
+	case sc.NeedsCRIO() && !p.IsCRIO():
+		return fmt.Sprintf("it reads CRI-O's configuration and journal, and node %s runs %s (try --node crio-1.34)", p.Name, p.Runtime)
+	case sc.JoinRace && p.Runtime != RuntimeContainerd:
+		return fmt.Sprintf("it needs a runtime that joins containers to their sandbox by /proc/<pause pid>/ns/*, and node %s runs %s (try --node %s)", p.Name, p.Runtime, Containerd)
 	}
 	return ""
 }

@@ -141,8 +141,9 @@ func (l Layer) Empty() bool { return len(l.Binaries) == 0 && l.CNIDir == "" && l
 // --version (v1.34.0 segfaults on an unknown long option), so it is only
 // checked as an ELF.
 var versionArgs = map[string][]string{
-	"crio":    {"--version"},
-	"kubelet": {"--version"},
+	"crio":        {"--version"},
+	"kubelet":     {"--version"},
+	"cri-dockerd": {"--version"},
 }
 
 // Check makes sure b can be a node's binary: it exists, is executable, is

@@ -91,6 +91,12 @@ const (
 	PauseImageDir    = "/opt/pidreuse/images/pause"
 )
 
+// The containerd node: Debian's containerd and its CRI plugin.
+const (
+	ContainerdSocket = "unix:///run/containerd/containerd.sock"
+	ContainerdUnit   = "containerd"
+)
+
 // The CNI gate of the stop-race scenario: a script the kube node images
 // carry, which the harness puts in place of one plugin of the runtime's
 // plugin dir (the real one moves to <plugin>.pidreuse-gated). The first
@@ -104,4 +110,17 @@ const (
 	// GateHoldMaxSeconds bounds the hold: a harness that died must not
 	// leave the runtime's StopPodSandbox stuck for ever.
 	GateHoldMaxSeconds = 180
+)
+
+// The runc gate of the join-race scenario: a script the kube node images
+// carry, which the harness puts over RuncBinary (the real one moves to
+// RuncBinary+GatedSuffix). The first `runc create` whose spec joins
+// /proc/<RuncGateDir/armed>/ns/net writes what it joins to
+// RuncGateDir/held, waits for RuncGateDir/release (at most
+// GateHoldMaxSeconds), runs the real create and writes its exit code and
+// the namespaces the container got to RuncGateDir/done.
+const (
+	RuncGateScript = "/usr/local/lib/pidreuse/runc-gate"
+	RuncGateDir    = "/run/pidreuse/runc-gate"
+	RuncBinary     = "/usr/sbin/runc"
 )
