@@ -84,6 +84,12 @@ var (
 	CheckDelPathNotHost = Check{"del-path-not-host", Outcome,
 		"DEL's netns path did not name the host's netns, although a host process held the pause's PID"}
 
+	// The reboot on other runtimes (harness/kubescenario/reboot.go).
+	CheckOldRefGone = Check{"old-netns-ref-gone", Outcome,
+		"after the reboot each old sandbox's netns reference names nothing: Docker reports Pid 0 for its pause, containerd's pin is gone"}
+	CheckOldDelRecorded = Check{"old-sandbox-del-recorded", Outcome,
+		"the runtime ran CNI DEL for each old pod-network sandbox after the reboot (recorded at the gate)"}
+
 	// The join race (harness/kubescenario/joinrace.go).
 	CheckCreateHeld = Check{"create-held-at-gate", Timeline,
 		"the runtime's start of the restarted container reached `runc create` with a spec joining the pod's pause by /proc/<pid>/ns/*, and waited there"}
@@ -100,6 +106,9 @@ var (
 func (s Scenario) Checks(pluginVersion, tier string) []Check {
 	var out []Check
 	add := func(c ...Check) { out = append(out, c...) }
+	if s.DeleteBy == NodeRuntime && s.RuntimeReboot {
+		return []Check{CheckRealReboot, CheckPIDTakenByHost, CheckOldRefGone, CheckOldDelRecorded, CheckDelNoStalePath, CheckSDNNotRestarted, CheckNoLivenessFailure}
+	}
 	if s.DeleteBy == NodeRuntime && s.JoinRace {
 		// What the runtime does depends on the runtime: JoinRaceChecks.
 		return []Check{CheckCreateHeld, CheckPauseGone, CheckPIDTakenByHost}

@@ -57,6 +57,9 @@ type Scenario struct {
 	// JoinRace: the race is a container joining the sandbox's namespaces
 	// (join-race), not a CNI DEL; host lo is not its symptom.
 	JoinRace bool
+	// RuntimeReboot: crio-kubelet-reboot's story on a node whose runtime
+	// is not CRI-O (kubelet-reboot), its DELs read at a pass-through gate.
+	RuntimeReboot bool
 	// Pinning, for the scenarios CRI-O plays, says how the run sets CRI-O's
 	// namespace pinning: PinningDefault leaves CRI-O's own configuration,
 	// and the expectation then comes from what that configuration says
@@ -164,6 +167,12 @@ func All() []Scenario {
 			Name:        "join-race",
 			Description: "no reboot: kubelet restarts a pod's container; the runtime's StartContainer reaches `runc create`, held at its start by a gate over runc; the pause dies and a host process takes its PID; the gate opens. Expected: what the runtime under test writes into the spec — a container that joins the sandbox by /proc/<pause pid>/ns/{net,ipc,uts} lands in the host holder's namespaces (containerd 1.6.20 and 2.x, containerd#5630); bisect: 1 when it did",
 			Netns:       agentapi.Ephemeral, DeleteBy: NodeRuntime, ReusePID: true, Pinning: PinningDefault, JoinRace: true,
+			ExpectLoUp: true, Tiers: []string{TierVM}, NeedsKubelet: true,
+		},
+		{
+			Name:        "kubelet-reboot",
+			Description: "crio-kubelet-reboot's story on the cri-dockerd and containerd nodes, the negative control of their live variants: after the reboot host processes take the old pauses' PIDs before the runtime starts; the runtime's DELs of the old sandboxes (recorded at a pass-through CNI gate) name nothing stale — Docker reports Pid 0 for an exited container, containerd's pin is gone: host lo UP",
+			Netns:       agentapi.Pinned, DeleteBy: NodeRuntime, ReusePID: true, RuntimeReboot: true, Pinning: PinningDefault,
 			ExpectLoUp: true, Tiers: []string{TierVM}, NeedsKubelet: true,
 		},
 		{

@@ -26,7 +26,7 @@ func TestMatrixIsConsistent(t *testing.T) {
 			t.Errorf("%s: expects lo down=%v, the write-up says %v", s.Name, s.Reproduces(), wantDown)
 		}
 	}
-	for _, name := range []string{"ephemeral-reused", "ephemeral-not-reused", "pinned-reused", "del-retry", "crio-kubelet-reboot", "crio-unpinned-reboot", "crio-pinned-reboot", "legacy-symptom", "stop-race", "join-race"} {
+	for _, name := range []string{"ephemeral-reused", "ephemeral-not-reused", "pinned-reused", "del-retry", "crio-kubelet-reboot", "crio-unpinned-reboot", "crio-pinned-reboot", "legacy-symptom", "stop-race", "join-race", "kubelet-reboot"} {
 		if !seen[name] {
 			t.Errorf("scenario %s missing", name)
 		}

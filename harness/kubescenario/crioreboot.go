@@ -201,7 +201,8 @@ func (p *play) judgeSquat(ctx context.Context, pids []int) error {
 	if err != nil {
 		return fmt.Errorf("the squat unit left no result (journalctl -u %s): %w", crioguest.SquatUnit, err)
 	}
-	units, err := kube.Units(ctx, p.node, crioguest.SquatUnit, crioguest.CRIOUnit)
+	// The squat must be done before the first of the runtime's units starts.
+	units, err := kube.Units(ctx, p.node, crioguest.SquatUnit, p.opts.Node.runtimeUnits()[0])
 	if err != nil {
 		return err
 	}

@@ -132,6 +132,9 @@ func Run(ctx context.Context, node harness.Node, sc scenarios.Scenario, opts Opt
 	switch {
 	case sc.NeedsCRIO() && !opts.Node.CRIO():
 		err = fmt.Errorf("scenario %s reads CRI-O's configuration and journal: run it on a CRI-O node, not %s (which runs %s)", sc.Name, opts.Node.Profile, opts.Node.Runtime)
+	case sc.RuntimeReboot:
+		p.res.PluginVersion = "the runtime's plugin dir"
+		err = p.runtimeReboot(ctx)
 	case sc.JoinRace:
 		p.res.PluginVersion = "-"
 		err = p.joinRace(ctx)

@@ -303,7 +303,7 @@ func ParseGateDone(data []byte) (GateDone, error) {
 func (p *play) waitGateHeld(ctx context.Context, timeout time.Duration) (GateHeld, error) {
 	out, err := p.waitNodeFile(ctx, crioguest.GateDir+"/held", timeout)
 	if err != nil {
-		return GateHeld{}, fmt.Errorf("the runtime's DEL never reached the gated plugin: %w (cni-gate.txt and the runtime's log in the artifacts say more)", err)
+		return GateHeld{}, fmt.Errorf("the runtime's DEL never reached the gated plugin: %w (gates.txt and the runtime's log in the artifacts say more)", err)
 	}
 	return ParseGateHeld([]byte(out))
 }

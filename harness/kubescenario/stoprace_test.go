@@ -71,3 +71,16 @@ func TestParseRunc(t *testing.T) {
 		t.Errorf("done = %+v, %v", d, err)
 	}
 }
+
+func TestParseGateRecord(t *testing.T) {
+	dels, err := ParseGateRecord([]byte(`{"at":"1.5","plugin":"loopback","container_id":"a1","netns":""}
+{"at":"2.5","plugin":"loopback","container_id":"b2","netns":"/var/run/netns/cni-1"}
+
+`))
+	if err != nil || len(dels) != 2 || dels[0].ContainerID != "a1" || dels[0].NetNS != "" || dels[1].NetNS != "/var/run/netns/cni-1" {
+		t.Errorf("dels = %+v, %v", dels, err)
+	}
+	if _, err := ParseGateRecord([]byte("{\n")); err == nil {
+		t.Error("a torn line accepted")
+	}
+}

@@ -66,9 +66,9 @@ func journalBothBoots(unit string) string {
 // for vm.Options.Artifacts.
 func (p Profile) Artifacts() map[string]string {
 	a := map[string]string{
-		"kubelet.log":  journalBothBoots("kubelet"),
-		"cri.json":     "nodecri version; nodecri pods; nodecri containers",
-		"cni-gate.txt": "ls -l " + crioguest.GateDir + " 2>&1; cat " + crioguest.GateDir + "/* 2>&1",
+		"kubelet.log": journalBothBoots("kubelet"),
+		"cri.json":    "nodecri version; nodecri pods; nodecri containers",
+		"gates.txt":   fmt.Sprintf("for d in %s %s; do ls -l $d; for f in $d/*; do echo \"== $f\"; cat $f; done; done 2>&1", crioguest.GateDir, crioguest.RuncGateDir),
 	}
 	units := "kubelet pidreuse-squat pidreuse-load-images"
 	switch p.Runtime {

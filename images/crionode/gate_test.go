@@ -40,7 +40,7 @@ exit 0
 		t.Fatal(err)
 	}
 	env = func(cmd, id string) []string {
-		return append(os.Environ(), "PIDREUSE_CNI_GATE_DIR="+gate, "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+id, "CNI_NETNS=/proc/4242/ns/net", "CNI_IFNAME=eth0")
+		return append(os.Environ(), "PIDREUSE_CNI_GATE_DIR="+gate, "PIDREUSE_CNI_RECORD_DIR="+filepath.Join(dir, "record"), "CNI_COMMAND="+cmd, "CNI_CONTAINERID="+id, "CNI_NETNS=/proc/4242/ns/net", "CNI_IFNAME=eth0")
 	}
 	return plugin, gate, env
 }
@@ -135,6 +135,27 @@ func TestGatePassesTheRest(t *testing.T) {
 	calls, _ := os.ReadFile(filepath.Join(filepath.Dir(plugin), "calls"))
 	if n := strings.Count(string(calls), "\n"); n != 3 {
 		t.Errorf("the real plugin ran %d times, want 3:\n%s", n, calls)
+	}
+}
+
+// With the record dir there, every DEL is written down, held or not, and
+// nothing else.
+func TestGateRecordsEveryDEL(t *testing.T) {
+	plugin, _, env := gateSetup(t)
+	record := filepath.Join(filepath.Dir(plugin), "record")
+	os.MkdirAll(record, 0o755)
+	for _, c := range []struct{ cmd, id string }{{"ADD", "sb1"}, {"DEL", "sb1"}, {"DEL", "sb2"}} {
+		_, done := runPlugin(t, plugin, env(c.cmd, c.id))
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s of %s held", c.cmd, c.id)
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(record, "dels.jsonl"))
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"container_id":"sb1","netns":"/proc/4242/ns/net"`) || !strings.Contains(lines[1], `"container_id":"sb2"`) {
+		t.Errorf("dels.jsonl:\n%s", data)
 	}
 }
 

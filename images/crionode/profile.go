@@ -293,6 +293,8 @@ func (p Profile) Refuses(sc scenarios.Scenario) string {
 	switch {
 	case sc.NeedsCRIO() && !p.IsCRIO():
 		return fmt.Sprintf("it reads CRI-O's configuration and journal, and node %s runs %s (try --node crio-1.34)", p.Name, p.Runtime)
+	case sc.RuntimeReboot && p.IsCRIO():
+		return fmt.Sprintf("crio-kubelet-reboot plays this story on CRI-O, reading CRI-O's own journal (node %s runs CRI-O)", p.Name)
 	case sc.JoinRace && p.Runtime != RuntimeContainerd:
 		return fmt.Sprintf("it needs a runtime that joins containers to their sandbox by /proc/<pause pid>/ns/*, and node %s runs %s (try --node %s)", p.Name, p.Runtime, Containerd)
 	}

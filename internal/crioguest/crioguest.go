@@ -104,9 +104,12 @@ const (
 // GateDir/held and waits at its start until GateDir/release exists (at
 // most GateHoldMax), then runs the real plugin and writes GateDir/done.
 const (
-	GateScript  = "/usr/local/lib/pidreuse/cni-gate"
-	GateDir     = "/run/pidreuse/cni-gate"
-	GatedSuffix = ".pidreuse-gated"
+	GateScript = "/usr/local/lib/pidreuse/cni-gate"
+	GateDir    = "/run/pidreuse/cni-gate"
+	// GateRecordDir, when it exists, gets every DEL through the gate in
+	// dels.jsonl; on disk, so it outlives a reboot.
+	GateRecordDir = "/var/lib/pidreuse/cni-gate"
+	GatedSuffix   = ".pidreuse-gated"
 	// GateHoldMaxSeconds bounds the hold: a harness that died must not
 	// leave the runtime's StopPodSandbox stuck for ever.
 	GateHoldMaxSeconds = 180
