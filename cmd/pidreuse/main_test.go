@@ -122,6 +122,7 @@ func TestBadInputIsNoVerdict(t *testing.T) {
 		{"crio on the cri-dockerd node", []string{"bisect", "--tier", "vm", "--node", "cri-dockerd", "--scenario", "stop-race", "--crio", "/bin/true"}, "--crio: node cri-dockerd runs docker, not crio", nil, 0},
 		{"cri-dockerd on a CRI-O node", []string{"run", "--tier", "vm", "--node", "crio-1.34", "--scenario", "stop-race", "--cri-dockerd", "/bin/true"}, "--cri-dockerd: node crio-1.34 runs cri-o, not cri-dockerd", nil, exitUsage},
 		{"join-race on a CRI-O node", []string{"bisect", "--tier", "vm", "--node", "crio-1.34", "--scenario", "join-race"}, "node crio-1.34 cannot play join-race", nil, 0},
+		{"odds on a node without CRI-O", []string{"odds", "--node", "containerd", "--reboots", "1"}, "odds: --node containerd runs containerd: odds measures CRI-O's DELs", nil, exitUsage},
 		{"a CRI-O scenario on the containerd node", []string{"run", "--tier", "vm", "--node", "containerd", "--scenario", "crio-kubelet-reboot"}, "node containerd cannot play crio-kubelet-reboot", nil, 0},
 		{"unknown plugin version", []string{"run", "--plugin-version", "latest"}, `CNI plugin version "latest": want one of`, nil, exitUsage},
 		{"no libvirtd", []string{"run", "--tier", "vm", "--scenario", "ephemeral-reused", "--libvirt-socket", "/nonexistent/libvirt-sock"}, "libvirtd not reachable at /nonexistent/libvirt-sock: run `make deps`", nil, 0},

@@ -61,8 +61,15 @@ func parseOddsFlags(args []string) (oddsConfig, error) {
 	case c.pidMax != 0 && (c.pidMax < crionode.PIDMaxMin || c.pidMax > crionode.PIDMaxLimit):
 		return c, usageErr{fmt.Sprintf("odds: --pid-max %d: the kernel takes %d to %d", c.pidMax, crionode.PIDMaxMin, crionode.PIDMaxLimit)}
 	}
-	if _, err := crionode.Lookup(c.node); err != nil {
+	p, err := crionode.Lookup(c.node)
+	if err != nil {
 		return c, usageErr{"odds: --node: " + err.Error()}
+	}
+	// odds counts CRI-O's own DELs of old sandboxes after each reboot
+	// (its recording plugin sits in CRI-O's pod network); on Docker and
+	// containerd a reboot leaves DEL no path at all (kubelet-reboot).
+	if !p.IsCRIO() {
+		return c, usageErr{fmt.Sprintf("odds: --node %s runs %s: odds measures CRI-O's DELs after real reboots; on this node a reboot leaves DEL no path (see `pidreuse run --scenario kubelet-reboot`), and its race is stop-race", p.Name, p.Runtime)}
 	}
 	if err := c.nodeFlags.check(fs); err != nil {
 		return c, err
