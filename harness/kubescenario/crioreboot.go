@@ -214,7 +214,8 @@ func (p *play) judgeSquat(ctx context.Context, pids []int) error {
 		return err
 	}
 	p.res.PIDReused = true
-	p.res.Record(scenarios.CheckPIDTakenByHost, "", true, "before crio.service: "+squat.String())
-	p.step("PID reuse", "before crio.service: "+squat.String())
+	before := "before " + units[1].Name + ".service: "
+	p.res.Record(scenarios.CheckPIDTakenByHost, "", true, before+squat.String())
+	p.step("PID reuse", before+squat.String())
 	return nil
 }
