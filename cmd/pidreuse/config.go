@@ -31,6 +31,7 @@ type runConfig struct {
 	kubelet       string
 	pinns         string
 	criDockerd    string
+	containerd    string
 	json          bool
 	node          string
 	nodeSet       bool // --node given (image build: a CRI-O node's image)
@@ -53,6 +54,7 @@ func parseRunFlags(name string, args []string) (runConfig, error) {
 	fs.StringVar(&c.kubelet, "kubelet", "", "vm tier: run this kubelet `BIN` instead of the image's")
 	fs.StringVar(&c.pinns, "pinns", "", "vm tier: give CRI-O this pinns `BIN` instead of the image's")
 	fs.StringVar(&c.criDockerd, "cri-dockerd", "", "vm tier, --node cri-dockerd: run this cri-dockerd `BIN` instead of the image's")
+	fs.StringVar(&c.containerd, "containerd", "", "vm tier, --node containerd: run this containerd `BIN` instead of Debian's (its shim and runc stay Debian's)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object per scenario instead of a table")
 	c.nodeFlags.register(fs, "summary.md, junit.xml, results/*.json")
 	if err := fs.Parse(args); err != nil {
@@ -125,6 +127,7 @@ func (c runConfig) binaries() []binaryFlag {
 	return []binaryFlag{
 		{"crio", c.crio, crio}, {"kubelet", c.kubelet, always}, {"pinns", c.pinns, crio},
 		{"cri-dockerd", c.criDockerd, func(p crionode.Profile) bool { return p.Runtime == crionode.RuntimeDocker }},
+		{"containerd", c.containerd, func(p crionode.Profile) bool { return p.Runtime == crionode.RuntimeContainerd }},
 	}
 }
 

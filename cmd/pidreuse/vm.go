@@ -170,8 +170,8 @@ func runVMTier(ctx context.Context, c runConfig, scs []scenarios.Scenario, art *
 	return results, inputs, err
 }
 
-// layer collects --crio, --kubelet, --pinns, --cri-dockerd and
-// --cni-bin-dir into the layer laid over the node image, checking each
+// layer collects --crio, --kubelet, --pinns, --cri-dockerd, --containerd
+// and --cni-bin-dir into the layer laid over the node image, checking each
 // binary first.
 func (c runConfig) layer(ctx context.Context, kubeScenarios bool) (layer.Layer, error) {
 	var l layer.Layer

@@ -245,7 +245,11 @@ func (p Profile) Inputs(base images.Inputs, c Components, stageDir string) (imag
 		if err := os.WriteFile(host, files[guest], 0o644); err != nil {
 			return in, fmt.Errorf("crio node %s: stage configs: %w", p.Name, err)
 		}
-		in.Files = append(in.Files, images.File{Src: host, Dst: guest, Mode: 0o644})
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(guest, "/usr/local/lib/pidreuse/") {
+			mode = 0o755 // the gates and wrappers are scripts
+		}
+		in.Files = append(in.Files, images.File{Src: host, Dst: guest, Mode: mode})
 	}
 	// The pod image: podserver, also installed as /pause for the infra
 	// process, both exiting on SIGTERM.

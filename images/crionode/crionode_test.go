@@ -65,6 +65,8 @@ func TestConfigsAgreeWithGuestNames(t *testing.T) {
 				"tar -C " + crioguest.PauseImageDir + " -cf - . | ctr -n k8s.io images import --base-name " + strings.TrimSuffix(crioguest.PauseImage, ":v1") + " -",
 				"Before=kubelet.service",
 			}
+			wants["/etc/systemd/system/containerd.service.d/10-pidreuse.conf"] = []string{"ExecStart=\nExecStart=/usr/local/lib/pidreuse/containerd"}
+			wants["/usr/local/lib/pidreuse/containerd"] = []string{"#!/bin/sh\n", "exec /usr/local/bin/containerd \"$@\"", "exec /usr/bin/containerd \"$@\""}
 			wants["/etc/containerd/config.toml"] = []string{`sandbox_image = "` + crioguest.PauseImage + `"`, `bin_dir = "` + crioguest.CNIPluginDir + `"`, "SystemdCgroup = true"}
 			wants["/etc/systemd/system/"+crioguest.SquatUnit] = append(wants["/etc/systemd/system/"+crioguest.SquatUnit], "Before=containerd.service")
 			for _, f := range []string{"/etc/crio/crio.conf", "/etc/crio/crio.conf.d/10-pidreuse.conf", "/etc/systemd/system/crio.service", "/etc/docker/daemon.json", "/etc/systemd/system/cri-docker.service"} {

@@ -144,6 +144,7 @@ var versionArgs = map[string][]string{
 	"crio":        {"--version"},
 	"kubelet":     {"--version"},
 	"cri-dockerd": {"--version"},
+	"containerd":  {"--version"},
 }
 
 // Check makes sure b can be a node's binary: it exists, is executable, is
