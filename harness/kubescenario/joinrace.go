@@ -60,8 +60,13 @@ func (p *play) joinRace(ctx context.Context) error {
 	p.expect = p.sc.JoinRaceChecks(true)
 	p.step("runtime", fmt.Sprintf("%s: joins each container to its sandbox by /proc/<sandbox pid>/ns/{net,ipc,uts} (WithPodNamespaces): expect the restarted container in the host holder's namespaces", p.res.Runtime))
 
-	sb, web, err := p.joinVictims(ctx)
-	if err != nil {
+	var sb kube.Sandbox
+	var web kube.Container
+	if err := p.retry(ctx, 2*time.Minute, "waiting for the web pod's ready sandbox", func() error {
+		var err error
+		sb, web, err = p.joinVictims(ctx)
+		return err
+	}); err != nil {
 		return err
 	}
 	pause := sb.InfraPID

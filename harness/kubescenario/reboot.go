@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/harness/runner"
@@ -49,7 +50,7 @@ func (p *play) runtimeReboot(ctx context.Context) error {
 	}
 	p.step("runtime", fmt.Sprintf("%s: %s: expect host lo UP", p.res.Runtime, why))
 
-	old, err := p.oldRefs(ctx)
+	old, err := p.readyRefs(ctx, 3*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -105,6 +106,20 @@ type oldRef struct {
 	sb  kube.Sandbox
 	pid int
 	ref string
+}
+
+// readyRefs waits until every pod has a ready sandbox and reads them
+// (oldRefs): after join-race on the same node the web container can show
+// Running for a while in a sandbox whose pause is gone, before kubelet
+// makes it a new one.
+func (p *play) readyRefs(ctx context.Context, timeout time.Duration) ([]oldRef, error) {
+	var old []oldRef
+	err := p.retry(ctx, timeout, "waiting for a ready sandbox of each pod", func() error {
+		var err error
+		old, err = p.oldRefs(ctx)
+		return err
+	})
+	return old, err
 }
 
 // oldRefs reads every sandbox's pause PID and netns reference: Docker's

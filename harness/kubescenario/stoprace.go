@@ -56,8 +56,13 @@ func (p *play) stopRace(ctx context.Context) error {
 	}
 	p.expect = p.sc.StopRaceChecks(procPath)
 
-	sb, victim, err := p.stopVictim(ctx)
-	if err != nil {
+	var sb kube.Sandbox
+	var victim victim
+	if err := p.retry(ctx, 2*time.Minute, "waiting for the web pod's ready sandbox", func() error {
+		var err error
+		sb, victim, err = p.stopVictim(ctx)
+		return err
+	}); err != nil {
 		return err
 	}
 	plugin := node.gatePlugin()

@@ -90,3 +90,20 @@ func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time
 		}
 	}
 }
+
+// retry calls try until it succeeds or timeout (scaled) passes, and
+// returns its last error: for what the node settles into by itself (a
+// sandbox kubelet is recreating), not for what a scenario caused.
+func (p *play) retry(ctx context.Context, timeout time.Duration, what string, try func() error) error {
+	until := time.Now().Add(deadline.Scaled(ctx, timeout))
+	for {
+		err := try()
+		if err == nil || time.Now().After(until) {
+			return err
+		}
+		p.progress(fmt.Sprintf("%s: %s: %v", p.node.Name(), what, err))
+		if err := harness.Sleep(ctx, 2*time.Second); err != nil {
+			return err
+		}
+	}
+}
