@@ -47,6 +47,11 @@ func (p *play) joinRace(ctx context.Context) error {
 	}
 	p.step(runner.StepPodsRunning, strings.Join(pods, ", "))
 	p.markReady(ctx)
+	// The scenario does not reboot: the probes an earlier scenario on this
+	// boot failed are not its own.
+	if err := p.markLivenessBefore(ctx); err != nil {
+		return err
+	}
 	var err error
 	if p.res.BootIDBefore, err = p.bootID(ctx); err != nil {
 		return err

@@ -178,6 +178,9 @@ type play struct {
 	// stopped are static pods the scenario took away for good (stop-race
 	// stops web): the waits no longer want them.
 	stopped map[string]bool
+	// livenessBefore are the failed-probe lines of this boot logged before
+	// the scenario began (markLivenessBefore).
+	livenessBefore map[string]bool
 }
 
 // pods are the static pods the node should be running now.

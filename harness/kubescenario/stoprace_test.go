@@ -84,3 +84,13 @@ func TestParseGateRecord(t *testing.T) {
 		t.Error("a torn line accepted")
 	}
 }
+
+func TestNewLines(t *testing.T) {
+	seen := map[string]bool{"a": true, "c": true}
+	if got := NewLines([]string{"a", "b", "c", "d"}, seen); len(got) != 2 || got[0] != "b" || got[1] != "d" {
+		t.Errorf("NewLines = %v", got)
+	}
+	if got := NewLines([]string{"a"}, nil); len(got) != 1 {
+		t.Errorf("NewLines without a baseline = %v", got)
+	}
+}

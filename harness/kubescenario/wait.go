@@ -55,13 +55,40 @@ func (p *play) failingUnit(ctx context.Context) string {
 }
 
 // livenessFailures returns kubelet's lines of this boot saying the sdn
-// container's liveness probe failed.
+// container's liveness probe failed, but those of p.livenessBefore: an
+// earlier scenario on the same boot (legacy-symptom takes lo down) is not
+// this one's failure.
 func (p *play) livenessFailures(ctx context.Context) ([]string, error) {
 	lines, err := kube.JournalGrep(ctx, p.node, crioguest.KubeletUnit, kube.LivenessGrep)
 	if err != nil {
 		return nil, err
 	}
-	return kube.LivenessFailures(lines, crioguest.SDNPod), nil
+	return NewLines(kube.LivenessFailures(lines, crioguest.SDNPod), p.livenessBefore), nil
+}
+
+// markLivenessBefore notes the failed probes logged before this scenario
+// on a boot it did not start.
+func (p *play) markLivenessBefore(ctx context.Context) error {
+	failures, err := p.livenessFailures(ctx)
+	if err != nil {
+		return err
+	}
+	p.livenessBefore = map[string]bool{}
+	for _, f := range failures {
+		p.livenessBefore[f] = true
+	}
+	return nil
+}
+
+// NewLines returns the lines not in seen, in order.
+func NewLines(lines []string, seen map[string]bool) []string {
+	var out []string
+	for _, l := range lines {
+		if !seen[l] {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // waitLivenessRestart polls until kubelet has logged a failed liveness
