@@ -10,6 +10,7 @@
 //	nodeagent link show|up|down [NAME]
 //	nodeagent probe [--addr IP|auto] [--timeout 2s]
 //	nodeagent boot
+//	nodeagent serve      (runs commands, one per JSON request line: node/execserve)
 //
 // A CRI runtime's state is read by its sibling, cmd/nodecri.
 package main
@@ -30,6 +31,7 @@ import (
 
 	"github.com/pidreuse/pidreuse/node/agent"
 	"github.com/pidreuse/pidreuse/node/agentapi"
+	"github.com/pidreuse/pidreuse/node/execserve"
 	"github.com/pidreuse/pidreuse/node/sandboxinit"
 )
 
@@ -152,7 +154,7 @@ func run(ctx context.Context, args []string) (any, error) {
 		// PID 1 of a sandbox node (see harness/sandbox).
 		return nil, sandboxinit.RunInit(ctx, rest)
 	case "serve ":
-		return nil, sandboxinit.Serve(ctx, os.Stdin, os.Stdout)
+		return nil, execserve.Serve(ctx, os.Stdin, os.Stdout)
 	}
 	return nil, usageError{fmt.Sprintf("unknown step %q", strings.TrimSpace(cmd+" "+sub))}
 }

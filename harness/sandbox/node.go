@@ -7,9 +7,7 @@
 package sandbox
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +21,7 @@ import (
 
 	"github.com/pidreuse/pidreuse/harness"
 	"github.com/pidreuse/pidreuse/node/agentapi"
-	"github.com/pidreuse/pidreuse/node/sandboxinit"
+	"github.com/pidreuse/pidreuse/node/execserve"
 )
 
 // Options says how to make a sandbox node.
@@ -46,7 +44,7 @@ type Node struct {
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
-	stdout  *bufio.Reader
+	client  *execserve.Client
 	console *os.File
 	bootID  string
 	closed  bool
@@ -118,7 +116,7 @@ func (n *Node) boot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("boot %s: start init: %w", n.opts.Name, err)
 	}
-	n.cmd, n.stdin, n.stdout = cmd, stdin, bufio.NewReader(stdout)
+	n.cmd, n.stdin, n.client = cmd, stdin, execserve.NewClient(stdin, stdout)
 
 	var b agentapi.Boot
 	if err := harness.Agent(ctx, n, &b, "boot"); err != nil {
@@ -152,46 +150,19 @@ func (n *Node) Exec(ctx context.Context, argv ...string) (harness.ExecResult, er
 	if n.cmd == nil {
 		return harness.ExecResult{}, fmt.Errorf("exec on %s: node is not running", n.opts.Name)
 	}
-	req := sandboxinit.Request{Argv: argv}
-	if dl, ok := ctx.Deadline(); ok {
-		req.TimeoutMs = max(1, time.Until(dl).Milliseconds())
-	}
-	line, err := json.Marshal(req)
+	resp, err := n.client.Call(ctx, argv)
 	if err != nil {
-		return harness.ExecResult{}, err
-	}
-	if _, err := n.stdin.Write(append(line, '\n')); err != nil {
+		if ctx.Err() != nil {
+			// The protocol has no cancel: a node that stops answering is killed.
+			n.halt()
+			return harness.ExecResult{}, fmt.Errorf("exec on %s: %w", n.opts.Name, ctx.Err())
+		}
 		return harness.ExecResult{}, fmt.Errorf("exec on %s: node init is gone: %w", n.opts.Name, err)
 	}
-	type answer struct {
-		resp sandboxinit.Response
-		err  error
+	if resp.Error != "" {
+		return harness.ExecResult{}, fmt.Errorf("exec on %s: %s", n.opts.Name, resp.Error)
 	}
-	ch := make(chan answer, 1)
-	go func() {
-		var a answer
-		data, err := n.stdout.ReadBytes('\n')
-		if err != nil {
-			a.err = fmt.Errorf("node init is gone: %w", err)
-		} else {
-			a.err = json.Unmarshal(data, &a.resp)
-		}
-		ch <- a
-	}()
-	select {
-	case a := <-ch:
-		if a.err != nil {
-			return harness.ExecResult{}, fmt.Errorf("exec on %s: %w", n.opts.Name, a.err)
-		}
-		if a.resp.Error != "" {
-			return harness.ExecResult{}, fmt.Errorf("exec on %s: %s", n.opts.Name, a.resp.Error)
-		}
-		return harness.ExecResult{Stdout: a.resp.Stdout, Stderr: a.resp.Stderr, ExitCode: a.resp.ExitCode}, nil
-	case <-ctx.Done():
-		// The protocol has no cancel: a node that stops answering is killed.
-		n.halt()
-		return harness.ExecResult{}, fmt.Errorf("exec on %s: %w", n.opts.Name, ctx.Err())
-	}
+	return harness.ExecResult{Stdout: resp.Stdout, Stderr: resp.Stderr, ExitCode: resp.ExitCode}, nil
 }
 
 // halt kills the node's PID 1, which takes every process of the node with

@@ -1,7 +1,7 @@
 // Package sandboxinit is what runs inside a sandbox node (see
 // harness/sandbox, which starts it): `nodeagent init` as the node's PID 1,
-// which makes the node's mounts and reaps its processes, and `nodeagent
-// serve`, which runs the harness's commands one per request line. It is
+// which makes the node's mounts and reaps its processes, and starts `nodeagent
+// serve` (node/execserve), which runs the harness's commands. It is
 // node-side code: it imports nothing of the host-side harness.
 package sandboxinit
 

@@ -1,4 +1,11 @@
-package sandboxinit
+// Package execserve is the harness's small exec protocol: one JSON request
+// line in, one JSON response line out, each request run as a fresh process.
+// A sandbox node's init serves it on its stdin and stdout (the sandbox's
+// stand-in for sshd); on a VM one long SSH session serves it, so a step
+// costs a line each way instead of a new SSH session and a login shell.
+// Client is the harness's side. Node-side code: it imports nothing of the
+// host-side harness.
+package execserve
 
 import (
 	"bufio"
@@ -10,17 +17,19 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 )
 
-// Request and Response are the sandbox node's tiny exec protocol, one JSON
-// line each way over the init's stdin and stdout: the sandbox's stand-in
-// for what sshd is to a VM.
+// Request is one command to run; TimeoutMs, when set, kills it after that
+// long.
 type Request struct {
 	Argv      []string `json:"argv"`
 	TimeoutMs int64    `json:"timeoutMs,omitempty"`
 }
 
+// Response is what the command produced. Error is a failure to run it, not a
+// non-zero exit.
 type Response struct {
 	Stdout   []byte `json:"stdout"`
 	Stderr   []byte `json:"stderr"`
@@ -28,8 +37,8 @@ type Response struct {
 	Error    string `json:"error,omitempty"`
 }
 
-// Serve runs one command per request line inside the node, in order, until
-// its input ends (the harness closed the node).
+// Serve runs one command per request line, in order, until its input ends
+// (the harness closed the node or the session).
 func Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	self, err := os.Executable()
 	if err != nil {
@@ -78,10 +87,13 @@ func execute(ctx context.Context, self string, req Request) Response {
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
+	case ctx.Err() != nil:
+		resp.Error = fmt.Sprintf("%s: %v (killed at its deadline)", req.Argv[0], ctx.Err())
 	case errors.As(err, &exit):
 		resp.ExitCode = exit.ExitCode()
-		if resp.ExitCode < 0 {
-			resp.Error = fmt.Sprintf("%s: %v", req.Argv[0], err)
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			// What a shell, and so an SSH session, reports.
+			resp.ExitCode = 128 + int(ws.Signal())
 		}
 	default:
 		resp.Error = fmt.Sprintf("%s: %v", req.Argv[0], err)
