@@ -321,6 +321,63 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (stdout, 
 	return outBuf.Bytes(), errBuf.Bytes(), -1, fmt.Errorf("run %q on %s: %w", cmd, c.addr, waitErr)
 }
 
+// Stream is a command started by Client.Stream: a conversation over its
+// stdin and stdout that outlives the call that started it.
+type Stream struct {
+	Stdin  io.WriteCloser
+	Stdout io.Reader
+	sess   *ssh.Session
+	c      *Client
+}
+
+// Stream starts cmd in a session of its own and returns its stdin and
+// stdout; its stderr is dropped. The command runs until Close, or until its
+// input ends, or the connection goes away (a reboot).
+func (c *Client) Stream(ctx context.Context, cmd string) (*Stream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start %q on %s: %w", cmd, c.addr, err)
+	}
+	sess, err := c.c.NewSession()
+	if err != nil {
+		if c.isClosed() || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			return nil, c.lost(fmt.Sprintf("open session for %q", cmd), err)
+		}
+		return nil, fmt.Errorf("open session for %q on %s: %w", cmd, c.addr, err)
+	}
+	st := &Stream{sess: sess, c: c}
+	if st.Stdin, err = sess.StdinPipe(); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("start %q on %s: %w", cmd, c.addr, err)
+	}
+	if st.Stdout, err = sess.StdoutPipe(); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("start %q on %s: %w", cmd, c.addr, err)
+	}
+	if err := sess.Start(cmd); err != nil {
+		sess.Close()
+		if c.isClosed() || errors.Is(err, io.EOF) {
+			return nil, c.lost(fmt.Sprintf("start %q", cmd), err)
+		}
+		return nil, fmt.Errorf("start %q on %s: %w", cmd, c.addr, err)
+	}
+	return st, nil
+}
+
+// Lost says whether the stream's connection has ended.
+func (s *Stream) Lost() bool { return s.c.isClosed() }
+
+// Close ends the stream's input, asks the guest to kill the command and
+// tears the session down.
+func (s *Stream) Close() error {
+	_ = s.Stdin.Close()
+	_ = s.sess.Signal(ssh.SIGKILL)
+	err := s.sess.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("close stream on %s: %w", s.c.addr, err)
+	}
+	return nil
+}
+
 // Upload writes data to remotePath with the given permission bits. It
 // writes a temporary file next to the target and renames it into place, so
 // a connection lost halfway (a reboot) never leaves a truncated file at

@@ -405,3 +405,44 @@ func TestLoadSigner(t *testing.T) {
 		t.Error("LoadSigner of garbage succeeded")
 	}
 }
+
+func TestStream(t *testing.T) {
+	f := newFixture(t)
+	c := dial(t, f.cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A line-by-line conversation with one command, as the node's exec
+	// server holds one.
+	st, err := c.Stream(ctx, `while read l; do echo "got $l"; done`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	buf := make([]byte, 64)
+	for _, l := range []string{"one", "two"} {
+		if _, err := io.WriteString(st.Stdin, l+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		n, err := st.Stdout.Read(buf)
+		if err != nil || string(buf[:n]) != "got "+l+"\n" {
+			t.Fatalf("read %q, %v; want %q", buf[:n], err, "got "+l+"\n")
+		}
+	}
+	if st.Lost() {
+		t.Error("Lost on a live connection")
+	}
+	f.srv.DropConnections()
+	if _, err := st.Stdout.Read(buf); err == nil {
+		t.Error("read across a dropped connection succeeded")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !st.Lost() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !st.Lost() {
+		t.Error("Lost is false after the connection dropped")
+	}
+	if _, err := c.Stream(ctx, "cat"); !errors.Is(err, ErrConnectionLost) {
+		t.Errorf("Stream on a dead connection: %v, want ErrConnectionLost", err)
+	}
+}

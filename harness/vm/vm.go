@@ -96,6 +96,7 @@ type Node struct {
 	sshCfg  ssh.Config
 	mu      sync.Mutex
 	ssh     *ssh.Client
+	served  servedExec
 	bootID  string
 	kvm     bool
 	port    *libvirt.PortLease
@@ -324,6 +325,9 @@ func (n *Node) Exec(ctx context.Context, argv ...string) (harness.ExecResult, er
 	if len(argv) > 0 && argv[0] == "nodeagent" {
 		argv = append([]string{images.GuestAgentPath}, argv[1:]...)
 	}
+	if res, ok, err := n.served.exec(ctx, c, argv); ok {
+		return res, err
+	}
 	stdout, stderr, code, err := c.Run(ctx, shell.Join(argv), nil)
 	if err != nil {
 		return harness.ExecResult{}, err
@@ -371,11 +375,14 @@ func (n *Node) Reboot(ctx context.Context) error {
 
 func (n *Node) dropSSH() {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.ssh != nil {
 		n.ssh.Close()
 		n.ssh = nil
 	}
+	n.mu.Unlock()
+	// After the connection: closing it ends a call still on the stream,
+	// which holds the stream's lock until then.
+	n.served.drop()
 }
 
 // Close implements harness.Node: destroy and undefine the domain, remove
