@@ -43,22 +43,61 @@ func (e usageError) Error() string { return e.msg }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	out, err := run(ctx, os.Args[1:])
+	resp := step(ctx, os.Args[1:])
+	os.Stdout.Write(resp.Stdout)
+	os.Stderr.Write(resp.Stderr)
+	os.Exit(resp.ExitCode)
+}
+
+// step runs one step and says what the process would print and exit with:
+// one JSON line on stdout, or an error on stderr (exit 2 for bad input,
+// like flag's own errors, 1 for the rest).
+func step(ctx context.Context, args []string) execserve.Response {
+	var resp execserve.Response
+	out, err := run(ctx, args)
+	if err == nil && out != nil {
+		var data []byte
+		if data, err = json.Marshal(out); err == nil {
+			resp.Stdout = append(data, '\n')
+		} else {
+			err = fmt.Errorf("write result: %w", err)
+		}
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "nodeagent: %v\n", err)
+		resp.Stdout = nil
+		resp.Stderr = fmt.Appendf(nil, "nodeagent: %v\n", err)
+		resp.ExitCode = 1
 		var ue usageError
 		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-	if out != nil {
-		enc := json.NewEncoder(os.Stdout)
-		if err := enc.Encode(out); err != nil {
-			fmt.Fprintf(os.Stderr, "nodeagent: write result: %v\n", err)
-			os.Exit(1)
+			resp.ExitCode = 2
 		}
 	}
+	return resp
+}
+
+// inProcessSteps are the steps `nodeagent serve` answers itself: reads and
+// netlink calls that fork nothing and place no PID. A fresh process costs
+// ~0.1 s under TCG, and a scenario asks these dozens of times; the steps
+// that start processes (sandboxes, holders, CNI plugins) keep a process of
+// their own, as each step had before.
+var inProcessSteps = map[string]bool{
+	"boot": true, "link show": true, "link up": true, "link down": true,
+	"pid status": true, "probe": true,
+}
+
+// inProcess is serve's execserve.InProcess.
+func inProcess(ctx context.Context, argv []string) (execserve.Response, bool) {
+	if len(argv) < 2 || argv[0] != "nodeagent" {
+		return execserve.Response{}, false
+	}
+	name := argv[1]
+	if len(argv) > 2 && !strings.HasPrefix(argv[2], "-") {
+		name += " " + argv[2]
+	}
+	if !inProcessSteps[name] {
+		return execserve.Response{}, false
+	}
+	return step(ctx, argv[1:]), true
 }
 
 func run(ctx context.Context, args []string) (any, error) {
@@ -154,7 +193,7 @@ func run(ctx context.Context, args []string) (any, error) {
 		// PID 1 of a sandbox node (see harness/sandbox).
 		return nil, sandboxinit.RunInit(ctx, rest)
 	case "serve ":
-		return nil, execserve.Serve(ctx, os.Stdin, os.Stdout)
+		return nil, execserve.Serve(ctx, os.Stdin, os.Stdout, inProcess)
 	}
 	return nil, usageError{fmt.Sprintf("unknown step %q", strings.TrimSpace(cmd+" "+sub))}
 }

@@ -37,9 +37,14 @@ type Response struct {
 	Error    string `json:"error,omitempty"`
 }
 
+// InProcess may answer a request itself instead of running a process for
+// it; ok false hands the request on to a process of its own.
+type InProcess func(ctx context.Context, argv []string) (resp Response, ok bool)
+
 // Serve runs one command per request line, in order, until its input ends
-// (the harness closed the node or the session).
-func Serve(ctx context.Context, r io.Reader, w io.Writer) error {
+// (the harness closed the node or the session). inproc, when not nil, sees
+// each request first.
+func Serve(ctx context.Context, r io.Reader, w io.Writer, inproc InProcess) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -53,13 +58,27 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			resp.Error = fmt.Sprintf("bad request: %v", err)
 		} else {
-			resp = execute(ctx, self, req)
+			resp = handle(ctx, self, req, inproc)
 		}
 		if err := enc.Encode(resp); err != nil {
 			return fmt.Errorf("serve: write response: %w", err)
 		}
 	}
 	return sc.Err()
+}
+
+func handle(ctx context.Context, self string, req Request, inproc InProcess) Response {
+	if inproc != nil && len(req.Argv) > 0 {
+		if req.TimeoutMs > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
+			defer cancel()
+		}
+		if resp, ok := inproc(ctx, req.Argv); ok {
+			return resp
+		}
+	}
+	return execute(ctx, self, req)
 }
 
 func execute(ctx context.Context, self string, req Request) Response {

@@ -18,7 +18,7 @@ func serve(t *testing.T) (*Client, func() error) {
 	respR, respW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := Serve(context.Background(), reqR, respW)
+		err := Serve(context.Background(), reqR, respW, nil)
 		respW.Close()
 		done <- err
 	}()
