@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/harness/runner"
@@ -155,6 +156,7 @@ func describeDels(dels []kube.CNIOp) string {
 func (p *play) delStep(clock kube.Clock, stamp, detail string) {
 	if !clock.At.IsZero() {
 		if t, err := clock.JournalTime(stamp); err == nil {
+			p.delOverAt(clock.FromWall(t))
 			p.stepAt(clock.FromWall(t), runner.StepDelJournal, "by CRI-O: "+detail)
 			if p.opts.OnStep != nil {
 				p.opts.OnStep(p.sc.Name, runner.StepDelJournal)
@@ -162,5 +164,7 @@ func (p *play) delStep(clock kube.Clock, stamp, detail string) {
 			return
 		}
 	}
+	// Not placed: it was over by the time the journal was read.
+	p.delOverAt(time.Now())
 	p.step("read from the journal: CNI DEL by CRI-O", detail)
 }

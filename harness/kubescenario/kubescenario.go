@@ -181,6 +181,16 @@ type play struct {
 	// livenessBefore are the failed-probe lines of this boot logged before
 	// the scenario began (markLivenessBefore).
 	livenessBefore map[string]bool
+	// delsOver is when the DELs under judgement were over, as far as the
+	// harness knows, for the liveness watch (zero: when the watch begins).
+	delsOver time.Time
+}
+
+// delOverAt notes a DEL of the old sandboxes that was over at t.
+func (p *play) delOverAt(t time.Time) {
+	if t.After(p.delsOver) {
+		p.delsOver = t
+	}
 }
 
 // pods are the static pods the node should be running now.
@@ -268,6 +278,9 @@ func (p *play) reboot(ctx context.Context) error {
 		return err
 	}
 	p.res.BootIDAfter = id
+	// The DELs of the old sandboxes come after this: the liveness
+	// watch's window opens no earlier.
+	p.delsOver = time.Now()
 	p.step(runner.StepNewBoot, "boot_id "+id)
 	rebooted := id != p.res.BootIDBefore
 	p.res.Record(scenarios.CheckRealReboot, "", rebooted, fmt.Sprintf("boot id %s before, %s after", p.res.BootIDBefore, id))

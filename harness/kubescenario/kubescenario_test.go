@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
@@ -80,5 +81,45 @@ func TestReadyIsPlacedOnTheHarnessClock(t *testing.T) {
 	p.markReady(context.Background())
 	if got := p.res.Timeline[0]; got.At.Before(p.start) || !strings.Contains(got.Detail, "before this scenario began") {
 		t.Errorf("ready step %+v of a scenario that began at %s", got, p.start)
+	}
+}
+
+func TestLivenessWindowStart(t *testing.T) {
+	base := time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
+	period := 5 * time.Second
+	for _, tt := range []struct {
+		name                   string
+		delsOver, created, now time.Time
+		want                   time.Time
+	}{
+		// The sdn container ran long before the DEL: the window opens
+		// at the DEL, and the time since counts.
+		{"container older than the DEL", at(10), at(0), at(20), at(10)},
+		// Created after the DEL: a period after its creation.
+		{"container newer than the DEL", at(10), at(12), at(30), at(17)},
+		// Never in the future: a container just created is watched from now.
+		{"just created", at(10), at(28), at(30), at(30)},
+		{"DEL over just now", at(30), at(0), at(30), at(30)},
+	} {
+		if got := LivenessWindowStart(tt.delsOver, tt.created, period, tt.now); !got.Equal(tt.want) {
+			t.Errorf("%s: %s, want %s", tt.name, got.Sub(base), tt.want.Sub(base))
+		}
+	}
+}
+
+func TestRunningContainer(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
+	cs := []kube.Container{
+		{ID: "old", Name: "sdn", State: "CONTAINER_EXITED", CreatedAt: t0.Add(2 * time.Second)},
+		{ID: "a", Name: "sdn", State: kube.Running, CreatedAt: t0},
+		{ID: "b", Name: "sdn", State: kube.Running, CreatedAt: t0.Add(time.Second)},
+		{ID: "w", Name: "web", State: kube.Running, CreatedAt: t0.Add(3 * time.Second)},
+	}
+	if c, ok := runningContainer(cs, "sdn"); !ok || c.ID != "b" {
+		t.Errorf("got %q %v, want the newest running sdn container b", c.ID, ok)
+	}
+	if _, ok := runningContainer(cs, "batch"); ok {
+		t.Error("found a batch container that does not run")
 	}
 }

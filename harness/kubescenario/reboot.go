@@ -97,6 +97,7 @@ func (p *play) runtimeReboot(ctx context.Context) error {
 		return err
 	}
 	p.judgeRecordedDels(old, recorded)
+	p.noteRecordedDels(ctx, recorded)
 	return p.judgeLo(ctx)
 }
 
@@ -210,6 +211,20 @@ type GateDel struct {
 	Plugin      string `json:"plugin"`
 	ContainerID string `json:"container_id"`
 	NetNS       string `json:"netns"`
+}
+
+// noteRecordedDels places the recorded DELs on the harness's clock for the
+// liveness watch; a DEL that cannot be placed was over by now.
+func (p *play) noteRecordedDels(ctx context.Context, recorded []GateDel) {
+	clock, err := kube.ReadClock(ctx, p.node)
+	for _, d := range recorded {
+		f, perr := strconv.ParseFloat(strings.TrimSpace(d.At), 64)
+		if err != nil || perr != nil {
+			p.delOverAt(time.Now())
+			continue
+		}
+		p.delOverAt(clock.FromWall(time.Unix(0, int64(f*1e9))))
+	}
 }
 
 // ParseGateRecord reads the gate's dels.jsonl.
