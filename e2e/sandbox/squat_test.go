@@ -53,3 +53,22 @@ var _ = Describe("nodeagent pid squat", Label("sandbox"), func() {
 		}
 	}, NodeTimeout(time.Minute))
 })
+
+// A task that has the PID when `pid reuse` comes — in CI a thread of a runc
+// the runtime started as the pause died — is waited out, and said.
+var _ = Describe("nodeagent pid reuse", Label("sandbox"), func() {
+	failures := e2eutil.TrackFailures()
+	It("waits for a task that holds the PID to go, and says which it was", func(ctx SpecContext) {
+		node := startNode(ctx, failures, "busy")
+		var sb agentapi.Sandbox
+		Expect(harness.Agent(ctx, node, &sb, "sandbox", "create", "--id", "busy", "--mode", "ephemeral", "--pid", "30600")).To(Succeed())
+		Expect(sb.HolderPID).To(Equal(30600))
+		_, err := harness.Shell(ctx, node, "(sleep 1; kill 30600) >/dev/null 2>&1 &")
+		Expect(err).NotTo(HaveOccurred())
+		var reuse agentapi.PIDReuse
+		Expect(harness.Agent(ctx, node, &reuse, "pid", "reuse", "--pid", "30600")).To(Succeed())
+		Expect(reuse.WaitedFor).To(ContainSubstring("pid is in use by process"))
+		Expect(reuse.IsHostNetns).To(BeTrue())
+		Expect(reuse.DurationMs).To(BeNumerically(">=", 500), "it waited for the kill")
+	}, NodeTimeout(time.Minute))
+})

@@ -20,6 +20,9 @@ import (
 
 const nsLastPIDFile = "/proc/sys/kernel/ns_last_pid"
 
+// ErrPIDInUse is wrapped when the PID to take already belongs to a task.
+var ErrPIDInUse = errors.New("pid is in use")
+
 // maxPIDAttempts bounds the ns_last_pid loop. Each miss is some other
 // process (or a new runtime thread) taking the PID between our write and
 // our fork; on an idle node a few tries are enough.
@@ -71,7 +74,7 @@ func SpawnAtPID(ctx context.Context, pid int, argv []string, cloneflags uintptr)
 			if ownThread(pid) {
 				reexecForPID(pid)
 			}
-			return attempt - 1, fmt.Errorf("spawn at pid %d: pid is in use by %s", pid, owner)
+			return attempt - 1, fmt.Errorf("spawn at pid %d: %w by %s", pid, ErrPIDInUse, owner)
 		}
 		_, _, errno := syscall.RawSyscall6(syscall.SYS_PWRITE64, sysctl.Fd(), uintptr(unsafe.Pointer(&last[0])), uintptr(len(last)), 0, 0, 0)
 		if errno != 0 {
@@ -164,19 +167,45 @@ func holderArgv() ([]string, error) {
 	return []string{sleep, "infinity"}, nil
 }
 
+// busyPIDWait bounds ReusePID's wait for a task that holds the PID.
+const busyPIDWait = 15 * time.Second
+
 // ReusePID makes a host process (one in the node's own network namespace)
 // take pid, and verifies that /proc/<pid>/ns/net now names the host netns.
 func (a *Agent) ReusePID(ctx context.Context, pid int) (agentapi.PIDReuse, error) {
+	return a.reusePID(ctx, pid, busyPIDWait)
+}
+
+// reusePID is ReusePID waiting at most busyWait for a task that has pid.
+func (a *Agent) reusePID(ctx context.Context, pid int, busyWait time.Duration) (agentapi.PIDReuse, error) {
 	start := time.Now()
 	res := agentapi.PIDReuse{PID: pid}
 	argv, err := holderArgv()
 	if err != nil {
 		return res, fmt.Errorf("reuse pid %d: %w", pid, err)
 	}
-	attempts, err := SpawnAtPID(ctx, pid, argv, 0)
-	res.Attempts = attempts
-	if err != nil {
-		return res, fmt.Errorf("reuse pid: %w", err)
+	// A task that took pid between the caller's check and our fork is
+	// most often short-lived: a thread of a runc the runtime started as
+	// the pause died (seen in CI: "a thread of process 1123 (runc)").
+	// Wait a bounded while for it to go rather than end the scenario.
+	busyUntil := time.Now().Add(busyWait)
+	for {
+		attempts, err := SpawnAtPID(ctx, pid, argv, 0)
+		res.Attempts += attempts
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrPIDInUse) || time.Now().After(busyUntil) {
+			return res, fmt.Errorf("reuse pid: %w", err)
+		}
+		if res.WaitedFor == "" {
+			res.WaitedFor = strings.TrimPrefix(err.Error(), fmt.Sprintf("spawn at pid %d: ", pid))
+		}
+		select {
+		case <-ctx.Done():
+			return res, fmt.Errorf("reuse pid: %w (%w)", ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if res.NetnsInode, err = netnsInode(fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil {
 		return res, fmt.Errorf("reuse pid %d: %w", pid, err)
@@ -265,7 +294,9 @@ func (a *Agent) squatOne(ctx context.Context, pid int) (agentapi.PIDReuse, error
 			}
 		} else {
 			var r agentapi.PIDReuse
-			if r, err = a.ReusePID(ctx, pid); err == nil {
+			// No wait for a task that has the PID: the next try looks
+			// at it (heldByHost) after a short pause.
+			if r, err = a.reusePID(ctx, pid, 0); err == nil {
 				settle(ctx, pid)
 				return r, nil
 			}

@@ -66,6 +66,10 @@ type PIDReuse struct {
 	// one was needed (`pid squat` only): boot-time processes get PIDs in
 	// the same range the previous boot's containers had.
 	HeldBy string `json:"heldBy,omitempty"`
+	// WaitedFor names the task that had the PID when the first try
+	// came, which the agent waited out ("pid is in use by a thread of
+	// process 1123 (\"runc\")"); empty when the PID was free.
+	WaitedFor string `json:"waitedFor,omitempty"`
 }
 
 // PIDStatus is printed by `pid status`: who, if anyone, owns a PID now.
