@@ -87,6 +87,7 @@ func (p *play) joinRace(ctx context.Context) error {
 	if err := p.armRuncGate(ctx, pause); err != nil {
 		return err
 	}
+	p.onFailure("open the runc gate", "touch "+crioguest.RuncGateDir+"/release")
 	p.step("runc gate armed", fmt.Sprintf("the first `runc create` joining /proc/%d/ns/net waits at its start until the harness opens the gate (at most %d s): the race's window, made deterministic", pause, crioguest.GateHoldMaxSeconds))
 	if _, err := p.shell(ctx, fmt.Sprintf("kill -KILL %d", web.PID)); err != nil {
 		return fmt.Errorf("kill the web container (PID %d): %w", web.PID, err)
@@ -116,7 +117,7 @@ func (p *play) joinRace(ctx context.Context) error {
 	p.res.HolderPID, p.res.PIDReused = pause, reuse.IsHostNetns
 	p.res.Record(scenarios.CheckPIDTakenByHost, "", reuse.IsHostNetns,
 		fmt.Sprintf("PID %d held by a new host process (netns %d, the host's %d) after %d attempts", pause, reuse.NetnsInode, reuse.HostNetnsInode, reuse.Attempts))
-	p.step("PID reuse", fmt.Sprintf("a host process holds PID %d (the pause's)", pause))
+	p.step("PID reuse", fmt.Sprintf("a host process holds PID %d (the pause's)%s", pause, waitedFor(reuse)))
 
 	if _, err := p.shell(ctx, "touch "+crioguest.RuncGateDir+"/release"); err != nil {
 		return fmt.Errorf("open the runc gate: %w", err)

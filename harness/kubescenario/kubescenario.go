@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/internal/crioguest"
@@ -153,6 +154,9 @@ func Run(ctx context.Context, node harness.Node, sc scenarios.Scenario, opts Opt
 	if err != nil && p.res.Error == "" {
 		p.res.Error = err.Error()
 	}
+	if err != nil {
+		p.undoAll(ctx)
+	}
 	if p.expect == nil {
 		p.expect = sc.Checks(opts.Plugins.Version, scenarios.TierVM)
 	}
@@ -184,6 +188,39 @@ type play struct {
 	// delsOver is when the DELs under judgement were over, as far as the
 	// harness knows, for the liveness watch (zero: when the watch begins).
 	delsOver time.Time
+	// undo puts back what the scenario changed on a node that later
+	// scenarios use (a gate armed, a manifest moved away), when it ends
+	// before it put them back itself.
+	undo []undoStep
+}
+
+type undoStep struct {
+	what, script string
+}
+
+// onFailure notes a script that puts the node back if the scenario ends
+// early.
+func (p *play) onFailure(what, script string) {
+	p.undo = append(p.undo, undoStep{what, script})
+}
+
+// undoAll runs the undo scripts, last first, each within its own short
+// deadline: the scenario's may be what ended. A script that fails says so
+// in the result and in the progress; the next scenario's own waits speak
+// for the node then.
+func (p *play) undoAll(ctx context.Context) {
+	for i := len(p.undo) - 1; i >= 0; i-- {
+		u := p.undo[i]
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadline.Scaled(ctx, 30*time.Second))
+		_, err := p.shell(uctx, u.script)
+		cancel()
+		if err != nil {
+			p.progress(fmt.Sprintf("%s: could not %s after the scenario ended early: %v", p.node.Name(), u.what, err))
+			continue
+		}
+		p.step("put back", u.what)
+	}
+	p.undo = nil
 }
 
 // delOverAt notes a DEL of the old sandboxes that was over at t.

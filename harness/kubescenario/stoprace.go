@@ -80,6 +80,12 @@ func (p *play) stopRace(ctx context.Context) error {
 		return err
 	}
 	p.stopped = map[string]bool{crioguest.WebPod: true}
+	// A stop-race that ends early must not leave the node's web pod
+	// stopped and its DEL held: in CI the next scenario on the node waited
+	// 8 minutes for web.
+	p.onFailure("open the CNI gate and bring the web pod back", fmt.Sprintf(
+		"touch %[1]s/release; if [ -e /var/lib/pidreuse/%[2]s.yaml.removed ]; then mv /var/lib/pidreuse/%[2]s.yaml.removed /etc/kubernetes/manifests/%[2]s.yaml; fi",
+		crioguest.GateDir, crioguest.WebPod))
 	p.step("kubelet stops the web pod", "its manifest left /etc/kubernetes/manifests: kubelet stops its container, then calls the runtime's StopPodSandbox")
 
 	held, err := p.waitGateHeld(ctx, 3*time.Minute)
@@ -101,7 +107,7 @@ func (p *play) stopRace(ctx context.Context) error {
 	p.res.HolderPID, p.res.PIDReused = victim.pid, reuse.IsHostNetns
 	p.res.Record(scenarios.CheckPIDTakenByHost, "", reuse.IsHostNetns,
 		fmt.Sprintf("PID %d held by a new host process (netns %d, the host's %d) after %d attempts", victim.pid, reuse.NetnsInode, reuse.HostNetnsInode, reuse.Attempts))
-	p.step("PID reuse", fmt.Sprintf("a host process holds PID %d (%s's)", victim.pid, victim.what))
+	p.step("PID reuse", fmt.Sprintf("a host process holds PID %d (%s's)%s", victim.pid, victim.what, waitedFor(reuse)))
 
 	names, err := p.pathNames(ctx, held.NetNS)
 	if err != nil {
@@ -139,6 +145,15 @@ func (p *play) stopRace(ctx context.Context) error {
 	}
 	p.step("web pod's manifest back", "kubelet starts it again")
 	return nil
+}
+
+// waitedFor says which task the agent waited out before it could place
+// the holder, if any.
+func waitedFor(r agentapi.PIDReuse) string {
+	if r.WaitedFor == "" {
+		return ""
+	}
+	return fmt.Sprintf(", after waiting out %s", r.WaitedFor)
 }
 
 // judgeLo reads host lo after the DEL: down, it shows the symptom; up,
