@@ -75,6 +75,9 @@ func (s *servedExec) exec(ctx context.Context, c *ssh.Client, argv []string) (re
 		// run a step twice, report it; the next call starts a new one.
 		s.dropLocked()
 		return res, true, fmt.Errorf("run %q: the guest's exec server went away: %w", shell.Join(argv), err)
+	case resp.Error != "" && ctx.Err() != nil:
+		// Killed by the server at the deadline the request carried.
+		return res, true, fmt.Errorf("run %q: %w", shell.Join(argv), ctx.Err())
 	case resp.Error != "" && resp.ExitCode == 0:
 		// Not started (not found, not executable): what a login shell
 		// says with 127, and callers read exit codes, not errors.

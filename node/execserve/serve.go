@@ -108,6 +108,7 @@ func execute(ctx context.Context, self string, req Request) Response {
 	case err == nil:
 	case ctx.Err() != nil:
 		resp.Error = fmt.Sprintf("%s: %v (killed at its deadline)", req.Argv[0], ctx.Err())
+		resp.ExitCode = -1
 	case errors.As(err, &exit):
 		resp.ExitCode = exit.ExitCode()
 		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
