@@ -80,30 +80,7 @@ func (p *play) crioReboot(ctx context.Context) error {
 		p.progress("timing: the DELs stay at the time they were read: " + err.Error())
 	}
 	p.judgeDels(rt, journal, old, spare, clock)
-
-	lo, err := p.lo(ctx)
-	if err != nil {
-		return err
-	}
-	p.res.LoUp = lo.Up
-	p.step("host lo "+runner.UpDown(lo.Up), lo.Flags)
-	if !lo.Up {
-		return p.showSymptom(ctx)
-	}
-	if err := p.watchLiveness(ctx); err != nil {
-		return err
-	}
-	// lo must still be up after three probe periods: a late DEL would
-	// show here.
-	if lo, err = p.lo(ctx); err != nil {
-		return err
-	}
-	if !lo.Up {
-		p.res.LoUp = false
-		p.step("host lo DOWN", "went down while the pods were watched")
-		return p.showSymptom(ctx)
-	}
-	return nil
+	return p.judgeLo(ctx)
 }
 
 // learnRuntime asks the CRI-O under test what it is and whether its
