@@ -27,15 +27,7 @@ func (p *play) crioReboot(ctx context.Context) error {
 	// `crio config` reads CRI-O's files, not the daemon: it runs while
 	// the pods start (~3 s under TCG).
 	config := p.background(ctx, "crio config 2>/dev/null")
-	// Two steps, so the timeline says how long the pods took to start.
-	p.step("waiting for the static pods", strings.Join(pods, ", "))
-	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
-		return err
-	}
-	p.step(runner.StepPodsRunning, strings.Join(pods, ", "))
-	p.markReady(ctx)
-	var err error
-	if p.res.BootIDBefore, err = p.bootID(ctx); err != nil {
+	if err := p.podsRunning(ctx, false); err != nil {
 		return err
 	}
 	rt, err := p.learnRuntime(ctx, config)
@@ -91,12 +83,11 @@ func (p *play) crioReboot(ctx context.Context) error {
 // config is `crio config`'s output, when it comes.
 func (p *play) learnRuntime(ctx context.Context, config func() (string, error)) (scenarios.CRIORuntime, error) {
 	var rt scenarios.CRIORuntime
-	version, err := kube.Runtime(ctx, p.node)
+	version, err := p.readRuntime(ctx)
 	if err != nil {
 		return rt, err
 	}
 	rt.Version = version.RuntimeVersion
-	p.res.Runtime = fmt.Sprintf("%s %s (CRI %s)", version.RuntimeName, version.RuntimeVersion, version.APIVersion)
 	out, err := config()
 	if err != nil {
 		return rt, fmt.Errorf("crio config in the node: %w", err)

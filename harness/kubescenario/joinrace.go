@@ -2,7 +2,6 @@ package kubescenario
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -40,27 +39,12 @@ func (p *play) joinRace(ctx context.Context) error {
 	if !node.ProcJoin {
 		return fmt.Errorf("join-race plays on a node whose runtime joins containers to their sandbox by /proc/<pause pid>/ns/* (containerd); %s does not", node.Profile)
 	}
-	pods := node.pods()
-	p.step("waiting for the static pods", strings.Join(pods, ", "))
-	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
+	if err := p.podsRunning(ctx, true); err != nil {
 		return err
 	}
-	p.step(runner.StepPodsRunning, strings.Join(pods, ", "))
-	p.markReady(ctx)
-	// The scenario does not reboot: the probes an earlier scenario on this
-	// boot failed are not its own.
-	if err := p.markLivenessBefore(ctx); err != nil {
+	if _, err := p.readRuntime(ctx); err != nil {
 		return err
 	}
-	var err error
-	if p.res.BootIDBefore, err = p.bootID(ctx); err != nil {
-		return err
-	}
-	version, err := kube.Runtime(ctx, p.node)
-	if err != nil {
-		return err
-	}
-	p.res.Runtime = fmt.Sprintf("%s %s (CRI %s)", version.RuntimeName, version.RuntimeVersion, version.APIVersion)
 	p.res.ExpectedForeignJoin, p.res.ExpectedLoUp = true, true
 	p.expect = p.sc.JoinRaceChecks(true)
 	p.step("runtime", fmt.Sprintf("%s: joins each container to its sandbox by /proc/<sandbox pid>/ns/{net,ipc,uts} (WithPodNamespaces): expect the restarted container in the host holder's namespaces", p.res.Runtime))
@@ -235,19 +219,11 @@ type RuncDone struct {
 
 // ParseRuncHeld and ParseRuncDone read the runc gate's files.
 func ParseRuncHeld(data []byte) (RuncHeld, error) {
-	var h RuncHeld
-	if err := json.Unmarshal(data, &h); err != nil {
-		return h, fmt.Errorf("the runc gate's record %q: %w", strings.TrimSpace(string(data)), err)
-	}
-	return h, nil
+	return parseGateFile[RuncHeld](data, "the runc gate's record")
 }
 
 func ParseRuncDone(data []byte) (RuncDone, error) {
-	var d RuncDone
-	if err := json.Unmarshal(data, &d); err != nil {
-		return d, fmt.Errorf("the runc gate's result %q: %w", strings.TrimSpace(string(data)), err)
-	}
-	return d, nil
+	return parseGateFile[RuncDone](data, "the runc gate's result")
 }
 
 // JudgeJoins lays the container's namespaces next to its pod's and the

@@ -223,6 +223,39 @@ func (p *play) undoAll(ctx context.Context) {
 	p.undo = nil
 }
 
+// podsRunning waits for the static pods of the boot the node came up
+// with, places them on the timeline and notes the boot ID. A scenario that
+// plays without a reboot (sameBoot) also notes the failed probes logged
+// before it: an earlier scenario's on this boot are not its own.
+func (p *play) podsRunning(ctx context.Context, sameBoot bool) error {
+	pods := p.pods()
+	// Two steps, so the timeline says how long the pods took to start.
+	p.step("waiting for the static pods", strings.Join(pods, ", "))
+	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
+		return err
+	}
+	p.step(runner.StepPodsRunning, strings.Join(pods, ", "))
+	p.markReady(ctx)
+	if sameBoot {
+		if err := p.markLivenessBefore(ctx); err != nil {
+			return err
+		}
+	}
+	var err error
+	p.res.BootIDBefore, err = p.bootID(ctx)
+	return err
+}
+
+// readRuntime asks the node's runtime what it is, over CRI, and notes it
+// in the result.
+func (p *play) readRuntime(ctx context.Context) (agentapi.CRIRuntime, error) {
+	v, err := kube.Runtime(ctx, p.node)
+	if err == nil {
+		p.res.Runtime = fmt.Sprintf("%s %s (CRI %s)", v.RuntimeName, v.RuntimeVersion, v.APIVersion)
+	}
+	return v, err
+}
+
 // delOverAt notes a DEL of the old sandboxes that was over at t.
 func (p *play) delOverAt(t time.Time) {
 	if t.After(p.delsOver) {

@@ -28,21 +28,12 @@ import (
 func (p *play) runtimeReboot(ctx context.Context) error {
 	node := p.opts.Node
 	pods := node.pods()
-	p.step("waiting for the static pods", strings.Join(pods, ", "))
-	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
+	if err := p.podsRunning(ctx, false); err != nil {
 		return err
 	}
-	p.step(runner.StepPodsRunning, strings.Join(pods, ", "))
-	p.markReady(ctx)
-	var err error
-	if p.res.BootIDBefore, err = p.bootID(ctx); err != nil {
+	if _, err := p.readRuntime(ctx); err != nil {
 		return err
 	}
-	version, err := kube.Runtime(ctx, p.node)
-	if err != nil {
-		return err
-	}
-	p.res.Runtime = fmt.Sprintf("%s %s (CRI %s)", version.RuntimeName, version.RuntimeVersion, version.APIVersion)
 	p.expect = p.sc.Checks("", scenarios.TierVM)
 	why := "containerd hands DEL the sandbox's pin, which a reboot removes"
 	if node.Docker() {
@@ -218,12 +209,12 @@ type GateDel struct {
 func (p *play) noteRecordedDels(ctx context.Context, recorded []GateDel) {
 	clock, err := kube.ReadClock(ctx, p.node)
 	for _, d := range recorded {
-		f, perr := strconv.ParseFloat(strings.TrimSpace(d.At), 64)
+		at, perr := parseEpoch(d.At)
 		if err != nil || perr != nil {
 			p.delOverAt(time.Now())
 			continue
 		}
-		p.delOverAt(clock.FromWall(time.Unix(0, int64(f*1e9))))
+		p.delOverAt(clock.FromWall(at))
 	}
 }
 

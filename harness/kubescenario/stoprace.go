@@ -39,20 +39,7 @@ func (p *play) stopRace(ctx context.Context) error {
 	if node.CRIO() {
 		config = p.background(ctx, "crio config 2>/dev/null")
 	}
-	pods := node.pods()
-	p.step("waiting for the static pods", strings.Join(pods, ", "))
-	if _, err := p.waitPods(ctx, "first boot", p.opts.PodTimeout); err != nil {
-		return err
-	}
-	p.step(runner.StepPodsRunning, strings.Join(pods, ", "))
-	p.markReady(ctx)
-	// The scenario does not reboot: the probes an earlier scenario on this
-	// boot failed are not its own.
-	if err := p.markLivenessBefore(ctx); err != nil {
-		return err
-	}
-	var err error
-	if p.res.BootIDBefore, err = p.bootID(ctx); err != nil {
+	if err := p.podsRunning(ctx, true); err != nil {
 		return err
 	}
 	procPath, err := p.learnStopRuntime(ctx, config)
@@ -188,11 +175,9 @@ func (p *play) judgeLo(ctx context.Context) error {
 // configuration (pinning off); cri-dockerd always does (read in its
 // source, see stopRace).
 func (p *play) learnStopRuntime(ctx context.Context, config func() (string, error)) (bool, error) {
-	version, err := kube.Runtime(ctx, p.node)
-	if err != nil {
+	if _, err := p.readRuntime(ctx); err != nil {
 		return false, err
 	}
-	p.res.Runtime = fmt.Sprintf("%s %s (CRI %s)", version.RuntimeName, version.RuntimeVersion, version.APIVersion)
 	var procPath bool
 	var why string
 	switch {
@@ -309,19 +294,20 @@ type GateDone struct {
 
 // ParseGateHeld and ParseGateDone read the gate's files.
 func ParseGateHeld(data []byte) (GateHeld, error) {
-	var h GateHeld
-	if err := json.Unmarshal(data, &h); err != nil {
-		return h, fmt.Errorf("the CNI gate's record %q: %w", strings.TrimSpace(string(data)), err)
-	}
-	return h, nil
+	return parseGateFile[GateHeld](data, "the CNI gate's record")
 }
 
 func ParseGateDone(data []byte) (GateDone, error) {
-	var d GateDone
-	if err := json.Unmarshal(data, &d); err != nil {
-		return d, fmt.Errorf("the CNI gate's result %q: %w", strings.TrimSpace(string(data)), err)
+	return parseGateFile[GateDone](data, "the CNI gate's result")
+}
+
+// parseGateFile reads one JSON file a gate script wrote.
+func parseGateFile[T any](data []byte, what string) (T, error) {
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("%s %q: %w", what, strings.TrimSpace(string(data)), err)
 	}
-	return d, nil
+	return v, nil
 }
 
 // waitGateHeld waits for the runtime's DEL to reach the gate.
@@ -430,12 +416,22 @@ func NetnsTargetOf(out string) (agentapi.NetnsTarget, error) {
 // epochTime turns the gate's `date +%s.%N` into RFC 3339 (UTC); what does
 // not parse stays as it is.
 func epochTime(s string) string {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	t, err := parseEpoch(s)
 	if err != nil {
 		return s
 	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// parseEpoch reads the gate scripts' time stamps: seconds since the epoch
+// with a fraction (`date +%s.%N`), on the node's wall clock.
+func parseEpoch(s string) (time.Time, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time stamp %q: %w", s, err)
+	}
 	sec := int64(f)
-	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC().Format(time.RFC3339Nano)
+	return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
 }
 
 func shortID(id string) string {

@@ -67,32 +67,31 @@ func Serve(ctx context.Context, r io.Reader, w io.Writer, inproc InProcess) erro
 	return sc.Err()
 }
 
+// handle answers one request within its deadline: in process when inproc
+// takes it, else as a process of its own.
 func handle(ctx context.Context, self string, req Request, inproc InProcess) Response {
-	if inproc != nil && len(req.Argv) > 0 {
-		if req.TimeoutMs > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
-			defer cancel()
-		}
-		if resp, ok := inproc(ctx, req.Argv); ok {
-			return resp
-		}
-	}
-	return execute(ctx, self, req)
-}
-
-func execute(ctx context.Context, self string, req Request) Response {
 	if len(req.Argv) == 0 {
 		return Response{Error: "empty argv"}
-	}
-	argv := req.Argv
-	if argv[0] == "nodeagent" {
-		argv = append([]string{self}, argv[1:]...)
 	}
 	if req.TimeoutMs > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
 		defer cancel()
+	}
+	if inproc != nil {
+		if resp, ok := inproc(ctx, req.Argv); ok {
+			return resp
+		}
+	}
+	return execute(ctx, self, req.Argv)
+}
+
+// execute runs argv ("nodeagent" naming this binary) until it exits or
+// ctx ends.
+func execute(ctx context.Context, self string, argv []string) Response {
+	name := argv[0]
+	if name == "nodeagent" {
+		argv = append([]string{self}, argv[1:]...)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -107,7 +106,7 @@ func execute(ctx context.Context, self string, req Request) Response {
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		resp.Error = fmt.Sprintf("%s: %v (killed at its deadline)", req.Argv[0], ctx.Err())
+		resp.Error = fmt.Sprintf("%s: %v (killed at its deadline)", name, ctx.Err())
 		resp.ExitCode = -1
 	case errors.As(err, &exit):
 		resp.ExitCode = exit.ExitCode()
@@ -116,7 +115,7 @@ func execute(ctx context.Context, self string, req Request) Response {
 			resp.ExitCode = 128 + int(ws.Signal())
 		}
 	default:
-		resp.Error = fmt.Sprintf("%s: %v", req.Argv[0], err)
+		resp.Error = fmt.Sprintf("%s: %v", name, err)
 	}
 	return resp
 }

@@ -3,6 +3,7 @@ package execserve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -98,7 +99,7 @@ func TestCallDeadline(t *testing.T) {
 }
 
 func TestServerKillsAtTheRequestDeadline(t *testing.T) {
-	resp := execute(context.Background(), "/unused", Request{Argv: []string{"sleep", "30"}, TimeoutMs: 200})
+	resp := handle(context.Background(), "/unused", Request{Argv: []string{"sleep", "30"}, TimeoutMs: 200}, nil)
 	if !strings.Contains(resp.Error, "deadline") || resp.ExitCode != -1 {
 		t.Errorf("got %+v, want an error saying it was killed at its deadline", resp)
 	}
@@ -117,8 +118,28 @@ func TestCallServerGone(t *testing.T) {
 
 // "nodeagent" names the server's own binary, wherever it is installed.
 func TestNodeagentIsSelf(t *testing.T) {
-	resp := execute(context.Background(), "/bin/echo", Request{Argv: []string{"nodeagent", "boot"}})
+	resp := execute(context.Background(), "/bin/echo", []string{"nodeagent", "boot"})
 	if resp.Error != "" || string(resp.Stdout) != "boot\n" {
 		t.Errorf("got %+v, want /bin/echo run with its argument", resp)
+	}
+}
+
+// A request the InProcess takes is answered by it, within the request's
+// deadline; the rest run as processes.
+func TestInProcess(t *testing.T) {
+	inproc := func(ctx context.Context, argv []string) (Response, bool) {
+		if argv[0] != "inproc" {
+			return Response{}, false
+		}
+		_, hasDeadline := ctx.Deadline()
+		return Response{Stdout: []byte(fmt.Sprintf("deadline=%v", hasDeadline))}, true
+	}
+	resp := handle(context.Background(), "/unused", Request{Argv: []string{"inproc"}, TimeoutMs: 1000}, inproc)
+	if string(resp.Stdout) != "deadline=true" {
+		t.Errorf("in process: %+v", resp)
+	}
+	resp = handle(context.Background(), "/unused", Request{Argv: []string{"echo", "ran"}}, inproc)
+	if string(resp.Stdout) != "ran\n" {
+		t.Errorf("as a process: %+v", resp)
 	}
 }
