@@ -65,6 +65,8 @@ var (
 		"CRI-O runs CNI DEL for the old sandbox with /proc/<old infra pid>/ns/net, which a host process now holds"}
 	CheckCRIOStatfs = Check{"crio-statfs-line", Outcome,
 		"CRI-O 1.16.0-1.16.2: DEL of the old sandbox whose PID nobody took logs the write-up's `failed to Statfs \"/proc/N/ns/net\": no such file or directory`"}
+	CheckProbesAnswered = Check{"sdn-probes-answered", Outcome,
+		"after the DEL, kubelet's liveness probes of the node's own address reach the hostNetwork sdn pod (two answered, as its log says)"}
 	CheckSDNNotRestarted = Check{"sdn-not-restarted", Outcome,
 		"the hostNetwork sdn pod keeps running, not restarted"}
 	CheckNoLivenessFailure = Check{"no-liveness-failure", Outcome,
@@ -72,7 +74,7 @@ var (
 	CheckLivenessRestart = Check{"liveness-restart", Outcome,
 		"while host lo is DOWN kubelet fails the sdn pod's liveness probe and restarts it"}
 	CheckLivenessRecovers = Check{"liveness-recovers", Outcome,
-		"once lo is up again kubelet stops restarting the sdn pod"}
+		"once lo is up again the sdn pod answers kubelet's probes (two, as its log says) and kubelet stops restarting it"}
 
 	// The stop race (harness/kubescenario/stoprace.go).
 	CheckDelHeld = Check{"del-held-at-gate", Timeline,
@@ -107,7 +109,7 @@ func (s Scenario) Checks(pluginVersion, tier string) []Check {
 	var out []Check
 	add := func(c ...Check) { out = append(out, c...) }
 	if s.DeleteBy == NodeRuntime && s.RuntimeReboot {
-		return []Check{CheckRealReboot, CheckPIDTakenByHost, CheckOldRefGone, CheckOldDelRecorded, CheckDelNoStalePath, CheckSDNNotRestarted, CheckNoLivenessFailure}
+		return []Check{CheckRealReboot, CheckPIDTakenByHost, CheckOldRefGone, CheckOldDelRecorded, CheckDelNoStalePath, CheckProbesAnswered, CheckSDNNotRestarted, CheckNoLivenessFailure}
 	}
 	if s.DeleteBy == NodeRuntime && s.JoinRace {
 		// What the runtime does depends on the runtime: JoinRaceChecks.
@@ -171,7 +173,7 @@ type CRIORuntime struct {
 func (s Scenario) CRIOChecks(rt CRIORuntime) []Check {
 	out := append(s.Checks("", TierVM), CheckCRIONetns)
 	if rt.Pins {
-		return append(out, CheckPinGone, CheckDelNoStalePath, CheckSDNNotRestarted, CheckNoLivenessFailure)
+		return append(out, CheckPinGone, CheckDelNoStalePath, CheckProbesAnswered, CheckSDNNotRestarted, CheckNoLivenessFailure)
 	}
 	out = append(out, CheckDelStalePath, CheckOwnAddrUnreachable, CheckLivenessRestart, CheckLoUpRestores, CheckLivenessRecovers)
 	if rt.SparePod && crioLogsStatfs(rt.Version) {
@@ -190,7 +192,7 @@ func (s Scenario) StopRaceChecks(procPath bool) []Check {
 	if procPath {
 		return append(out, CheckDelProcPathHost, CheckOwnAddrUnreachable, CheckLivenessRestart, CheckLoUpRestores, CheckLivenessRecovers)
 	}
-	return append(out, CheckDelPathNotHost, CheckSDNNotRestarted, CheckNoLivenessFailure)
+	return append(out, CheckDelPathNotHost, CheckProbesAnswered, CheckSDNNotRestarted, CheckNoLivenessFailure)
 }
 
 // JoinRaceChecks lists what the join race expects of the runtime under

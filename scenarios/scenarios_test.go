@@ -117,9 +117,9 @@ func TestCRIOChecks(t *testing.T) {
 		want []string
 	}{
 		{"1.34 pins", CRIORuntime{Version: "1.34.0", Pins: true},
-			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "pin-gone", "del-no-stale-path", "sdn-not-restarted", "no-liveness-failure"}},
+			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "pin-gone", "del-no-stale-path", "sdn-probes-answered", "sdn-not-restarted", "no-liveness-failure"}},
 		{"1.17 pinned", CRIORuntime{Version: "1.17.5", Pins: true, SparePod: true},
-			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "pin-gone", "del-no-stale-path", "sdn-not-restarted", "no-liveness-failure"}},
+			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "pin-gone", "del-no-stale-path", "sdn-probes-answered", "sdn-not-restarted", "no-liveness-failure"}},
 		{"1.17 unpinned", CRIORuntime{Version: "1.17.5", SparePod: true},
 			[]string{"real-reboot", "pid-taken-by-host", "crio-netns-as-configured", "del-stale-path", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers"}},
 		{"1.16.2 unpinned: the write-up's line", CRIORuntime{Version: "1.16.2", SparePod: true},
@@ -159,7 +159,7 @@ func TestStopRaceChecks(t *testing.T) {
 	if got, want := ids(sc.StopRaceChecks(true)), "del-held-at-gate pause-gone-before-del pid-taken-by-host del-proc-path-names-host own-address-unreachable liveness-restart lo-up-restores liveness-recovers"; got != want {
 		t.Errorf("proc path: %s, want %s", got, want)
 	}
-	if got, want := ids(sc.StopRaceChecks(false)), "del-held-at-gate pause-gone-before-del pid-taken-by-host del-path-not-host sdn-not-restarted no-liveness-failure"; got != want {
+	if got, want := ids(sc.StopRaceChecks(false)), "del-held-at-gate pause-gone-before-del pid-taken-by-host del-path-not-host sdn-probes-answered sdn-not-restarted no-liveness-failure"; got != want {
 		t.Errorf("pin: %s, want %s", got, want)
 	}
 }

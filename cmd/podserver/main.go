@@ -5,7 +5,7 @@
 // makes StopPodSandbox hang and every guest shutdown wait for the kill
 // timeout.
 //
-//	podserver [--addr :10256]   serve GET /healthz → 200 "ok"
+//	podserver [--addr :10256]   serve GET /healthz → 200 "ok", a line on stdout per answer
 //	pause                        wait for SIGTERM
 package main
 
@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -21,6 +22,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/pidreuse/pidreuse/internal/crioguest"
 )
 
 func main() {
@@ -32,17 +35,15 @@ func main() {
 	}
 	addr := flag.String("addr", ":10256", "listen address")
 	flag.Parse()
-	if err := serve(ctx, *addr); err != nil {
+	if err := serve(ctx, *addr, os.Stdout); err != nil {
 		log.Fatalf("podserver: %v", err)
 	}
 }
 
-func serve(ctx context.Context, addr string) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+// serve answers /healthz on addr until ctx ends, and writes a line to
+// answered for each answer.
+func serve(ctx context.Context, addr string, answered io.Writer) error {
+	srv := &http.Server{Addr: addr, Handler: healthz(answered), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Printf("podserver: serving /healthz on %s", addr)
@@ -57,4 +58,16 @@ func serve(ctx context.Context, addr string) error {
 		return err
 	}
 	return nil
+}
+
+// healthz answers GET /healthz with "ok", then writes the answer's line to
+// answered (the container's log): a probe kubelet sent through the node's
+// own address reached the pod, which no absence of a failure line can say.
+func healthz(answered io.Writer) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+		fmt.Fprintf(answered, "%s %s for %s\n", crioguest.HealthzAnswered, time.Now().UTC().Format(time.RFC3339Nano), r.RemoteAddr)
+	})
+	return mux
 }

@@ -62,20 +62,20 @@ var crioNodes = []crioNode{
 		{"crio-kubelet-reboot", "CRI-O 1.34 pins: host processes hold the old PIDs, the pins are gone, host lo stays UP", []string{"pin-gone", "del-no-stale-path", "no-liveness-failure"}, true},
 		{"legacy-symptom", "a legacy runtime's DEL takes lo down next to CRI-O, kubelet's liveness probe fails, lo up fixes it", []string{"liveness-restart", "liveness-recovers"}, false},
 		// Last: it stops the web pod for good.
-		{"stop-race", "CRI-O 1.34's DEL gets the pin, which still names the pod's netns while a host process holds the PID of the pod's last process: host lo stays UP", []string{"del-held-at-gate", "pid-taken-by-host", "del-path-not-host", "sdn-not-restarted", "no-liveness-failure"}, true},
+		{"stop-race", "CRI-O 1.34's DEL gets the pin, which still names the pod's netns while a host process holds the PID of the pod's last process: host lo stays UP", []string{"del-held-at-gate", "pid-taken-by-host", "del-path-not-host", "sdn-probes-answered", "sdn-not-restarted", "no-liveness-failure"}, true},
 	}},
 	{crionode.CRIO117, scenarios.PinningDefault, []crioSpec{
 		{"crio-kubelet-reboot", "CRI-O 1.17 does not pin by default: its own DEL enters /proc/<old infra pid>/ns/net, the host's, and takes host lo DOWN", []string{"del-stale-path", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers"}, false},
 	}},
 	{crionode.CRIO117, scenarios.PinningOn, []crioSpec{
-		{"crio-pinned-reboot", "CRI-O 1.17 with manage_ns_lifecycle=true: the pins are gone after the reboot, host lo stays UP", []string{"pin-gone", "del-no-stale-path", "sdn-not-restarted", "no-liveness-failure"}, true},
+		{"crio-pinned-reboot", "CRI-O 1.17 with manage_ns_lifecycle=true: the pins are gone after the reboot, host lo stays UP", []string{"pin-gone", "del-no-stale-path", "sdn-probes-answered", "sdn-not-restarted", "no-liveness-failure"}, true},
 	}},
 	{crionode.CRIDockerd, scenarios.PinningDefault, []crioSpec{
 		{"stop-race", "cri-dockerd's DEL gets the dead pause's /proc/<pid>/ns/net, which a host process now holds: host lo DOWN, kubelet restarts the hostNetwork pod until lo is up", []string{"del-held-at-gate", "pause-gone-before-del", "pid-taken-by-host", "del-proc-path-names-host", "own-address-unreachable", "liveness-restart", "lo-up-restores", "liveness-recovers"}, false},
 		{"kubelet-reboot", "the negative control: after a real reboot Docker reports Pid 0 for the old pauses, so cri-dockerd's DELs get no path although host processes hold the old PIDs: host lo UP", []string{"real-reboot", "pid-taken-by-host", "old-netns-ref-gone", "old-sandbox-del-recorded", "del-no-stale-path", "no-liveness-failure"}, true},
 	}},
 	{crionode.Containerd, scenarios.PinningDefault, []crioSpec{
-		{"stop-race", "containerd's DEL gets the sandbox's pin, which still names the pod's netns while a host process holds the pause's PID: host lo stays UP", []string{"del-held-at-gate", "pause-gone-before-del", "pid-taken-by-host", "del-path-not-host", "sdn-not-restarted", "no-liveness-failure"}, true},
+		{"stop-race", "containerd's DEL gets the sandbox's pin, which still names the pod's netns while a host process holds the pause's PID: host lo stays UP", []string{"del-held-at-gate", "pause-gone-before-del", "pid-taken-by-host", "del-path-not-host", "sdn-probes-answered", "sdn-not-restarted", "no-liveness-failure"}, true},
 		{"join-race", "containerd#5630: a restarted container joins the sandbox by /proc/<pause pid>/ns/*, which a host process now holds: it gets the host's net, ipc and uts namespaces", []string{"create-held-at-gate", "pause-gone-before-del", "pid-taken-by-host", "joined-host-namespaces"}, true},
 		{"kubelet-reboot", "the negative control: after a real reboot containerd's pins are gone, so its DELs of the old sandboxes get no path although host processes hold the old pauses' PIDs: host lo UP", []string{"real-reboot", "pid-taken-by-host", "old-netns-ref-gone", "old-sandbox-del-recorded", "del-no-stale-path", "no-liveness-failure"}, true},
 	}},

@@ -59,5 +59,6 @@ func (p *play) legacySymptom(ctx context.Context) error {
 		return err // lo UP: no symptom to show; the checks say whether one was expected
 	}
 
-	return p.watchRecovery(ctx)
+	// The runner set lo up again: answers from now on count.
+	return p.watchRecovery(ctx, time.Now())
 }

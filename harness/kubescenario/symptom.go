@@ -45,6 +45,7 @@ func (p *play) showSymptom(ctx context.Context) error {
 	p.res.Record(scenarios.CheckLivenessRestart, "", restarted, failures)
 
 	var lo agentapi.Link
+	upAt := time.Now()
 	if err := harness.Agent(ctx, p.node, &lo, "link", "up", "lo"); err != nil {
 		return err
 	}
@@ -55,35 +56,38 @@ func (p *play) showSymptom(ctx context.Context) error {
 	p.step("ip link set lo up", fmt.Sprintf("%s reachable=%v %s", up.Addr, up.OK, up.Error))
 	p.res.Restored = up.OK
 	p.res.Record(scenarios.CheckLoUpRestores, "", up.OK, fmt.Sprintf("%s: reachable=%v %s", up.Addr, up.OK, up.Error))
-	return p.watchRecovery(ctx)
+	return p.watchRecovery(ctx, upAt)
 }
 
-// watchRecovery: once lo is back, kubelet stops restarting the sdn pod.
-func (p *play) watchRecovery(ctx context.Context) error {
+// probesWanted is how many liveness probes the sdn pod must answer to show
+// the node reaches its own address: the first shows it at that moment, the
+// second, a period later, that it stayed so.
+const probesWanted = 2
+
+// watchRecovery: once lo is back (since: when it was set up, or later), the
+// sdn pod answers kubelet's probes again and kubelet stops restarting it.
+func (p *play) watchRecovery(ctx context.Context, since time.Time) error {
 	cs, err := p.waitPods(ctx, "after lo came back", 4*time.Minute)
 	if err != nil {
 		return err
 	}
 	settled := kube.Restarts(cs, crioguest.SDNPod)
-	if err := harness.Sleep(ctx, 3*ProbePeriod+2*time.Second); err != nil {
+	p.step("liveness", fmt.Sprintf("waiting for the sdn pod to answer %d of kubelet's probes", probesWanted))
+	w, err := p.waitProbesAnswered(ctx, since, time.Now().Add(3*ProbePeriod+2*time.Second))
+	if err != nil {
 		return err
 	}
-	if cs, err = kube.Containers(ctx, p.node); err != nil {
-		return err
-	}
-	now := kube.Restarts(cs, crioguest.SDNPod)
-	p.res.Record(scenarios.CheckLivenessRecovers, "", kube.AllRunning(cs, crioguest.SDNPod) && now == settled,
-		fmt.Sprintf("restarts %d → %d over %s", settled, now, 3*ProbePeriod))
+	now := kube.Restarts(w.after, crioguest.SDNPod)
+	p.res.Record(scenarios.CheckLivenessRecovers, "", kube.AllRunning(w.after, crioguest.SDNPod) && now == settled && w.enough(),
+		fmt.Sprintf("%s; restarts %d → %d", w, settled, now))
 	return nil
 }
 
-// watchLiveness watches the hostNetwork sdn pod for three probe periods:
-// it must keep running, and kubelet must log no failed probe. The window
-// opens at p.delsOver (when the DELs under judgement were over; zero:
-// now) or a probe period after the running sdn container was created,
-// whichever is later: a stretch the harness spent on other steps counts
-// when the container was already running through it. The container that
-// runs at the end must be the one that ran when the window opened.
+// watchLiveness watches the hostNetwork sdn pod after the DELs under
+// judgement (p.delsOver; zero: from now): kubelet's liveness probes, which
+// go to the node's own address and so through the host's lo, must reach
+// it — probesWanted of them — while the same container keeps running, and
+// kubelet must log no failed probe.
 func (p *play) watchLiveness(ctx context.Context) error {
 	cs, err := kube.Containers(ctx, p.node)
 	if err != nil {
@@ -91,34 +95,101 @@ func (p *play) watchLiveness(ctx context.Context) error {
 	}
 	before := kube.Restarts(cs, crioguest.SDNPod)
 	sdn, _ := runningContainer(cs, crioguest.SDNPod)
-	from := time.Now()
-	if !p.delsOver.IsZero() && sdn.ID != "" {
-		// Only timing depends on the clock: a node that cannot say
-		// watches from now.
-		if clock, err := kube.ReadClock(ctx, p.node); err == nil {
-			from = LivenessWindowStart(p.delsOver, clock.FromWall(sdn.CreatedAt), ProbePeriod, time.Now())
-		}
+	from := p.delsOver
+	if from.IsZero() {
+		from = time.Now()
 	}
-	window := 3*ProbePeriod + 2*time.Second
-	wait := time.Until(from.Add(window))
-	p.step("liveness", fmt.Sprintf("watching the hostNetwork sdn pod for three probe periods (%s) from %s, %s more",
-		3*ProbePeriod, from.UTC().Format("15:04:05.0"), max(wait, 0).Round(100*time.Millisecond)))
-	if err := harness.Sleep(ctx, max(wait, 0)); err != nil {
+	// A container started after the DELs is probed within a period of its
+	// start (kubelet's first probe comes at a random point of the first
+	// period), then every period: two answers are due within three periods
+	// of the later of the two.
+	until := from
+	if clock, err := kube.ReadClock(ctx, p.node); err == nil && sdn.ID != "" {
+		until = LivenessWindowStart(from, clock.FromWall(sdn.CreatedAt), 0, time.Now())
+	}
+	until = until.Add(3*ProbePeriod + 2*time.Second)
+	p.step("liveness", fmt.Sprintf("waiting for the hostNetwork sdn pod to answer %d of kubelet's probes sent after %s (until %s at the latest)",
+		probesWanted, from.UTC().Format("15:04:05.0"), until.UTC().Format("15:04:05.0")))
+	w, err := p.waitProbesAnswered(ctx, from, until)
+	if err != nil {
 		return err
 	}
-	if cs, err = kube.Containers(ctx, p.node); err != nil {
-		return err
-	}
-	after := kube.Restarts(cs, crioguest.SDNPod)
-	still, _ := runningContainer(cs, crioguest.SDNPod)
-	p.res.Record(scenarios.CheckSDNNotRestarted, "", kube.AllRunning(cs, p.pods()...) && after == before && still.ID == sdn.ID,
-		fmt.Sprintf("restarts %d → %d, container %s → %s over %s", before, after, short(sdn.ID), short(still.ID), time.Since(from).Round(100*time.Millisecond)))
+	p.res.Record(scenarios.CheckProbesAnswered, "", w.enough() && w.sdn.ID == sdn.ID, w.String())
+	after := kube.Restarts(w.after, crioguest.SDNPod)
+	still, _ := runningContainer(w.after, crioguest.SDNPod)
+	p.res.Record(scenarios.CheckSDNNotRestarted, "", kube.AllRunning(w.after, p.pods()...) && after == before && still.ID == sdn.ID,
+		fmt.Sprintf("restarts %d → %d, container %s → %s", before, after, short(sdn.ID), short(still.ID)))
 	failures, err := p.livenessFailures(ctx)
 	if err != nil {
 		return err
 	}
 	p.res.Record(scenarios.CheckNoLivenessFailure, "", len(failures) == 0, command.LastLines(strings.Join(failures, "\n"), 5))
 	return nil
+}
+
+// probeWatch is what waitProbesAnswered saw.
+type probeWatch struct {
+	since time.Time
+	// sdn is the running sdn container whose log was read (ID "": none ran).
+	sdn kube.Container
+	// answered are the times (the harness's clock) of its answers at or
+	// after since.
+	answered []time.Time
+	// after are the containers at the end of the wait.
+	after []kube.Container
+}
+
+func (w probeWatch) enough() bool { return len(w.answered) >= probesWanted }
+
+func (w probeWatch) String() string {
+	if w.sdn.ID == "" {
+		return "no sdn container ran"
+	}
+	at := make([]string, len(w.answered))
+	for i, t := range w.answered {
+		at[i] = t.UTC().Format("15:04:05.0")
+	}
+	return fmt.Sprintf("container %s answered %d probes sent after %s (at %s)", short(w.sdn.ID), len(w.answered),
+		w.since.UTC().Format("15:04:05.0"), runner.OrNone(strings.Join(at, ", ")))
+}
+
+// waitProbesAnswered reads the running sdn container's log (podserver
+// writes a line per answered /healthz) until it shows probesWanted answers
+// at or after since, or until passes: kubelet's probe of the node's own
+// address reached the pod, so the host's lo carried it.
+func (p *play) waitProbesAnswered(ctx context.Context, since, until time.Time) (probeWatch, error) {
+	w := probeWatch{since: since}
+	clock, err := kube.ReadClock(ctx, p.node)
+	if err != nil {
+		return w, err
+	}
+	for {
+		cs, err := kube.Containers(ctx, p.node)
+		if err != nil {
+			return w, err
+		}
+		w.after, w.answered = cs, nil
+		var ok bool
+		if w.sdn, ok = runningContainer(cs, crioguest.SDNPod); ok {
+			answers, err := kube.ProbesAnswered(ctx, p.node, w.sdn)
+			if err != nil {
+				return w, err
+			}
+			for _, a := range answers {
+				// A probe answered before since may have been sent
+				// before it: only those after count.
+				if at := clock.FromWall(a.At); !at.Before(since) {
+					w.answered = append(w.answered, at)
+				}
+			}
+		}
+		if w.enough() || time.Now().After(until) {
+			return w, nil
+		}
+		if err := harness.Sleep(ctx, time.Second); err != nil {
+			return w, err
+		}
+	}
 }
 
 // LivenessWindowStart is when a watch of a hostNetwork pod's liveness may

@@ -41,6 +41,17 @@ const (
 	SparePod = "batch"
 )
 
+// HealthzAnswered begins the line podserver writes to its container's log
+// for each /healthz request it answers, followed by the node's UTC time in
+// RFC 3339 and the caller's address: the harness counts the liveness
+// probes that reached the sdn pod (harness/kube.ProbesAnswered).
+const HealthzAnswered = "podserver: healthz answered at"
+
+// PodLogDir is where kubelet keeps each container's log as
+// <namespace>_<pod>_<uid>/<container>/<attempt>.log (kubelet 1.14 and
+// later, whatever the runtime).
+const PodLogDir = "/var/log/pods"
+
 // NodeIP is QEMU user networking's guest address: the node's own address,
 // which the sdn probe targets.
 const NodeIP = "10.0.2.15"
