@@ -123,3 +123,64 @@ func TestRunningContainer(t *testing.T) {
 		t.Error("found a batch container that does not run")
 	}
 }
+
+// probeNode runs one sdn container (attempt 1) whose log holds answers at
+// the given times of the node's clock, which reads as the harness's.
+type probeNode struct {
+	harness.Node
+	answers []time.Time
+	read    *[]string // the log files read
+}
+
+func (probeNode) Name() string { return "probe" }
+
+func (n probeNode) Exec(_ context.Context, argv ...string) (harness.ExecResult, error) {
+	switch argv[0] {
+	case "sh":
+		return harness.ExecResult{Stdout: []byte(fmt.Sprintf("100.00 1.00\n%d.%09d\n", time.Now().Unix(), time.Now().Nanosecond()))}, nil
+	case "nodecri":
+		return harness.ExecResult{Stdout: []byte(`{"containers":[{"id":"sdn1","name":"sdn","attempt":1,"state":"CONTAINER_RUNNING","labels":{"io.kubernetes.pod.namespace":"kube-system","io.kubernetes.pod.name":"sdn-pidreuse-node","io.kubernetes.pod.uid":"uid1"}}]}`)}, nil
+	case "grep":
+		*n.read = append(*n.read, argv[len(argv)-1])
+		var log strings.Builder
+		for _, t := range n.answers {
+			fmt.Fprintf(&log, "%s stdout F podserver: healthz answered at %s for 10.0.2.15:40000\n", t.Format(time.RFC3339Nano), t.UTC().Format(time.RFC3339Nano))
+		}
+		if log.Len() == 0 {
+			return harness.ExecResult{ExitCode: 1}, nil
+		}
+		return harness.ExecResult{Stdout: []byte(log.String())}, nil
+	}
+	return harness.ExecResult{}, fmt.Errorf("unexpected %v", argv)
+}
+
+// Only answers at or after the moment count; the wait ends as soon as
+// there are enough, or at its limit with what there is.
+func TestWaitProbesAnswered(t *testing.T) {
+	now := time.Now()
+	since := now.Add(-10 * time.Second)
+	var read []string
+	node := probeNode{answers: []time.Time{now.Add(-12 * time.Second), now.Add(-7 * time.Second), now.Add(-2 * time.Second)}, read: &read}
+	p := &play{node: node}
+	w, err := p.waitProbesAnswered(context.Background(), since, now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !w.enough() || len(w.answered) != 2 || w.sdn.ID != "sdn1" || time.Since(now) > 5*time.Second {
+		t.Fatalf("watch %s (enough %v) after %s: want the two answers after since, at once", w, w.enough(), time.Since(now))
+	}
+	if want := "/var/log/pods/kube-system_sdn-pidreuse-node_uid1/sdn/1.log"; len(read) == 0 || read[0] != want {
+		t.Errorf("read %q, want %s", read, want)
+	}
+
+	// One answer after since, and the limit passed: not enough, no wait.
+	node.answers = node.answers[:2]
+	p = &play{node: node}
+	w, err = p.waitProbesAnswered(context.Background(), since, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.enough() || len(w.answered) != 1 || !strings.Contains(w.String(), "answered 1 probe sent") {
+		t.Fatalf("watch %s: want one answer, not enough", w)
+	}
+}

@@ -144,8 +144,8 @@ func waitedFor(r agentapi.PIDReuse) string {
 }
 
 // judgeLo reads host lo after the DEL: down, it shows the symptom; up,
-// the hostNetwork pod must stay healthy for three probe periods and lo
-// must still be up after them (a late DEL would show there).
+// the hostNetwork pod must answer kubelet's probes sent after the DEL and
+// lo must still be up after them (a late DEL would show there).
 func (p *play) judgeLo(ctx context.Context) error {
 	lo, err := p.lo(ctx)
 	if err != nil {

@@ -149,7 +149,11 @@ func (w probeWatch) String() string {
 	for i, t := range w.answered {
 		at[i] = t.UTC().Format("15:04:05.0")
 	}
-	return fmt.Sprintf("container %s answered %d probes sent after %s (at %s)", short(w.sdn.ID), len(w.answered),
+	probes := "probes"
+	if len(w.answered) == 1 {
+		probes = "probe"
+	}
+	return fmt.Sprintf("container %s answered %d %s sent after %s (at %s)", short(w.sdn.ID), len(w.answered), probes,
 		w.since.UTC().Format("15:04:05.0"), runner.OrNone(strings.Join(at, ", ")))
 }
 
