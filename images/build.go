@@ -46,6 +46,7 @@ type buildState struct {
 	kernelVersion string
 	packages      []Package
 	files         []LaidFile
+	primeErr      error
 }
 
 type builder struct {

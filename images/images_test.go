@@ -126,6 +126,7 @@ func TestHashSensitive(t *testing.T) {
 			writeFile(t, in.Files[0].Src, "agent v3", 0o755)
 		}},
 		{"file destination", func(t *testing.T, in *Inputs) { in.Files[0].Dst = "/usr/bin/nodeagent" }},
+		{"prime", func(t *testing.T, in *Inputs) { in.Prime = []string{"true"} }},
 		{"file mode", func(t *testing.T, in *Inputs) { in.Files[0].Mode = 0o700 }},
 		{"file order", func(t *testing.T, in *Inputs) { in.Files[0], in.Files[1] = in.Files[1], in.Files[0] }},
 		{"extra file", func(t *testing.T, in *Inputs) {

@@ -92,6 +92,13 @@ type Inputs struct {
 	// systemd.unified_cgroup_hierarchy=0 for a node whose kubelet needs
 	// cgroup v1.
 	KernelArgs []string
+	// Prime is a command run at the end of the build in the finished
+	// rootfs (chroot, in a mount namespace of its own with /proc, /sys,
+	// /dev and an empty /run), to do ahead of time what every first boot
+	// would otherwise do, e.g. load a container image into a runtime's
+	// store. The image must not depend on it: when it fails the build goes
+	// on and says so, and the first boot does the work.
+	Prime []string
 	// Hostname goes to /etc/hostname and /etc/hosts.
 	Hostname string
 	// DiskSize is the virtual size of the base disk in bytes.
@@ -216,6 +223,9 @@ type hashDoc struct {
 	Enable        []string     `json:"enable"`
 	// omitempty: images without kernel args keep the hash they had.
 	KernelArgs []string `json:"kernel_args,omitempty"`
+	// omitempty: images that prime nothing keep the hash they had.
+	Prime       []string `json:"prime,omitempty"`
+	PrimeRecipe int      `json:"prime_recipe,omitempty"`
 }
 
 // digested is what hashing the inputs learned, reused by the build so it
@@ -322,6 +332,10 @@ func (in Inputs) digest() (*digested, error) {
 		Files:         files,
 		Enable:        units,
 		KernelArgs:    in.KernelArgs,
+		Prime:         in.Prime,
+	}
+	if len(in.Prime) > 0 {
+		doc.PrimeRecipe = primeRecipe
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {

@@ -85,6 +85,10 @@ type Manifest struct {
 	BaseDisk          Artifact   `json:"base_disk"`
 	DiskSize          int64      `json:"disk_size"`
 	Hostname          string     `json:"hostname"`
+	// Prime is Inputs.Prime; PrimeError says why it failed (the first
+	// boot then does its work).
+	Prime      []string `json:"prime,omitempty"`
+	PrimeError string   `json:"prime_error,omitempty"`
 	// HostPublicKey is the guest sshd's only host key as an
 	// authorized_keys line ("ssh-ed25519 AAAA... comment"); pin it.
 	HostPublicKey string `json:"host_public_key"`

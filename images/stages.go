@@ -312,6 +312,8 @@ func stageConfigure(ctx context.Context, s *buildState) error {
 		return err
 	}
 
+	s.prime(ctx)
+
 	// The initrd of the list above, in place of the stock one.
 	if err := s.run(ctx, "chroot", s.rootfs, "update-initramfs", "-u", "-k", "all"); err != nil {
 		return fmt.Errorf("update-initramfs in the rootfs: %w", err)
@@ -325,6 +327,47 @@ func stageConfigure(ctx context.Context, s *buildState) error {
 	}
 	s.packages = pkgs
 	return nil
+}
+
+// primeRecipe keys images that prime apart by how primeScript runs the
+// command: bump it when the script changes.
+const primeRecipe = 2
+
+// primeScript mounts what a command in the rootfs expects — / as a mount
+// point (containers/storage's untar makes / private, which fails with
+// EINVAL on a plain directory), /proc, /sys, /dev, an empty /run — and
+// runs it there. It runs under unshare --mount: every mount, and any the
+// command makes (a container store's overlay test), goes with the
+// namespace when it ends.
+const primeScript = `set -e
+r=$1; shift
+mount --bind "$r" "$r"
+mount -t proc proc "$r/proc"
+mount --rbind /sys "$r/sys"
+mount --rbind /dev "$r/dev"
+mount -t tmpfs tmpfs "$r/run"
+exec chroot "$r" "$@"`
+
+// prime runs Inputs.Prime in the rootfs. A failure is the build log's and
+// the progress's to tell, not the build's: the first boot does the same
+// work when it finds it undone.
+func (s *buildState) prime(ctx context.Context) {
+	if len(s.in.Prime) == 0 {
+		return
+	}
+	args := append([]string{"--mount", "--propagation", "private", "sh", "-c", primeScript, "prime", s.rootfs}, s.in.Prime...)
+	if err := s.run(ctx, "unshare", args...); err != nil && ctx.Err() == nil {
+		s.primeErr = err
+		fmt.Fprintf(s.log, "prime failed, left to the first boot: %v\n", err)
+	}
+}
+
+// errText is err's text, "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // replaceFile writes name in the rootfs from scratch: whatever was there
@@ -565,6 +608,8 @@ func stageManifest(ctx context.Context, s *buildState) error {
 		Initrd:            arts[2],
 		DiskSize:          s.in.DiskSize,
 		Hostname:          s.in.Hostname,
+		Prime:             s.in.Prime,
+		PrimeError:        errText(s.primeErr),
 		HostPublicKey:     strings.TrimSpace(s.hostKey.authorized),
 		ClientPublicKey:   strings.TrimSpace(s.clientKey.authorized),
 	}

@@ -38,7 +38,7 @@ func TestConfigsAgreeWithGuestNames(t *testing.T) {
 			"/etc/crictl.yaml": {p.CRISocket()},
 		}
 		if p.IsCRIO() {
-			wants["/etc/systemd/system/pidreuse-load-images.service"] = []string{"oci:" + crioguest.PodImageDir + ":v1", "containers-storage:" + crioguest.PodImage, "Before=crio.service"}
+			wants["/etc/systemd/system/pidreuse-load-images.service"] = []string{"oci:" + crioguest.PodImageDir + ":v1", "containers-storage:" + crioguest.PodImage, "Before=crio.service", "ConditionPathExists=!" + crioguest.ImagesLoaded}
 			wants["/etc/systemd/system/"+crioguest.SquatUnit] = append(wants["/etc/systemd/system/"+crioguest.SquatUnit], "Before=crio.service")
 		}
 		switch {

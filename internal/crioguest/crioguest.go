@@ -16,6 +16,11 @@ const (
 	PodImageDir = "/opt/pidreuse/images/pod"
 )
 
+// ImagesLoaded marks a node whose runtime's store holds the pod images:
+// the image build writes it when it could load them itself (CRI-O's store,
+// images.Inputs.Prime), else pidreuse-load-images.service at first boot.
+const ImagesLoaded = "/var/lib/pidreuse/images-loaded"
+
 // The squat: before crio.service starts, pidreuse-squat.service makes host
 // processes take the PIDs listed in SquatFile and writes what happened to
 // SquatResult (agentapi.Squat).
