@@ -232,10 +232,11 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 		}
 	}
 	start := time.Now()
+	console := consoleSize(n.console)
 	if err := n.start(ctx); err != nil {
 		return nil, fmt.Errorf("vm %s: %w", opts.Name, err)
 	}
-	if err := n.waitBoot(ctx, ""); err != nil {
+	if err := n.waitBoot(ctx, "", console); err != nil {
 		return nil, err
 	}
 	n.Timing.Started, n.Timing.SSHUp = start, time.Now()
@@ -254,12 +255,28 @@ func (n *Node) accel() string {
 	return "TCG"
 }
 
-// waitBoot waits for SSH and for a boot ID other than old.
-func (n *Node) waitBoot(ctx context.Context, old string) error {
+// sshLineLimit bounds the wait for the console's sshd and network lines;
+// past it (an image whose console shows no unit status) the dial's retries
+// go on alone.
+const sshLineLimit = 2 * time.Minute
+
+// waitBoot waits for SSH and for a boot ID other than old. On a local
+// libvirt it dials once the serial console, past console (its size when
+// the boot began), says sshd started and the network is online.
+func (n *Node) waitBoot(ctx context.Context, old string, console int64) error {
 	ctx, cancel := context.WithTimeout(ctx, deadline.Scaled(ctx, n.opts.BootTimeout))
 	defer cancel()
 	started := time.Now()
 	last := time.Now()
+	// A remote host's console is a volume to download: not polled.
+	if n.remote == nil {
+		switch {
+		case waitConsole(ctx, n.console, console, deadline.Scaled(ctx, sshLineLimit), sshStarted, networkOnline):
+			n.opts.Progress(fmt.Sprintf("%s: the console says sshd started and the network is online (%s)", n.opts.Name, time.Since(started).Round(100*time.Millisecond)))
+		case ctx.Err() == nil:
+			n.opts.Progress(fmt.Sprintf("%s: the console did not say sshd started and the network is online within %s: dialing anyway", n.opts.Name, deadline.Scaled(ctx, sshLineLimit)))
+		}
+	}
 	for {
 		c, err := ssh.WaitReady(ctx, n.sshCfg, func(attempt int, err error) {
 			if time.Since(last) > 15*time.Second {
@@ -340,6 +357,7 @@ func (n *Node) Exec(ctx context.Context, argv ...string) (harness.ExecResult, er
 func (n *Node) Reboot(ctx context.Context) error {
 	old := n.bootID
 	start := time.Now()
+	console := consoleSize(n.console)
 	n.opts.Progress(fmt.Sprintf("%s: rebooting (%s)", n.opts.Name, n.opts.RebootMode))
 	// The session may die with the guest's sshd before it reports back.
 	_ = deadline.Run(ctx, "systemctl reboot on "+n.opts.Name, deadline.ShellStep, func(ctx context.Context) error {
@@ -365,7 +383,7 @@ func (n *Node) Reboot(ctx context.Context) error {
 			return fmt.Errorf("reboot %s: %w", n.opts.Name, err)
 		}
 	}
-	if err := n.waitBoot(ctx, old); err != nil {
+	if err := n.waitBoot(ctx, old, console); err != nil {
 		return fmt.Errorf("reboot %s: %w", n.opts.Name, err)
 	}
 	n.Timing.Reboot = time.Since(start)

@@ -1,0 +1,60 @@
+package vm
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// The wait sees a line written after it began, in pieces, and only past
+// the offset: the previous boot's line does not count.
+func TestWaitConsole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	old := "[  OK  ] Started \x1b[0;1;39mssh.service\x1b[0m - OpenBSD Secure Shell server.\r\n         Stopping ssh.service...\r\n"
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	offset := consoleSize(path)
+	if waitConsole(context.Background(), path, offset, 300*time.Millisecond, sshStarted, networkOnline) {
+		t.Fatal("the previous boot's line counted")
+	}
+	// Both lines are wanted: one is not enough.
+	if waitConsole(context.Background(), path, 0, 300*time.Millisecond, sshStarted, networkOnline) {
+		t.Fatal("sshd's line alone was enough")
+	}
+	go func() {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		for _, piece := range []string{"[    5.1] Linux version ...\r\n[  OK  ] Star", "ted \x1b[0;1;39mssh.serv", "ice\x1b[0m - OpenBSD Secure Shell server.\r\n", "[  OK  ] Reached target \x1b[0;1;39mnetwork-online.target\x1b[0m - Network is Online.\r\n"} {
+			time.Sleep(150 * time.Millisecond)
+			f.WriteString(piece)
+		}
+	}()
+	start := time.Now()
+	if !waitConsole(context.Background(), path, offset, 10*time.Second, sshStarted, networkOnline) {
+		t.Fatal("the new boot's line was not seen")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("seen after %s, want soon after it was written", d)
+	}
+}
+
+// A console that never says it, or one not there at all, is a false after
+// the limit or when ctx ends, never an error.
+func TestWaitConsoleGivesUp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "absent.log")
+	if waitConsole(context.Background(), path, 0, 200*time.Millisecond, sshStarted) {
+		t.Fatal("an absent console said sshd started")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	if waitConsole(ctx, path, 0, time.Minute, sshStarted) || time.Since(start) > time.Second {
+		t.Fatal("an ended ctx did not end the wait")
+	}
+}
