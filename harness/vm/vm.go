@@ -255,14 +255,15 @@ func (n *Node) accel() string {
 	return "TCG"
 }
 
-// sshLineLimit bounds the wait for the console's sshd and network lines;
-// past it (an image whose console shows no unit status) the dial's retries
-// go on alone.
+// sshLineLimit bounds the wait for the console's sshd line; past it (an
+// image whose console shows no unit status) the dial's retries go on
+// alone.
 const sshLineLimit = 2 * time.Minute
 
 // waitBoot waits for SSH and for a boot ID other than old. On a local
 // libvirt it dials once the serial console, past console (its size when
-// the boot began), says sshd started and the network is online.
+// the boot began), says sshd started (after the network is online: the
+// image orders it so).
 func (n *Node) waitBoot(ctx context.Context, old string, console int64) error {
 	ctx, cancel := context.WithTimeout(ctx, deadline.Scaled(ctx, n.opts.BootTimeout))
 	defer cancel()
@@ -271,10 +272,10 @@ func (n *Node) waitBoot(ctx context.Context, old string, console int64) error {
 	// A remote host's console is a volume to download: not polled.
 	if n.remote == nil {
 		switch {
-		case waitConsole(ctx, n.console, console, deadline.Scaled(ctx, sshLineLimit), sshStarted, networkOnline):
-			n.opts.Progress(fmt.Sprintf("%s: the console says sshd started and the network is online (%s)", n.opts.Name, time.Since(started).Round(100*time.Millisecond)))
+		case waitConsole(ctx, n.console, console, deadline.Scaled(ctx, sshLineLimit), sshStarted):
+			n.opts.Progress(fmt.Sprintf("%s: the console says sshd started (%s)", n.opts.Name, time.Since(started).Round(100*time.Millisecond)))
 		case ctx.Err() == nil:
-			n.opts.Progress(fmt.Sprintf("%s: the console did not say sshd started and the network is online within %s: dialing anyway", n.opts.Name, deadline.Scaled(ctx, sshLineLimit)))
+			n.opts.Progress(fmt.Sprintf("%s: the console did not say sshd started within %s: dialing anyway", n.opts.Name, deadline.Scaled(ctx, sshLineLimit)))
 		}
 	}
 	for {
