@@ -354,8 +354,8 @@ mount -t tmpfs tmpfs "$r/run"
 exec chroot "$r" "$@"`
 
 // prime runs Inputs.Prime in the rootfs. A failure is the build log's and
-// the progress's to tell, not the build's: the first boot does the same
-// work when it finds it undone.
+// the manifest's to tell (prime_error), not the build's: the first boot
+// does the same work when it finds it undone.
 func (s *buildState) prime(ctx context.Context) {
 	if len(s.in.Prime) == 0 {
 		return
