@@ -269,6 +269,7 @@ func (n *Node) waitBoot(ctx context.Context, old string, console int64) error {
 	defer cancel()
 	started := time.Now()
 	last := time.Now()
+	n.opts.Progress(fmt.Sprintf("%s: waiting for SSH", n.opts.Name))
 	// A remote host's console is a volume to download: not polled.
 	if n.remote == nil {
 		switch {
