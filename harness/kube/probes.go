@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"github.com/pidreuse/pidreuse/internal/crioguest"
 )
 
@@ -40,7 +41,12 @@ func ProbesAnswered(ctx context.Context, n harness.Node, c Container) ([]ProbeAn
 	if err != nil {
 		return nil, err
 	}
-	res, err := n.Exec(ctx, "grep", "-F", "--", crioguest.HealthzAnswered, file)
+	var res harness.ExecResult
+	err = deadline.Run(ctx, "reading "+c.Name+"'s log on "+n.Name(), deadline.ShellStep, func(ctx context.Context) error {
+		var err error
+		res, err = n.Exec(ctx, "grep", "-F", "--", crioguest.HealthzAnswered, file)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: read %s's log %s: %w", n.Name(), c.Name, file, err)
 	}

@@ -84,25 +84,23 @@ func TestReadyIsPlacedOnTheHarnessClock(t *testing.T) {
 	}
 }
 
-func TestLivenessWindowStart(t *testing.T) {
+func TestProbesDueFrom(t *testing.T) {
 	base := time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
-	period := 5 * time.Second
 	for _, tt := range []struct {
 		name                   string
 		delsOver, created, now time.Time
 		want                   time.Time
 	}{
-		// The sdn container ran long before the DEL: the window opens
-		// at the DEL, and the time since counts.
+		// The sdn container ran long before the DEL: from the DEL.
 		{"container older than the DEL", at(10), at(0), at(20), at(10)},
-		// Created after the DEL: a period after its creation.
-		{"container newer than the DEL", at(10), at(12), at(30), at(17)},
-		// Never in the future: a container just created is watched from now.
-		{"just created", at(10), at(28), at(30), at(30)},
+		// Created after the DEL: from its creation.
+		{"container newer than the DEL", at(10), at(12), at(30), at(12)},
+		// Never in the future.
+		{"clock ahead", at(10), at(35), at(30), at(30)},
 		{"DEL over just now", at(30), at(0), at(30), at(30)},
 	} {
-		if got := LivenessWindowStart(tt.delsOver, tt.created, period, tt.now); !got.Equal(tt.want) {
+		if got := ProbesDueFrom(tt.delsOver, tt.created, tt.now); !got.Equal(tt.want) {
 			t.Errorf("%s: %s, want %s", tt.name, got.Sub(base), tt.want.Sub(base))
 		}
 	}

@@ -105,7 +105,7 @@ func (p *play) watchLiveness(ctx context.Context) error {
 	// of the later of the two.
 	until := from
 	if clock, err := kube.ReadClock(ctx, p.node); err == nil && sdn.ID != "" {
-		until = LivenessWindowStart(from, clock.FromWall(sdn.CreatedAt), 0, time.Now())
+		until = ProbesDueFrom(from, clock.FromWall(sdn.CreatedAt), time.Now())
 	}
 	until = until.Add(3*ProbePeriod + 2*time.Second)
 	p.step("liveness", fmt.Sprintf("waiting for the hostNetwork sdn pod to answer %d of kubelet's probes sent after %s (until %s at the latest)",
@@ -196,14 +196,13 @@ func (p *play) waitProbesAnswered(ctx context.Context, since, until time.Time) (
 	}
 }
 
-// LivenessWindowStart is when a watch of a hostNetwork pod's liveness may
-// count from: after the DELs were over, and a probe period after its
-// container was created (kubelet's first probe comes within a period of
-// the start), never later than now.
-func LivenessWindowStart(delsOver, created time.Time, period time.Duration, now time.Time) time.Time {
+// ProbesDueFrom is when the probes that judge a hostNetwork pod begin to
+// come: after the DELs were over and after its container was created,
+// never later than now.
+func ProbesDueFrom(delsOver, created, now time.Time) time.Time {
 	from := delsOver
-	if c := created.Add(period); c.After(from) {
-		from = c
+	if created.After(from) {
+		from = created
 	}
 	if from.After(now) {
 		from = now
