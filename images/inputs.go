@@ -28,7 +28,7 @@ import (
 // changes in a way the Inputs do not capture (mmdebstrap flags, files written
 // by the configure stage, disk layout, manifest shape), so that old cache
 // entries are no longer reused.
-const FormatVersion = 8
+const FormatVersion = 9
 
 // KernelCmdline is what the image's kernel must be booted with: the disk is
 // a bare ext4 filesystem (no partition table, no bootloader) on the first

@@ -21,6 +21,11 @@ const (
 	GuestPluginDirRoot = "/opt/pidreuse/cni"
 )
 
+// SSHListensLine is what every image writes to its serial console once
+// its sshd listens (after the network is online): the harness dials SSH
+// when it reads it.
+const SSHListensLine = "pidreuse: sshd listens"
+
 // GuestPluginDir is where a CNI plugin version lives inside the node.
 func GuestPluginDir(version string) string {
 	if version == versions.DebianCNIPlugins {

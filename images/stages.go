@@ -237,10 +237,15 @@ func stageConfigure(ctx context.Context, s *buildState) error {
 		{strings.TrimPrefix(layer.ScriptPath, "/"), layer.Script, 0o755},
 		{"etc/systemd/journald.conf.d/10-pidreuse.conf", "[Journal]\nStorage=persistent\n", 0o644},
 		// sshd only once the guest has its address (DHCP): the harness
-		// dials when the console says sshd started, and a connection
+		// dials when the console says sshd listens, and a connection
 		// QEMU forwards before the address is up waits for TCP's SYN
-		// retransmits, or hangs.
-		{"etc/systemd/system/ssh.service.d/10-pidreuse.conf", "# Written by the pidreuse image builder.\n[Unit]\nWants=network-online.target\nAfter=network-online.target\n", 0o644},
+		// retransmits, or hangs. The line is written to the console
+		// directly: systemd's own "Started ssh.service" is not enough,
+		// it stops printing unit status while a unit holds the console
+		// (a getty did, and sshd sometimes started after it: the
+		// harness then waited its full 2 min for a line never printed).
+		{"etc/systemd/system/ssh.service.d/10-pidreuse.conf", "# Written by the pidreuse image builder.\n[Unit]\nWants=network-online.target\nAfter=network-online.target\n\n" +
+			"[Service]\nExecStartPost=-/bin/sh -c 'echo \"" + SSHListensLine + "\" >/dev/console'\n", 0o644},
 		// Boot time under TCG (measured: 4.7 s to unpack the stock 35 MiB
 		// initrd; 1.5-2 s for each module udev loads for emulated
 		// hardware the node never uses). The initrd needs only the root
@@ -302,7 +307,7 @@ func stageConfigure(ctx context.Context, s *buildState) error {
 	}
 
 	// systemctl works offline in a chroot for enable/mask.
-	enable := append([]string{"systemd-networkd.service", "ssh.service", "serial-getty@ttyS0.service", layer.UnitName}, s.d.units...)
+	enable := append([]string{"systemd-networkd.service", "ssh.service", layer.UnitName}, s.d.units...)
 	if err := s.run(ctx, "chroot", append([]string{s.rootfs, "systemctl", "enable"}, enable...)...); err != nil {
 		return err
 	}
@@ -311,8 +316,13 @@ func stageConfigure(ctx context.Context, s *buildState) error {
 	// Nor do the early module loads of systemd for what the node does
 	// not use (the DRM console, device mapper, EFI pstore), each 1.5-2 s
 	// of CPU under TCG before sysinit.target, nor e2scrub's boot check.
+	// No login prompts: root has no password (the harness logs in
+	// with its key over SSH), and a getty on the serial console makes
+	// systemd stop printing unit status there, which a failed run's
+	// console artifact needs.
 	mask := []string{"apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e2scrub_all.timer", "fstrim.timer",
-		"modprobe@drm.service", "modprobe@dm_mod.service", "modprobe@efi_pstore.service", "e2scrub_reap.service"}
+		"modprobe@drm.service", "modprobe@dm_mod.service", "modprobe@efi_pstore.service", "e2scrub_reap.service",
+		"serial-getty@ttyS0.service", "getty@tty1.service"}
 	if err := s.run(ctx, "chroot", append([]string{s.rootfs, "systemctl", "mask"}, mask...)...); err != nil {
 		return err
 	}

@@ -9,15 +9,18 @@ import (
 	"os"
 	"regexp"
 	"time"
+
+	"github.com/pidreuse/pidreuse/images"
 )
 
-// sshStarted is the line systemd writes to the serial console once the
-// guest's sshd listens: "[  OK  ] Started ssh.service - OpenBSD Secure
-// Shell server." (with colour codes around the unit's name). The image
-// starts sshd after network-online.target, so the guest has its address
-// by then: a connection QEMU forwards before that waits for TCP's SYN
-// retransmits.
-var sshStarted = regexp.MustCompile(`Started .*ssh\.service`)
+// sshStarted matches what the serial console shows once the guest's sshd
+// listens: the line every image writes then (images.SSHListensLine), or
+// systemd's own "[  OK  ] Started ssh.service - OpenBSD Secure Shell
+// server." (with colour codes around the unit's name), which systemd
+// leaves out while a unit holds the console. The image starts sshd after
+// network-online.target, so the guest has its address by then: a
+// connection QEMU forwards before that waits for TCP's SYN retransmits.
+var sshStarted = regexp.MustCompile(regexp.QuoteMeta(images.SSHListensLine) + `|Started .*ssh\.service`)
 
 // consolePoll is how often the console log is read while waiting.
 const consolePoll = 100 * time.Millisecond

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/pidreuse/pidreuse/images"
 )
 
 // The wait sees a line written after it began, in pieces, and only past
@@ -57,5 +59,20 @@ func TestWaitConsoleGivesUp(t *testing.T) {
 	start := time.Now()
 	if waitConsole(ctx, path, 0, time.Minute, sshStarted) || time.Since(start) > time.Second {
 		t.Fatal("an ended ctx did not end the wait")
+	}
+}
+
+// The image's own line counts where systemd printed no unit status (a
+// getty held the console when sshd started).
+func TestWaitConsoleImageLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	boot := "[  OK  ] Started \x1b[0;1;39mserial-getty@ttyS0.service\x1b[0m - Serial Getty on ttyS0.\r\n" +
+		"\r\npidreuse-node login: [   20.1] powernow_k8: Power state transitions not supported\r\n" +
+		images.SSHListensLine + "\r\n"
+	if err := os.WriteFile(path, []byte(boot), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !waitConsole(context.Background(), path, 0, 2*time.Second, sshStarted) {
+		t.Fatal("the image's line was not seen")
 	}
 }
