@@ -27,10 +27,6 @@ import (
 	"github.com/pidreuse/pidreuse/scenarios"
 )
 
-// ProbePeriod is the sdn pod's liveness period
-// (images/crionode/rootfs/etc/kubernetes/manifests/sdn.yaml).
-const ProbePeriod = 5 * time.Second
-
 // Options configures a run.
 type Options struct {
 	// Plugins are the CNI plugins the legacy runtime (the node agent)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/deadline"
 	"github.com/pidreuse/pidreuse/harness/kube"
 	"github.com/pidreuse/pidreuse/harness/runner"
 	"github.com/pidreuse/pidreuse/internal/command"
@@ -73,7 +74,7 @@ func (p *play) watchRecovery(ctx context.Context, since time.Time) error {
 	}
 	settled := kube.Restarts(cs, crioguest.SDNPod)
 	p.step("liveness", fmt.Sprintf("waiting for the sdn pod to answer %d of kubelet's probes", probesWanted))
-	w, err := p.waitProbesAnswered(ctx, since, time.Now().Add(3*ProbePeriod+2*time.Second))
+	w, err := p.waitProbesAnswered(ctx, since, time.Now().Add(deadline.Scaled(ctx, 3*crioguest.SDNProbePeriod+crioguest.SDNProbeTimeout+2*time.Second)))
 	if err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func (p *play) watchLiveness(ctx context.Context) error {
 	if clock, err := kube.ReadClock(ctx, p.node); err == nil && sdn.ID != "" {
 		until = ProbesDueFrom(from, clock.FromWall(sdn.CreatedAt), time.Now())
 	}
-	until = until.Add(3*ProbePeriod + 2*time.Second)
+	until = until.Add(deadline.Scaled(ctx, 3*crioguest.SDNProbePeriod+crioguest.SDNProbeTimeout+2*time.Second))
 	p.step("liveness", fmt.Sprintf("waiting for the hostNetwork sdn pod to answer %d of kubelet's probes sent after %s (until %s at the latest)",
 		probesWanted, from.UTC().Format("15:04:05.0"), until.UTC().Format("15:04:05.0")))
 	w, err := p.waitProbesAnswered(ctx, from, until)

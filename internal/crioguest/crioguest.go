@@ -6,6 +6,8 @@
 // images/crionode's tests check they agree with these.
 package crioguest
 
+import "time"
+
 // CRISocket is CRI-O's runtime endpoint, as kubelet and crictl name it.
 const CRISocket = "unix:///var/run/crio/crio.sock"
 
@@ -44,6 +46,18 @@ const (
 	// SparePod is a second ordinary pod on the bug-era nodes, whose old
 	// PID nobody takes: its DEL names a path that is gone.
 	SparePod = "batch"
+)
+
+// The sdn pod's liveness probe (its manifest says so; a test holds them
+// together). 2 s, not Kubernetes' 10: a lo-UP scenario waits for two
+// answered probes and a lo-DOWN one for three failures and a restart, so
+// the period is most of those waits. The timeout is longer than the
+// period: 2 s with a 2 s timeout once failed a probe of a healthy node with
+// four TCG guests on two cores, and every failed probe fails a lo-UP run.
+const (
+	SDNProbePeriod           = 2 * time.Second
+	SDNProbeTimeout          = 3 * time.Second
+	SDNProbeFailureThreshold = 3
 )
 
 // HealthzAnswered begins the line podserver writes to its container's log
