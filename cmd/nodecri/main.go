@@ -5,6 +5,12 @@
 // be had speaks v1alpha2, the only version CRI-O 1.16/1.17 serve.
 //
 //	nodecri version|pods|containers [--endpoint URL] [--timeout 10s]
+//	nodecri containers --running NAME[,NAME…] [--timeout 10s]
+//
+// With --running it reads the containers every 250 ms until the named ones
+// run or the timeout passes, and prints the last list either way (the
+// caller judges it): the harness waits for the pods so, in one process
+// instead of one per look.
 //
 // Without --endpoint it asks the runtime /etc/crictl.yaml names (the node
 // images write it for their runtime), else CRI-O's socket.
@@ -22,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,6 +64,18 @@ func run(ctx context.Context, args []string) (any, int, error) {
 	fs := flag.NewFlagSet(sub, flag.ContinueOnError)
 	endpoint := fs.String("endpoint", "", "the runtime's CRI socket (default: "+cri.CrictlConfig+"'s runtime-endpoint, else "+cri.DefaultEndpoint+")")
 	timeout := fs.Duration("timeout", 10*time.Second, "for the whole step: connect, version detection and every call")
+	var running []string
+	if sub == "containers" {
+		fs.Func("running", "wait until the containers NAME[,NAME…] run (or the timeout passes), then print the list", func(v string) error {
+			for _, n := range strings.Split(v, ",") {
+				if n = strings.TrimSpace(n); n == "" {
+					return fmt.Errorf("empty container name in %q", v)
+				}
+				running = append(running, n)
+			}
+			return nil
+		})
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return nil, 2, err
 	}
@@ -65,6 +84,15 @@ func run(ctx context.Context, args []string) (any, int, error) {
 	}
 	if *endpoint == "" {
 		*endpoint = defaultEndpoint(cri.CrictlConfig)
+	}
+	if len(running) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		out, err := cri.WaitRunning(ctx, *endpoint, running, 250*time.Millisecond)
+		if err != nil {
+			return nil, 1, err
+		}
+		return out, 0, nil
 	}
 	out, err := step(ctx, sub, *endpoint, *timeout)
 	if err != nil {

@@ -28,8 +28,13 @@ const Running = "CONTAINER_RUNNING"
 // cri runs a nodecri step (cmd/nodecri, installed in the CRI-O node
 // images) and decodes its JSON answer.
 func cri(ctx context.Context, n harness.Node, out any, step string) error {
+	return criRun(ctx, n, out, step, "--timeout", "20s")
+}
+
+// criRun runs nodecri with args and decodes its JSON into out.
+func criRun(ctx context.Context, n harness.Node, out any, args ...string) error {
 	// nodecri asks the runtime the node's /etc/crictl.yaml names.
-	argv := []string{"nodecri", step, "--timeout", "20s"}
+	argv := append([]string{"nodecri"}, args...)
 	res, err := n.Exec(ctx, argv...)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", n.Name(), strings.Join(argv, " "), err)
@@ -80,18 +85,7 @@ func ContainerPIDs(cs []Container) []int {
 // AllRunning says whether every named container runs. Containers are
 // named as in the pod spec; kubelet suffixes static pod names with the
 // node's.
-func AllRunning(cs []Container, names ...string) bool {
-	for _, n := range names {
-		ok := false
-		for _, c := range cs {
-			ok = ok || (c.Name == n && c.State == Running)
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
+func AllRunning(cs []Container, names ...string) bool { return agentapi.AllRunning(cs, names...) }
 
 // Restarts is the highest attempt number of the named container: kubelet
 // bumps it each time it restarts the container (after a failed liveness
@@ -106,25 +100,41 @@ func Restarts(cs []Container, name string) int {
 	return n
 }
 
-// WaitRunning polls until every named container runs, reporting progress.
+// runningWindow bounds one wait in the node: the node answers as soon as
+// the pods run, and between windows the caller reports progress and looks
+// for a unit that keeps failing.
+const runningWindow = 10 * time.Second
+
+// WaitRunning waits until every named container runs, reporting progress.
+// The node waits (nodecri containers --running): one process per window
+// instead of one per look, on a guest that is still starting its pods.
 func WaitRunning(ctx context.Context, n harness.Node, progress func(string), pods ...string) ([]Container, error) {
 	start := time.Now()
 	last := time.Now()
 	var lastErr error
 	for {
-		cs, err := Containers(ctx, n)
-		if err == nil && AllRunning(cs, pods...) {
-			return cs, nil
+		window := runningWindow
+		if d, ok := ctx.Deadline(); ok {
+			window = min(window, time.Until(d)-500*time.Millisecond)
+		}
+		window = max(window, time.Second).Round(100 * time.Millisecond)
+		asked := time.Now()
+		var out agentapi.CRIContainers
+		err := criRun(ctx, n, &out, "containers", "--running", strings.Join(pods, ","), "--timeout", window.String())
+		if err == nil && AllRunning(out.Containers, pods...) {
+			return out.Containers, nil
 		}
 		lastErr = err
 		if time.Since(last) > 15*time.Second && progress != nil {
 			last = time.Now()
 			progress(fmt.Sprintf("waiting for pods %v to run (%s)", pods, time.Since(start).Round(time.Second)))
 		}
+		// A call that failed at once (SSH, not the wait) is not repeated
+		// in a tight loop.
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("pods %v not running after %s (last CRI error: %v): %w", pods, time.Since(start).Round(time.Second), lastErr, ctx.Err())
-		case <-time.After(time.Second):
+		case <-time.After(time.Second - time.Since(asked)):
 		}
 	}
 }

@@ -1,9 +1,13 @@
 package kube
 
 import (
+	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/pidreuse/pidreuse/harness"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 )
 
@@ -34,5 +38,55 @@ func TestRunningRestartsAndPIDs(t *testing.T) {
 	}
 	if pids := ContainerPIDs(cs); len(pids) != 1 || pids[0] != 611 {
 		t.Errorf("PIDs %v, want the running container's only", pids)
+	}
+}
+
+// waitNode answers nodecri's waits from a list of answers, one per call,
+// and notes the arguments.
+type waitNode struct {
+	harness.Node
+	answers []string
+	calls   *[][]string
+}
+
+func (waitNode) Name() string { return "wait" }
+
+func (n waitNode) Exec(_ context.Context, argv ...string) (harness.ExecResult, error) {
+	i := len(*n.calls)
+	*n.calls = append(*n.calls, argv)
+	return harness.ExecResult{Stdout: []byte(n.answers[min(i, len(n.answers)-1)])}, nil
+}
+
+// The node is asked to wait for the named pods within a window the
+// caller's deadline bounds, and asked again until they run.
+func TestWaitRunning(t *testing.T) {
+	running := `{"containers":[{"id":"b","name":"sdn","state":"CONTAINER_RUNNING"},{"id":"c","name":"web","state":"CONTAINER_RUNNING"}]}`
+	var calls [][]string
+	n := waitNode{answers: []string{containersJSON, running}, calls: &calls}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cs, err := WaitRunning(ctx, n, nil, "web", "sdn")
+	if err != nil || !AllRunning(cs, "web", "sdn") {
+		t.Fatalf("WaitRunning = %+v, %v; want both running", cs, err)
+	}
+	if len(calls) != 2 {
+		t.Fatalf("%d calls, want 2: %q", len(calls), calls)
+	}
+	argv := strings.Join(calls[0], " ")
+	if !strings.HasPrefix(argv, "nodecri containers --running web,sdn --timeout ") {
+		t.Fatalf("argv %q", argv)
+	}
+	window, err := time.ParseDuration(calls[0][len(calls[0])-1])
+	if err != nil || window < time.Second || window > 5*time.Second {
+		t.Errorf("window %v (%v): want at most the 5s the caller left, at least 1s", window, err)
+	}
+
+	// Never running: the caller's deadline ends it, with the pods named.
+	calls = nil
+	n = waitNode{answers: []string{containersJSON}, calls: &calls}
+	ctx, cancel = context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if _, err := WaitRunning(ctx, n, nil, "web", "sdn"); err == nil || !strings.Contains(err.Error(), "[web sdn] not running") {
+		t.Fatalf("error = %v, want the pods not running", err)
 	}
 }

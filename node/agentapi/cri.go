@@ -104,5 +104,20 @@ type CRIContainer struct {
 	Error string `json:"error,omitempty"`
 }
 
+// AllRunning says whether every named container runs. Containers are
+// named as in the pod spec.
+func AllRunning(cs []CRIContainer, names ...string) bool {
+	for _, n := range names {
+		ok := false
+		for _, c := range cs {
+			ok = ok || (c.Name == n && c.State == "CONTAINER_RUNNING")
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // PodName is the pod name kubelet gave the container.
 func (c CRIContainer) PodName() string { return c.Labels["io.kubernetes.pod.name"] }

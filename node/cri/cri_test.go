@@ -249,6 +249,51 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
+// The wait returns as soon as the named containers run, a container
+// started during the wait included, and with the last list, not an error,
+// when the time is up first.
+func TestWaitRunning(t *testing.T) {
+	f := crio134()
+	endpoint := serve(t, f, "v1")
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		f.add(fakeContainer{id: "bb01", sandbox: "c4d1", name: "proxy", state: 1,
+			labels: map[string]string{"io.kubernetes.pod.name": "proxy-node1"},
+			info:   map[string]string{"info": crio134ContainerInfo}})
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	cs, err := WaitRunning(ctx, endpoint, []string{"web", "proxy"}, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !agentapi.AllRunning(cs.Containers, "web", "proxy") {
+		t.Fatalf("returned before both ran: %+v", cs.Containers)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
+		t.Errorf("returned after %s, want soon after the second container started (300ms)", d)
+	}
+
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	cs, err = WaitRunning(ctx, endpoint, []string{"web", "never"}, 50*time.Millisecond)
+	if err != nil || len(cs.Containers) == 0 || agentapi.AllRunning(cs.Containers, "web", "never") {
+		t.Fatalf("time up: %+v, %v; want the last list and no error", cs.Containers, err)
+	}
+}
+
+// A runtime that never came up is an error that says so.
+func TestWaitRunningNoRuntime(t *testing.T) {
+	endpoint := "unix://" + filepath.Join(t.TempDir(), "crio.sock")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := WaitRunning(ctx, endpoint, []string{"web"}, 50*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "not reachable") {
+		t.Fatalf("error = %v, want the runtime not reachable", err)
+	}
+}
+
 func TestEndpointFromCrictlConfig(t *testing.T) {
 	for in, want := range map[string]string{
 		"runtime-endpoint: unix:///run/cri-dockerd.sock\nimage-endpoint: x\n": "unix:///run/cri-dockerd.sock",

@@ -73,12 +73,27 @@ func (f *fakeRuntime) container(id string) (fakeContainer, error) {
 	f.mu.Lock()
 	f.statusCalled = append(f.statusCalled, id)
 	f.mu.Unlock()
-	for _, c := range f.containers {
+	for _, c := range f.list() {
 		if c.id == id {
 			return c, nil
 		}
 	}
 	return fakeContainer{}, status.Errorf(codes.NotFound, "could not find container %q", id)
+}
+
+// list is the containers as they are now: a test may change them while
+// the server answers.
+func (f *fakeRuntime) list() []fakeContainer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fakeContainer(nil), f.containers...)
+}
+
+// add starts a container, as kubelet would while a caller waits.
+func (f *fakeRuntime) add(c fakeContainer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.containers = append(f.containers, c)
 }
 
 // serve starts a fake runtime on a unix socket in a temp dir, serving the
@@ -182,7 +197,7 @@ func (s *fakeV1) ListContainers(ctx context.Context, _ *v1.ListContainersRequest
 		return nil, err
 	}
 	r := &v1.ListContainersResponse{}
-	for i, c := range s.f.containers {
+	for i, c := range s.f.list() {
 		r.Containers = append(r.Containers, &v1.Container{
 			Id: c.id, PodSandboxId: c.sandbox,
 			Metadata:  &v1.ContainerMetadata{Name: c.name, Attempt: c.attempt},
@@ -254,7 +269,7 @@ func (s *fakeV1alpha2) ListContainers(ctx context.Context, _ *v1alpha2.ListConta
 		return nil, err
 	}
 	r := &v1alpha2.ListContainersResponse{}
-	for i, c := range s.f.containers {
+	for i, c := range s.f.list() {
 		r.Containers = append(r.Containers, &v1alpha2.Container{
 			Id: c.id, PodSandboxId: c.sandbox,
 			Metadata:  &v1alpha2.ContainerMetadata{Name: c.name, Attempt: c.attempt},

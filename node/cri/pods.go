@@ -102,6 +102,57 @@ func (c *Client) Containers(ctx context.Context) (agentapi.CRIContainers, error)
 	return out, nil
 }
 
+// WaitRunning reads the runtime's containers at endpoint every `every`
+// until each named one runs or ctx ends, and returns the last list read:
+// the caller judges it. One process waiting in the node costs a booting
+// guest less than a process started per look, and sees the pods run
+// within `every`. A runtime that is not up yet, or restarts, is dialed
+// again; its error is returned only when no list was ever read.
+func WaitRunning(ctx context.Context, endpoint string, names []string, every time.Duration) (agentapi.CRIContainers, error) {
+	var (
+		c       *Client
+		last    agentapi.CRIContainers
+		read    bool
+		lastErr error
+	)
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	for {
+		if c == nil {
+			c, lastErr = Dial(ctx, endpoint)
+		}
+		if c != nil {
+			cs, err := c.Containers(ctx)
+			switch {
+			case err == nil:
+				last, read = cs, true
+				if agentapi.AllRunning(cs.Containers, names...) {
+					return last, nil
+				}
+			case ctx.Err() == nil:
+				// The runtime went away (a restart): dial again.
+				lastErr = err
+				c.Close()
+				c = nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if read {
+				return last, nil
+			}
+			if lastErr == nil {
+				lastErr = ctx.Err()
+			}
+			return last, lastErr
+		case <-time.After(every):
+		}
+	}
+}
+
 // sortByCreation gives a stable order: runtimes list from a map.
 func sortByCreation[T any](s []T, key func(T) (time.Time, string)) {
 	slices.SortStableFunc(s, func(a, b T) int {
