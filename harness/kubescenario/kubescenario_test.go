@@ -84,28 +84,6 @@ func TestReadyIsPlacedOnTheHarnessClock(t *testing.T) {
 	}
 }
 
-func TestProbesDueFrom(t *testing.T) {
-	base := time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
-	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
-	for _, tt := range []struct {
-		name                   string
-		delsOver, created, now time.Time
-		want                   time.Time
-	}{
-		// The sdn container ran long before the DEL: from the DEL.
-		{"container older than the DEL", at(10), at(0), at(20), at(10)},
-		// Created after the DEL: from its creation.
-		{"container newer than the DEL", at(10), at(12), at(30), at(12)},
-		// Never in the future.
-		{"clock ahead", at(10), at(35), at(30), at(30)},
-		{"DEL over just now", at(30), at(0), at(30), at(30)},
-	} {
-		if got := ProbesDueFrom(tt.delsOver, tt.created, tt.now); !got.Equal(tt.want) {
-			t.Errorf("%s: %s, want %s", tt.name, got.Sub(base), tt.want.Sub(base))
-		}
-	}
-}
-
 func TestRunningContainer(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 11, 0, 0, 0, time.UTC)
 	cs := []kube.Container{

@@ -27,7 +27,7 @@ func (p *play) showSymptom(ctx context.Context) error {
 	}
 	p.step("PID holder", fmt.Sprintf("PID %d is held by %q, netns %s", p.res.HolderPID, st.Comm, st.NetnsTarget))
 	var down agentapi.Probe
-	if err := harness.Agent(ctx, p.node, &down, "probe", "--addr", crioguest.NodeIP, "--timeout", "500ms"); err != nil {
+	if err := harness.Agent(ctx, p.node, &down, "probe", "--addr", crioguest.NodeIP, "--timeout", runner.ProbeDownTimeout.String()); err != nil {
 		return err
 	}
 	p.res.ProbeWhileDown = runner.OrNone(down.Error)
@@ -60,6 +60,17 @@ func (p *play) showSymptom(ctx context.Context) error {
 	return p.watchRecovery(ctx, upAt)
 }
 
+// probeWatchLimit bounds a wait for answered probes, counted from when the
+// sdn container is seen running (a wait begins after the pods run): kubelet
+// probes a new container within a period of its start (at a random point
+// of the first period), then every period, and a probe may take its
+// timeout. Measured from the container's creation instead, a node with two
+// guests on two cores once started the container 8 s after creating it
+// and the window closed after the first answer.
+func probeWatchLimit(ctx context.Context) time.Duration {
+	return deadline.Scaled(ctx, 3*crioguest.SDNProbePeriod+crioguest.SDNProbeTimeout+5*time.Second)
+}
+
 // probesWanted is how many liveness probes the sdn pod must answer to show
 // the node reaches its own address: the first shows it at that moment, the
 // second, a period later, that it stayed so.
@@ -74,7 +85,7 @@ func (p *play) watchRecovery(ctx context.Context, since time.Time) error {
 	}
 	settled := kube.Restarts(cs, crioguest.SDNPod)
 	p.step("liveness", fmt.Sprintf("waiting for the sdn pod to answer %d of kubelet's probes", probesWanted))
-	w, err := p.waitProbesAnswered(ctx, since, time.Now().Add(deadline.Scaled(ctx, 3*crioguest.SDNProbePeriod+crioguest.SDNProbeTimeout+2*time.Second)))
+	w, err := p.waitProbesAnswered(ctx, since, time.Now().Add(probeWatchLimit(ctx)))
 	if err != nil {
 		return err
 	}
@@ -100,15 +111,7 @@ func (p *play) watchLiveness(ctx context.Context) error {
 	if from.IsZero() {
 		from = time.Now()
 	}
-	// A container started after the DELs is probed within a period of its
-	// start (kubelet's first probe comes at a random point of the first
-	// period), then every period: two answers are due within three periods
-	// of the later of the two.
-	until := from
-	if clock, err := kube.ReadClock(ctx, p.node); err == nil && sdn.ID != "" {
-		until = ProbesDueFrom(from, clock.FromWall(sdn.CreatedAt), time.Now())
-	}
-	until = until.Add(deadline.Scaled(ctx, 3*crioguest.SDNProbePeriod+crioguest.SDNProbeTimeout+2*time.Second))
+	until := time.Now().Add(probeWatchLimit(ctx))
 	p.step("liveness", fmt.Sprintf("waiting for the hostNetwork sdn pod to answer %d of kubelet's probes sent after %s (until %s at the latest)",
 		probesWanted, from.UTC().Format("15:04:05.0"), until.UTC().Format("15:04:05.0")))
 	w, err := p.waitProbesAnswered(ctx, from, until)
@@ -191,24 +194,12 @@ func (p *play) waitProbesAnswered(ctx context.Context, since, until time.Time) (
 		if w.enough() || time.Now().After(until) {
 			return w, nil
 		}
-		if err := harness.Sleep(ctx, time.Second); err != nil {
+		// A quarter of the probe period: an answer is seen soon after it comes,
+		// for two short reads in the node per look.
+		if err := harness.Sleep(ctx, crioguest.SDNProbePeriod/4); err != nil {
 			return w, err
 		}
 	}
-}
-
-// ProbesDueFrom is when the probes that judge a hostNetwork pod begin to
-// come: after the DELs were over and after its container was created,
-// never later than now.
-func ProbesDueFrom(delsOver, created, now time.Time) time.Time {
-	from := delsOver
-	if created.After(from) {
-		from = created
-	}
-	if from.After(now) {
-		from = now
-	}
-	return from
 }
 
 // runningContainer is the running container of that name, the newest if
