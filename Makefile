@@ -15,11 +15,12 @@ LIBVIRT_SOCK := /var/run/libvirt/libvirt-sock
 
 # Packages the harness and its tests use on this machine: QEMU and
 # libvirt for the VMs, mmdebstrap and e2fsprogs for the image, Debian's CNI
-# plugins, and what CRI-O's cgo build (seccomp) and pinns' static build
-# need. Debian 12 and Ubuntu 24.04 (universe) name all of them alike.
+# plugins, what CRI-O's cgo build (seccomp) and pinns' static build need,
+# and tini to reap QEMU where no init does (deps-daemons). Debian 12 and
+# Ubuntu 24.04 (universe) name all of them alike.
 APT_PACKAGES := qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients \
 	mmdebstrap e2fsprogs containernetworking-plugins iproute2 \
-	gcc libc6-dev pkg-config libseccomp-dev git
+	gcc libc6-dev pkg-config libseccomp-dev git tini
 # What differs by distribution ($$ID of /etc/os-release), added to the
 # list: Ubuntu installs the node from a Debian mirror (images/mirror.go)
 # and needs Debian's archive keys to trust it; Debian always has them.
@@ -71,7 +72,11 @@ deps-sshd: deps-apt
 
 # No systemd as PID 1 here: start the daemons by hand when they are not
 # running. libvirt's NAT network is never used: drop its autostart link so
-# libvirtd cannot create a bridge on the host.
+# libvirtd cannot create a bridge on the host. libvirtd runs under tini -s:
+# each QEMU it starts detaches and is adopted by the nearest reaper, and a
+# PID 1 that is no init (a container's or a microVM's agent) reaps late:
+# measured here, a killed QEMU stayed a zombie ~2 s, and libvirt waits for
+# it in every destroy (each teardown) and every guest reboot.
 deps-daemons: deps-apt
 	@rm -f /etc/libvirt/qemu/networks/autostart/default.xml
 	@# Without udev /dev/kvm stays 0600 root: libvirt-qemu cannot open it and
@@ -83,7 +88,8 @@ deps-daemons: deps-apt
 	@if ! virsh -q -c qemu:///system uri >/dev/null 2>&1; then \
 		for i in $$(seq 1 25); do pgrep -x libvirtd >/dev/null || break; sleep 0.2; done; \
 		pgrep -x virtlogd >/dev/null || { echo "deps: starting virtlogd"; virtlogd -d; }; \
-		pgrep -x libvirtd >/dev/null || { echo "deps: starting libvirtd"; libvirtd -d; }; \
+		pgrep -x libvirtd >/dev/null || { echo "deps: starting libvirtd (under tini, log /var/log/pidreuse-libvirtd.log)"; \
+			setsid tini -s -- libvirtd </dev/null >/var/log/pidreuse-libvirtd.log 2>&1 & }; \
 	fi
 	@for i in $$(seq 1 150); do virsh -q -c qemu:///system uri >/dev/null 2>&1 && exit 0; sleep 0.2; done; \
 		echo "deps: libvirtd does not answer on $(LIBVIRT_SOCK): start it by hand (libvirtd -d) to see why"; exit 1
