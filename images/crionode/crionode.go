@@ -123,10 +123,12 @@ type templateData struct {
 	ForcePinning bool
 	PinnedNetns  bool
 	CRISocket    string
-	NodeIP       string
-	PodImage     string
-	PauseImage   string
-	SparePod     string
+	// CRISocketPath is CRISocket's file.
+	CRISocketPath string
+	NodeIP        string
+	PodImage      string
+	PauseImage    string
+	SparePod      string
 	// PodImageDir and PauseImageDir are the OCI layouts in the image.
 	PodImageDir, PauseImageDir string
 }
@@ -135,7 +137,7 @@ func (p Profile) templateData(force *bool) templateData {
 	return templateData{
 		Profile: p, Legacy: p.Legacy(), ForcePinning: force != nil, PinnedNetns: force != nil && *force,
 		CRIO: p.IsCRIO(), Docker: p.Runtime == RuntimeDocker, Containerd: p.Runtime == RuntimeContainerd, RuntimeUnits: unitList(p.RuntimeUnits()),
-		CRISocket: p.CRISocket(), NodeIP: crioguest.NodeIP,
+		CRISocket: p.CRISocket(), CRISocketPath: strings.TrimPrefix(p.CRISocket(), "unix://"), NodeIP: crioguest.NodeIP,
 		PodImage: crioguest.PodImage, PauseImage: crioguest.PauseImage, SparePod: crioguest.SparePod,
 		PodImageDir: crioguest.PodImageDir, PauseImageDir: crioguest.PauseImageDir,
 	}
