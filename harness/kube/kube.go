@@ -23,7 +23,7 @@ type Container = agentapi.CRIContainer
 type Sandbox = agentapi.CRISandbox
 
 // Running is the CRI state of a running container.
-const Running = "CONTAINER_RUNNING"
+const Running = agentapi.ContainerRunning
 
 // cri runs a nodecri step (cmd/nodecri, installed in the CRI-O node
 // images) and decodes its JSON answer.

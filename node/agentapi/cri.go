@@ -104,13 +104,16 @@ type CRIContainer struct {
 	Error string `json:"error,omitempty"`
 }
 
+// ContainerRunning is the CRI state of a running container.
+const ContainerRunning = "CONTAINER_RUNNING"
+
 // AllRunning says whether every named container runs. Containers are
 // named as in the pod spec.
 func AllRunning(cs []CRIContainer, names ...string) bool {
 	for _, n := range names {
 		ok := false
 		for _, c := range cs {
-			ok = ok || (c.Name == n && c.State == "CONTAINER_RUNNING")
+			ok = ok || (c.Name == n && c.State == ContainerRunning)
 		}
 		if !ok {
 			return false

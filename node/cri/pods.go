@@ -79,7 +79,7 @@ func (c *Client) Containers(ctx context.Context) (agentapi.CRIContainers, error)
 		// Only a running container's PID is its own: a stopped one's
 		// recorded PID (CRI-O keeps it across a reboot) names nobody, or
 		// someone else.
-		if ct.State != "CONTAINER_RUNNING" {
+		if ct.State != agentapi.ContainerRunning {
 			continue
 		}
 		raw, err := c.rt.containerStatus(ctx, ct.ID)
