@@ -51,7 +51,20 @@ func (e *AgentError) Error() string {
 	if msg == "" {
 		msg = "no output"
 	}
-	return fmt.Sprintf("nodeagent %s: exit %d: %s", strings.Join(e.Args, " "), e.ExitCode, msg)
+	return fmt.Sprintf("nodeagent %s: exit %d: %s", shortArgs(e.Args), e.ExitCode, msg)
+}
+
+// shortArgs prints a step's arguments for an error, a long one (a JSON
+// request of several trials) cut to its start.
+func shortArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if len(a) > 80 {
+			a = a[:80] + "…"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
 
 // Agent runs one node agent step and decodes its JSON answer into out
@@ -60,14 +73,20 @@ func (e *AgentError) Error() string {
 // backend kills what it ran (the sandbox its whole node, a VM the SSH
 // session; the run's teardown destroys the rest).
 func Agent(ctx context.Context, n Node, out any, args ...string) error {
+	return AgentWithin(ctx, n, deadline.AgentStep, out, args...)
+}
+
+// AgentWithin is Agent with a deadline of its own (scaled): a call that
+// plays several steps, each bounded by the agent itself.
+func AgentWithin(ctx context.Context, n Node, within time.Duration, out any, args ...string) error {
 	var res ExecResult
-	err := deadline.Run(ctx, stepName(args), deadline.AgentStep, func(ctx context.Context) error {
+	err := deadline.Run(ctx, stepName(args), within, func(ctx context.Context) error {
 		var err error
 		res, err = n.Exec(ctx, append([]string{"nodeagent"}, args...)...)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("%s: nodeagent %s: %w", n.Name(), strings.Join(args, " "), err)
+		return fmt.Errorf("%s: nodeagent %s: %w", n.Name(), shortArgs(args), err)
 	}
 	if res.ExitCode != 0 {
 		return fmt.Errorf("%s: %w", n.Name(), &AgentError{Args: args, ExitCode: res.ExitCode, Stderr: string(res.Stderr)})
@@ -76,7 +95,7 @@ func Agent(ctx context.Context, n Node, out any, args ...string) error {
 		return nil
 	}
 	if err := json.Unmarshal(res.Stdout, out); err != nil {
-		return fmt.Errorf("%s: nodeagent %s: decode %q: %w", n.Name(), strings.Join(args, " "), res.Stdout, err)
+		return fmt.Errorf("%s: nodeagent %s: decode %q: %w", n.Name(), shortArgs(args), res.Stdout, err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@
 //	nodeagent link show|up|down [NAME]
 //	nodeagent probe [--addr IP|auto] [--timeout 2s]
 //	nodeagent boot
+//	nodeagent trials prepare|finish --request JSON   (a phase of several scenarios in one call)
+//	nodeagent lo restore [--down-timeout 100ms] [--up-timeout 5s]
 //	nodeagent serve      (runs commands, one per JSON request line: node/execserve)
 //
 // A CRI runtime's state is read by its sibling, cmd/nodecri.
@@ -82,7 +84,7 @@ func step(ctx context.Context, args []string) execserve.Response {
 // their own, as each step had before.
 var inProcessSteps = map[string]bool{
 	"boot": true, "link show": true, "link up": true, "link down": true,
-	"pid status": true, "probe": true,
+	"pid status": true, "probe": true, "lo restore": true,
 }
 
 // inProcess is serve's execserve.InProcess.
@@ -188,7 +190,30 @@ func run(ctx context.Context, args []string) (any, error) {
 		}
 		return agent.Probe(ctx, *addr, *timeout)
 	case "boot ":
-		return bootInfo()
+		return agent.BootInfo()
+	case "trials prepare", "trials finish":
+		fs := newFlags("trials " + sub)
+		request := fs.String("request", "", "the trials, as agentapi.TrialsRequest JSON")
+		if err := parse(fs, rest); err != nil {
+			return nil, err
+		}
+		var req agentapi.TrialsRequest
+		if err := json.Unmarshal([]byte(*request), &req); err != nil {
+			return nil, usageError{fmt.Sprintf("trials %s: --request: %v", sub, err)}
+		}
+		for i := range req.Trials {
+			req.Trials[i].PluginDirs = pluginDirs(strings.Join(req.Trials[i].PluginDirs, string(filepath.ListSeparator)))
+		}
+		a.OneProcessManySteps = true
+		return agent.PlayTrials(ctx, a, sub, req)
+	case "lo restore":
+		fs := newFlags("lo restore")
+		down := fs.Duration("down-timeout", 100*time.Millisecond, "the probe while lo is down")
+		up := fs.Duration("up-timeout", 5*time.Second, "the probe after lo is set up")
+		if err := parse(fs, rest); err != nil {
+			return nil, err
+		}
+		return agent.RestoreLo(ctx, *down, *up)
 	case "init ":
 		// PID 1 of a sandbox node (see harness/sandbox).
 		return nil, sandboxinit.RunInit(ctx, rest)
@@ -227,19 +252,6 @@ func readPIDs(file string) ([]int, error) {
 		pids = append(pids, p)
 	}
 	return pids, nil
-}
-
-func bootInfo() (agentapi.Boot, error) {
-	var b agentapi.Boot
-	var err error
-	if b.BootID, err = agent.BootID(); err != nil {
-		return b, err
-	}
-	if b.Hostname, err = os.Hostname(); err != nil {
-		return b, err
-	}
-	b.NetnsInode, err = agent.HostNetnsInode()
-	return b, err
 }
 
 func newFlags(name string) *flag.FlagSet {

@@ -2,8 +2,10 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -55,9 +57,13 @@ type Trial struct {
 	sc    scenarios.Scenario
 	pl    Plugins
 	id    string
+	pid   int
 	start time.Time
 	res   Result
 	sb    agentapi.Sandbox
+	// err is the first error that ended the trial, kept whole (a
+	// *deadline.TimedOut is what ends a bisect step as "timed out").
+	err error
 }
 
 // Runner drives scenarios on one node. Prepare every trial, Reboot once,
@@ -79,7 +85,13 @@ func New(node harness.Node, opts Options) *Runner {
 }
 
 func (r *Runner) step(t *Trial, step, detail string) {
-	t.res.Timeline = append(t.res.Timeline, Event{At: time.Now().UTC(), Step: step, Detail: detail})
+	r.stepAt(t, time.Now(), step, detail)
+}
+
+// stepAt records a step that happened at at (in the node, during a call
+// that played several).
+func (r *Runner) stepAt(t *Trial, at time.Time, step, detail string) {
+	t.res.Timeline = append(t.res.Timeline, Event{At: at.UTC(), Step: step, Detail: detail})
 	if r.opts.OnStep != nil {
 		r.opts.OnStep(t.sc.Name, step)
 	}
@@ -94,17 +106,47 @@ func (r *Runner) Prepare(ctx context.Context, sc scenarios.Scenario) (*Trial, er
 // PrepareWith is Prepare with another plugin set, so trials of several
 // plugin versions can share one node and one reboot.
 func (r *Runner) PrepareWith(ctx context.Context, sc scenarios.Scenario, pl Plugins) (*Trial, error) {
+	t := r.newTrial(sc, pl)
+	r.prepare(ctx, []*Trial{t})
+	return t, t.err
+}
+
+// Pair is one scenario with one plugin set.
+type Pair struct {
+	Scenario scenarios.Scenario
+	Plugins  Plugins
+}
+
+// PrepareAll prepares every pair in one call into the node (the node
+// agent's `trials prepare`): on a TCG guest a call costs a round trip
+// and a process start, ~0.1–0.2 s, and a trial is two steps.
+func (r *Runner) PrepareAll(ctx context.Context, pairs []Pair) []*Trial {
+	var ts []*Trial
+	for _, p := range pairs {
+		ts = append(ts, r.newTrial(p.Scenario, p.Plugins))
+	}
+	r.prepare(ctx, ts)
+	return ts
+}
+
+// newTrial numbers a trial, gives it its holder PID and refuses what the
+// runner cannot play.
+func (r *Runner) newTrial(sc scenarios.Scenario, pl Plugins) *Trial {
 	n := r.opts.FirstTrial + len(r.trials)
-	t := &Trial{sc: sc, pl: pl, id: fmt.Sprintf("%s-%d", sc.Name, n), start: time.Now()}
+	t := &Trial{sc: sc, pl: pl, id: fmt.Sprintf("%s-%d", sc.Name, n), start: time.Now(),
+		pid: HolderPIDTop - HolderPIDStep*n}
 	t.res = Result{Scenario: sc.Name, Tier: r.opts.Tier, Node: r.node.Name(), PluginVersion: pl.Version,
 		NetnsMode: string(sc.Netns), ExpectedLoUp: sc.ExpectLoUp}
 	r.trials = append(r.trials, t)
-	if r.stop != nil {
-		return t, t.fail(r.notPlayed())
+	switch {
+	case r.stop != nil:
+		_ = t.fail(r.notPlayed())
+	case sc.DeleteBy != scenarios.LegacyEmulator:
+		_ = t.fail(fmt.Errorf("scenario %s: deleter %s is not driven by this runner", sc.Name, sc.DeleteBy))
+	case n*HolderPIDStep >= HolderPIDTop-HolderPIDStep:
+		_ = t.fail(fmt.Errorf("too many scenarios on one node (%d)", n+1))
 	}
-	t2, err := r.prepare(ctx, t, sc, n)
-	r.noteTimeout(err)
-	return t2, err
+	return t
 }
 
 // noteTimeout stops the runner when err is a step past its deadline.
@@ -120,29 +162,115 @@ func (r *Runner) notPlayed() error {
 	return fmt.Errorf("not played: an earlier step %w", r.stop)
 }
 
-func (r *Runner) prepare(ctx context.Context, t *Trial, sc scenarios.Scenario, n int) (*Trial, error) {
-	if sc.DeleteBy != scenarios.LegacyEmulator {
-		return t, t.fail(fmt.Errorf("scenario %s: deleter %s is not driven by this runner", sc.Name, sc.DeleteBy))
-	}
-	if n*HolderPIDStep >= HolderPIDTop-HolderPIDStep {
-		return t, t.fail(fmt.Errorf("too many scenarios on one node (%d)", n+1))
-	}
-	pid := HolderPIDTop - HolderPIDStep*n
-	r.step(t, "sandbox create", fmt.Sprintf("%s netns, holder at PID %d", sc.Netns, pid))
-	if err := harness.Agent(ctx, r.node, &t.sb, "sandbox", "create", "--id", t.id, "--mode", string(sc.Netns), "--pid", strconv.Itoa(pid)); err != nil {
-		return t, t.fail(err)
-	}
-	t.res.NetnsPath, t.res.HolderPID, t.res.BootIDBefore = t.sb.NetnsPath, t.sb.HolderPID, t.sb.BootID
-	r.step(t, "CNI ADD", t.sb.NetnsPath)
-	var add agentapi.CNIResult
-	if err := harness.Agent(ctx, r.node, &add, r.cniArgs("add", t)...); err != nil {
-		return t, t.fail(err)
-	}
-	return t, nil
+// spec is what the node needs of a trial to play it.
+func (t *Trial) spec() agentapi.TrialSpec {
+	return agentapi.TrialSpec{ID: t.id, Mode: t.sc.Netns, HolderPID: t.pid, PluginDirs: pluginDirs(t.pl.Dir),
+		Plugins: t.sc.Plugins, BootIDBefore: t.sb.BootID, ReusePID: t.sc.ReusePID, RetryDEL: t.sc.RetryDEL}
 }
 
-func (r *Runner) cniArgs(cmd string, t *Trial) []string {
-	return []string{"cni", cmd, "--id", t.id, "--cni-bin-dir", t.pl.Dir, "--plugins", strings.Join(t.sc.Plugins, ",")}
+// pluginDirs splits a colon-separated plugin path, as `cni --cni-bin-dir`
+// does; the agent adds its own dir, as there.
+func pluginDirs(dir string) []string { return filepath.SplitList(dir) }
+
+// playing are the trials of ts still to be played.
+func playing(ts []*Trial) []*Trial {
+	var out []*Trial
+	for _, t := range ts {
+		if t.err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// play asks the node to play phase of ts in one call and hands each
+// trial's report, with a clock that places its marks on the harness's
+// time, to record. A trial without a report was not played: an earlier
+// one timed out.
+func (r *Runner) play(ctx context.Context, phase string, ts []*Trial, leaveLoDown bool,
+	record func(*Trial, agentapi.TrialReport, func(int64) time.Time) error) (played []*Trial) {
+	step := deadline.Scaled(ctx, deadline.AgentStep)
+	req := agentapi.TrialsRequest{StepTimeoutMs: step.Milliseconds(), LeaveLoDown: leaveLoDown,
+		ProbeDownTimeoutMs: ProbeDownTimeout.Milliseconds(), ProbeUpTimeoutMs: ProbeUpTimeout.Milliseconds()}
+	for _, t := range ts {
+		req.Trials = append(req.Trials, t.spec())
+	}
+	data, err := json.Marshal(req)
+	if err != nil {
+		panic(err) // plain data
+	}
+	var rep agentapi.TrialsReport
+	// Each trial has up to four bounded steps (the agent ends one at its
+	// step timeout); the call's own bound is past all of them.
+	within := deadline.AgentStep * time.Duration(4*len(ts)+1)
+	err = harness.AgentWithin(ctx, r.node, within, &rep, "trials", phase, "--request", string(data))
+	end := time.Now()
+	if err != nil {
+		r.noteTimeout(err)
+		for _, t := range ts {
+			_ = t.fail(err)
+		}
+		return nil
+	}
+	at := func(ms int64) time.Time { return end.Add(-time.Duration(rep.ElapsedMs-ms) * time.Millisecond) }
+	byID := map[string]agentapi.TrialReport{}
+	for _, tr := range rep.Trials {
+		byID[tr.ID] = tr
+	}
+	for _, t := range ts {
+		tr, ok := byID[t.id]
+		if !ok {
+			if r.stop != nil {
+				_ = t.fail(r.notPlayed())
+			}
+			continue
+		}
+		played = append(played, t)
+		err := record(t, tr, at)
+		if tr.TimedOut != "" {
+			err = &deadline.TimedOut{Step: tr.TimedOut, After: step}
+		}
+		if err != nil {
+			_ = t.fail(err)
+			r.noteTimeout(err)
+		}
+	}
+	return played
+}
+
+func (r *Runner) prepare(ctx context.Context, ts []*Trial) {
+	ts = playing(ts)
+	if len(ts) == 0 {
+		return
+	}
+	r.play(ctx, "prepare", ts, false, func(t *Trial, tr agentapi.TrialReport, at func(int64) time.Time) error {
+		r.stepAt(t, at(markAt(tr, agentapi.MarkSandboxCreate)), "sandbox create", fmt.Sprintf("%s netns, holder at PID %d", t.sc.Netns, t.pid))
+		if tr.Sandbox != nil {
+			t.sb = *tr.Sandbox
+			t.res.NetnsPath, t.res.HolderPID, t.res.BootIDBefore = t.sb.NetnsPath, t.sb.HolderPID, t.sb.BootID
+			r.stepAt(t, at(markAt(tr, agentapi.MarkCNIAdd)), "CNI ADD", t.sb.NetnsPath)
+		}
+		return reportError(tr)
+	})
+}
+
+// reportError is the error a trial's report ends with, if any.
+func reportError(tr agentapi.TrialReport) error {
+	if tr.Error != "" {
+		return errors.New(tr.Error)
+	}
+	return nil
+}
+
+// markAt is when tr reached mark, in the node's milliseconds since the
+// call began (0 if it never did).
+func markAt(tr agentapi.TrialReport, mark string) int64 {
+	for _, m := range tr.Marks {
+		if m.Mark == mark {
+			return m.AtMs
+		}
+	}
+	return 0
 }
 
 // Reboot reboots the node once for every prepared trial.
@@ -173,6 +301,9 @@ func (t *Trial) Result() Result { return t.res }
 func (t *Trial) Scenario() scenarios.Scenario { return t.sc }
 
 func (t *Trial) fail(err error) error {
+	if t.err == nil {
+		t.err = err
+	}
 	if t.res.Error == "" {
 		t.res.Error = err.Error()
 	}
@@ -184,118 +315,151 @@ func (t *Trial) fail(err error) error {
 // down — the node's own address unreachable until lo is set up again.
 // Every expectation of the scenario is recorded as a check on the way.
 func (r *Runner) Finish(ctx context.Context, t *Trial) Result {
-	res := r.Play(ctx, t)
-	res.Judge(t.sc.Checks(t.pl.Version, r.opts.Tier))
-	return res
+	return r.FinishAll(ctx, []*Trial{t})[0]
+}
+
+// FinishAll is Finish for several trials, played in one call into the
+// node (`trials finish`) unless a WhileLoDown has to run in between.
+func (r *Runner) FinishAll(ctx context.Context, ts []*Trial) []Result {
+	r.finish(ctx, ts)
+	var out []Result
+	for _, t := range ts {
+		res := t.res
+		res.Judge(t.sc.Checks(t.pl.Version, r.opts.Tier))
+		out = append(out, res)
+	}
+	return out
 }
 
 // Play is Finish without the judgement, for a caller that records checks
 // of its own after the runner's (kubescenario's legacy-symptom watches
 // kubelet) and judges the whole result itself.
 func (r *Runner) Play(ctx context.Context, t *Trial) Result {
-	if t.res.Error == "" && r.stop != nil {
-		_ = t.fail(r.notPlayed())
-	}
-	if t.res.Error == "" {
-		if err := r.finish(ctx, t); err != nil {
-			_ = t.fail(err)
-			r.noteTimeout(err)
-		}
-	}
-	t.res.DurationMs = time.Since(t.start).Milliseconds()
+	r.finish(ctx, []*Trial{t})
 	return t.res
 }
 
-func (r *Runner) finish(ctx context.Context, t *Trial) error {
-	var boot agentapi.Boot
-	if err := harness.Agent(ctx, r.node, &boot, "boot"); err != nil {
-		return err
+// finish plays ts after the reboot. With a WhileLoDown the node stops
+// after a DEL that left lo down; the runner runs it, restores lo, and
+// asks for the rest.
+func (r *Runner) finish(ctx context.Context, ts []*Trial) {
+	for _, t := range ts {
+		if t.err == nil && r.stop != nil {
+			_ = t.fail(r.notPlayed())
+		}
 	}
-	t.res.BootIDAfter = boot.BootID
-	r.step(t, "new boot", "boot_id "+boot.BootID)
-	rebooted := boot.BootID != t.sb.BootID
-	t.res.Record(scenarios.CheckRealReboot, "", rebooted, fmt.Sprintf("boot id %s at ADD, %s at DEL", t.sb.BootID, boot.BootID))
-	if !rebooted {
-		// The holder and its netns are still there: nothing after this
-		// would mean what the scenario says.
-		return fmt.Errorf("the node did not reboot: boot id %s unchanged", boot.BootID)
+	rest := playing(ts)
+	for len(rest) > 0 {
+		played := r.play(ctx, "finish", rest, r.opts.WhileLoDown != nil, r.recordFinish)
+		if len(played) == 0 {
+			rest = playing(rest)
+			break
+		}
+		last := played[len(played)-1]
+		if last.err == nil && !last.res.LoUp && r.opts.WhileLoDown != nil {
+			if err := r.whileLoDown(ctx, last); err != nil {
+				_ = last.fail(err)
+				r.noteTimeout(err)
+			}
+		}
+		rest = playing(rest[len(played):])
+		if r.stop != nil {
+			for _, t := range rest {
+				_ = t.fail(r.notPlayed())
+			}
+			break
+		}
 	}
-	lo, err := r.lo(ctx)
-	if err != nil {
-		return err
+	for _, t := range rest {
+		_ = t.fail(errors.New("the node agent's `trials finish` reported nothing of this trial"))
 	}
-	if !lo.Up {
-		return errors.New("host lo is already DOWN before this scenario's DEL: cannot judge it")
+	for _, t := range ts {
+		t.res.DurationMs = time.Since(t.start).Milliseconds()
 	}
+}
 
+// whileLoDown runs the caller's watch while t's DEL has lo down, then
+// shows the symptom and sets lo up (`lo restore`).
+func (r *Runner) whileLoDown(ctx context.Context, t *Trial) error {
+	if err := r.opts.WhileLoDown(ctx); err != nil {
+		return err
+	}
+	var lr agentapi.LoRestore
+	if err := harness.Agent(ctx, r.node, &lr, "lo", "restore", "--down-timeout", ProbeDownTimeout.String(), "--up-timeout", ProbeUpTimeout.String()); err != nil {
+		return err
+	}
+	now := time.Now()
+	r.recordRestore(t, lr, now.Add(-time.Duration(lr.Up.DurationMs)*time.Millisecond), now)
+	return nil
+}
+
+// recordFinish records what the node saw of t after the reboot, in the
+// order it happened, and judges each step's expectation.
+func (r *Runner) recordFinish(t *Trial, tr agentapi.TrialReport, at func(int64) time.Time) error {
+	if tr.Boot != nil {
+		t.res.BootIDAfter = tr.Boot.BootID
+		r.stepAt(t, at(markAt(tr, agentapi.MarkBoot)), "new boot", "boot_id "+tr.Boot.BootID)
+		rebooted := tr.Boot.BootID != t.sb.BootID
+		t.res.Record(scenarios.CheckRealReboot, "", rebooted, fmt.Sprintf("boot id %s at ADD, %s at DEL", t.sb.BootID, tr.Boot.BootID))
+	}
+	if tr.FirstDel != nil {
+		r.stepAt(t, at(markAt(tr, agentapi.MarkFirstDel)), "CNI DEL (first try)", t.sb.NetnsPath+" names "+string(agentapi.TargetMissing))
+		t.res.FirstDelError = tr.FirstDel.Error
+		t.res.Record(scenarios.CheckFirstDelFails, "", tr.FirstDel.Error != "", "first DEL error: "+OrNone(tr.FirstDel.Error))
+	}
 	pid := strconv.Itoa(t.sb.HolderPID)
-	st, err := r.pidStatus(ctx, pid)
-	if err != nil {
-		return err
+	if tr.Reuse != nil {
+		r.stepAt(t, at(markAt(tr, agentapi.MarkReuse)), "PID reuse", "a host process takes PID "+pid)
+		t.res.PIDReuseAttempts = tr.Reuse.Attempts
 	}
-	if st.Exists {
-		return fmt.Errorf("PID %d was taken by %q by chance before the scenario could control it", t.sb.HolderPID, st.Comm)
-	}
-	if t.sc.RetryDEL {
-		r.step(t, "CNI DEL (first try)", t.sb.NetnsPath+" names "+string(agentapi.TargetMissing))
-		var first agentapi.CNIResult
-		if err := harness.Agent(ctx, r.node, &first, r.cniArgs("del", t)...); err != nil {
-			return err
+	if st := tr.PIDAfter; st != nil {
+		t.res.PIDReused = st.Exists && st.NetnsTarget == agentapi.TargetHost
+		held := fmt.Sprintf("PID %s: %s", pid, describeHolder(*st))
+		if t.sc.ReusePID {
+			t.res.Record(scenarios.CheckPIDTakenByHost, "", t.res.PIDReused, held)
+		} else {
+			t.res.Record(scenarios.CheckPIDNotTaken, "", !st.Exists, held)
 		}
-		t.res.FirstDelError = first.Error
-		t.res.Record(scenarios.CheckFirstDelFails, "", first.Error != "", "first DEL error: "+OrNone(first.Error))
 	}
-	if t.sc.ReusePID {
-		r.step(t, "PID reuse", "a host process takes PID "+pid)
-		var reuse agentapi.PIDReuse
-		if err := harness.Agent(ctx, r.node, &reuse, "pid", "reuse", "--pid", pid); err != nil {
-			return err
+	if del := tr.Del; del != nil {
+		step := "CNI DEL"
+		if t.sc.RetryDEL {
+			step = "CNI DEL (retry)"
 		}
-		t.res.PIDReuseAttempts = reuse.Attempts
+		t.res.DelTarget, t.res.DelError = string(del.NetnsTarget), del.Error
+		r.stepAt(t, at(markAt(tr, agentapi.MarkDel)), step, fmt.Sprintf("%s named %s; error: %s", del.NetnsPath, del.NetnsTarget, OrNone(del.Error)))
+		r.recordDel(t, *del)
 	}
-	// Who holds the PID is read again rather than taken from the reuse
-	// step's word: the check must see what DEL will see.
-	if st, err = r.pidStatus(ctx, pid); err != nil {
-		return err
-	}
-	t.res.PIDReused = st.Exists && st.NetnsTarget == agentapi.TargetHost
-	held := fmt.Sprintf("PID %s: %s", pid, describeHolder(st))
-	if t.sc.ReusePID {
-		t.res.Record(scenarios.CheckPIDTakenByHost, "", t.res.PIDReused, held)
-	} else {
-		t.res.Record(scenarios.CheckPIDNotTaken, "", !st.Exists, held)
-	}
-
-	step := "CNI DEL"
-	if t.sc.RetryDEL {
-		step = "CNI DEL (retry)"
-	}
-	var del agentapi.CNIResult
-	if err := harness.Agent(ctx, r.node, &del, r.cniArgs("del", t)...); err != nil {
-		return err
-	}
-	t.res.DelTarget, t.res.DelError = string(del.NetnsTarget), del.Error
-	r.step(t, step, fmt.Sprintf("%s named %s; error: %s", del.NetnsPath, del.NetnsTarget, OrNone(del.Error)))
-	r.recordDel(t, del)
-
-	if lo, err = r.lo(ctx); err != nil {
-		return err
-	}
-	t.res.LoUp = lo.Up
-	r.step(t, "host lo "+UpDown(lo.Up), lo.Flags)
-	if lo.Up {
-		if !t.sc.ExpectLoUp {
+	if lo := tr.LoAfter; lo != nil {
+		t.res.LoUp = lo.Up
+		r.stepAt(t, at(markAt(tr, agentapi.MarkLo)), "host lo "+UpDown(lo.Up), lo.Flags)
+		if lo.Up && !t.sc.ExpectLoUp {
 			t.res.Record(scenarios.CheckOwnAddrUnreachable, "", false, "host lo stayed UP: no symptom")
 			t.res.Record(scenarios.CheckLoUpRestores, "", false, "host lo stayed UP: nothing to restore")
 		}
-		return nil
 	}
-	if r.opts.WhileLoDown != nil {
-		if err := r.opts.WhileLoDown(ctx); err != nil {
-			return err
-		}
+	if tr.Restore != nil {
+		up := at(markAt(tr, agentapi.MarkLoUp))
+		r.recordRestore(t, *tr.Restore, up.Add(-time.Duration(tr.Restore.Up.DurationMs)*time.Millisecond), up)
 	}
-	return r.restore(ctx, t)
+	return reportError(tr)
+}
+
+// recordRestore records the symptom and the fix by hand: the node could
+// not reach its own address while lo was down (read by downAt), and could
+// again once lo was set up (by upAt).
+func (r *Runner) recordRestore(t *Trial, lr agentapi.LoRestore, downAt, upAt time.Time) {
+	down, up := lr.Down, lr.Up
+	t.res.ProbeWhileDown = OrNone(down.Error)
+	r.stepAt(t, downAt, "probe own address", fmt.Sprintf("%s reachable=%v %s", down.Addr, down.OK, down.Error))
+	if !t.sc.ExpectLoUp {
+		t.res.Record(scenarios.CheckOwnAddrUnreachable, "", !down.OK, fmt.Sprintf("%s: %s", down.Addr, OrNone(down.Error)))
+	}
+	r.stepAt(t, upAt, "ip link set lo up", fmt.Sprintf("%s reachable=%v %s", up.Addr, up.OK, up.Error))
+	t.res.Restored = up.OK
+	if !t.sc.ExpectLoUp {
+		t.res.Record(scenarios.CheckLoUpRestores, "", up.OK, fmt.Sprintf("%s: reachable=%v %s", up.Addr, up.OK, up.Error))
+	}
 }
 
 // recordDel judges what DEL named and, on a missing path, how the
@@ -330,60 +494,18 @@ func describeHolder(st agentapi.PIDStatus) string {
 	return fmt.Sprintf("%q, netns %s", st.Comm, st.NetnsTarget)
 }
 
-func (r *Runner) pidStatus(ctx context.Context, pid string) (agentapi.PIDStatus, error) {
-	var st agentapi.PIDStatus
-	err := harness.Agent(ctx, r.node, &st, "pid", "status", "--pid", pid)
-	return st, err
-}
-
 // ProbeDownTimeout bounds the probe of the node's own address while lo is
 // down. The probe answers as soon as lo drops its SYN, in milliseconds
 // (see node/agent.Probe); the bound is for a kernel that does not count
-// that drop, such as the guests' 6.1, where every such probe waited it
-// out. Delivery to the node's own address takes microseconds when lo is
-// up (a TCG guest included), and lo was just read down, so 200 ms without
-// an answer is the symptom, not a slow node.
-const ProbeDownTimeout = 200 * time.Millisecond
+// that drop, such as the guests' 6.1, where every such probe waits it
+// out. lo was just read down, and with lo up a connection to the node's
+// own address completes inside the kernel in microseconds (a busy TCG
+// guest in a few milliseconds), so 100 ms without one is the symptom, not
+// a slow node.
+const ProbeDownTimeout = 100 * time.Millisecond
 
-// restore shows the symptom and the fix by hand: the node cannot reach its
-// own address while lo is down, and can again once lo is set up. lo is set
-// up whatever the checks say: later trials on the node need it.
-func (r *Runner) restore(ctx context.Context, t *Trial) error {
-	var down agentapi.Probe
-	if err := harness.Agent(ctx, r.node, &down, "probe", "--addr", "auto", "--timeout", ProbeDownTimeout.String()); err != nil {
-		return err
-	}
-	t.res.ProbeWhileDown = OrNone(down.Error)
-	r.step(t, "probe own address", fmt.Sprintf("%s reachable=%v %s", down.Addr, down.OK, down.Error))
-	if !t.sc.ExpectLoUp {
-		t.res.Record(scenarios.CheckOwnAddrUnreachable, "", !down.OK, fmt.Sprintf("%s: %s", down.Addr, OrNone(down.Error)))
-	}
-	if _, err := r.setLoUp(ctx); err != nil {
-		return err
-	}
-	var up agentapi.Probe
-	if err := harness.Agent(ctx, r.node, &up, "probe", "--addr", "auto", "--timeout", "5s"); err != nil {
-		return err
-	}
-	r.step(t, "ip link set lo up", fmt.Sprintf("%s reachable=%v %s", up.Addr, up.OK, up.Error))
-	t.res.Restored = up.OK
-	if !t.sc.ExpectLoUp {
-		t.res.Record(scenarios.CheckLoUpRestores, "", up.OK, fmt.Sprintf("%s: reachable=%v %s", up.Addr, up.OK, up.Error))
-	}
-	return nil
-}
-
-func (r *Runner) lo(ctx context.Context) (agentapi.Link, error) {
-	var l agentapi.Link
-	err := harness.Agent(ctx, r.node, &l, "link", "show", "lo")
-	return l, err
-}
-
-func (r *Runner) setLoUp(ctx context.Context) (agentapi.Link, error) {
-	var l agentapi.Link
-	err := harness.Agent(ctx, r.node, &l, "link", "up", "lo")
-	return l, err
-}
+// ProbeUpTimeout bounds the probe once lo is set up again.
+const ProbeUpTimeout = 5 * time.Second
 
 // Run plays scenarios on node with one shared reboot and returns a result
 // per scenario, in order.
@@ -395,17 +517,15 @@ func Run(ctx context.Context, node harness.Node, scs []scenarios.Scenario, opts 
 // sharing one reboot, and returns the results in plugin-major order.
 func RunMatrix(ctx context.Context, node harness.Node, scs []scenarios.Scenario, sets []Plugins, opts Options) []Result {
 	r := New(node, opts)
+	var pairs []Pair
 	for _, pl := range sets {
 		for _, sc := range scs {
-			_, _ = r.PrepareWith(ctx, sc, pl)
+			pairs = append(pairs, Pair{Scenario: sc, Plugins: pl})
 		}
 	}
+	ts := r.PrepareAll(ctx, pairs)
 	_ = r.Reboot(ctx)
-	var out []Result
-	for _, t := range r.trials {
-		out = append(out, r.Finish(ctx, t))
-	}
-	return out
+	return r.FinishAll(ctx, ts)
 }
 
 // OrNone prints an empty string as "none".

@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pidreuse/pidreuse/harness"
+	"github.com/pidreuse/pidreuse/harness/deadline"
+	"github.com/pidreuse/pidreuse/node/agent"
 	"github.com/pidreuse/pidreuse/node/agentapi"
 	"github.com/pidreuse/pidreuse/scenarios"
 )
@@ -26,7 +30,12 @@ type fakeNode struct {
 	delTgt    agentapi.NetnsTarget
 	probeOK   bool
 	rebooted  bool
+	stuckDel  bool // DEL's plugin never returns
+	inAgent   bool // the steps below are the agent's, inside one call
+	reused    map[int]bool
 	calls     []string
+	// execs are the calls the harness made into the node, by step.
+	execs []string
 }
 
 func (f *fakeNode) Name() string { return "fake" }
@@ -37,7 +46,25 @@ func (f *fakeNode) Reboot(context.Context) error {
 func (f *fakeNode) CollectArtifacts(context.Context, string) error { return nil }
 func (f *fakeNode) Close(context.Context) error                    { return nil }
 
-func (f *fakeNode) Exec(_ context.Context, argv ...string) (harness.ExecResult, error) {
+func (f *fakeNode) Exec(ctx context.Context, argv ...string) (harness.ExecResult, error) {
+	if !f.inAgent {
+		f.execs = append(f.execs, stepName(argv[1:]))
+	}
+	if len(argv) > 3 && argv[1] == "trials" {
+		// The node agent's own play of a phase, over this table's steps.
+		var req agentapi.TrialsRequest
+		if err := json.Unmarshal([]byte(argv[4]), &req); err != nil {
+			return harness.ExecResult{ExitCode: 2, Stderr: []byte(err.Error())}, nil
+		}
+		f.inAgent = true
+		rep, err := agent.PlayTrials(ctx, fakeSteps{f}, argv[2], req)
+		f.inAgent = false
+		if err != nil {
+			return harness.ExecResult{ExitCode: 1, Stderr: []byte(err.Error())}, nil
+		}
+		data, _ := json.Marshal(rep)
+		return harness.ExecResult{Stdout: data}, nil
+	}
 	step := argv[1]
 	if len(argv) > 2 {
 		step += " " + argv[2]
@@ -64,16 +91,22 @@ func (f *fakeNode) Exec(_ context.Context, argv ...string) (harness.ExecResult, 
 		f.loUp = true
 		out = agentapi.Link{Name: "lo", Up: true}
 	case "pid status":
+		pid, _ := strconv.Atoi(argv[4])
 		switch {
 		case f.pidTaken:
-			out = agentapi.PIDStatus{PID: 30000, Exists: true, Comm: "sshd", NetnsTarget: agentapi.TargetHost}
-		case f.count("pid reuse") > 0 && !f.reuseLies:
-			out = agentapi.PIDStatus{PID: 30000, Exists: true, Comm: "nodeagent", NetnsTarget: agentapi.TargetHost}
+			out = agentapi.PIDStatus{PID: pid, Exists: true, Comm: "sshd", NetnsTarget: agentapi.TargetHost}
+		case f.reused[pid] && !f.reuseLies:
+			out = agentapi.PIDStatus{PID: pid, Exists: true, Comm: "sleep", NetnsTarget: agentapi.TargetHost}
 		default:
-			out = agentapi.PIDStatus{PID: 30000, NetnsTarget: agentapi.TargetMissing}
+			out = agentapi.PIDStatus{PID: pid, NetnsTarget: agentapi.TargetMissing}
 		}
 	case "pid reuse":
-		out = agentapi.PIDReuse{PID: 30000, Attempts: 1, IsHostNetns: true}
+		pid, _ := strconv.Atoi(argv[4])
+		if f.reused == nil {
+			f.reused = map[int]bool{}
+		}
+		f.reused[pid] = true
+		out = agentapi.PIDReuse{PID: pid, Attempts: 1, IsHostNetns: true}
 	case "cni del":
 		n := f.count("cni del") - 1
 		e := ""
@@ -81,6 +114,14 @@ func (f *fakeNode) Exec(_ context.Context, argv ...string) (harness.ExecResult, 
 			e = f.delErr[n]
 		}
 		out = agentapi.CNIResult{Command: "DEL", NetnsPath: "/proc/30000/ns/net", NetnsTarget: f.delTgt, Error: e}
+	case "lo restore":
+		var lr agentapi.LoRestore
+		lr.Down = f.probe()
+		f.calls = append(f.calls, "link up")
+		f.loUp = true
+		lr.Lo = agentapi.Link{Name: "lo", Up: true}
+		lr.Up = f.probe()
+		out = lr
 	case "probe":
 		out = agentapi.Probe{OK: f.probeOK || f.loUp, Error: map[bool]string{true: "", false: "i/o timeout"}[f.probeOK || f.loUp]}
 	default:
@@ -88,6 +129,58 @@ func (f *fakeNode) Exec(_ context.Context, argv ...string) (harness.ExecResult, 
 	}
 	data, _ := json.Marshal(out)
 	return harness.ExecResult{Stdout: data}, nil
+}
+
+func (f *fakeNode) probe() agentapi.Probe {
+	f.calls = append(f.calls, "probe")
+	ok := f.probeOK || f.loUp
+	return agentapi.Probe{OK: ok, Error: map[bool]string{true: "", false: "i/o timeout"}[ok]}
+}
+
+// fakeSteps are the agent's steps as fakeNode's table answers them.
+type fakeSteps struct{ f *fakeNode }
+
+func (s fakeSteps) call(out any, argv ...string) error {
+	res, err := s.f.Exec(context.Background(), append([]string{"nodeagent"}, argv...)...)
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return errors.New(string(res.Stderr))
+	}
+	return json.Unmarshal(res.Stdout, out)
+}
+
+func (s fakeSteps) CreateSandbox(_ context.Context, id string, mode agentapi.NetnsMode, pid int) (sb agentapi.Sandbox, err error) {
+	err = s.call(&sb, "sandbox", "create", "--id", id, "--mode", string(mode), "--pid", strconv.Itoa(pid))
+	return sb, err
+}
+
+func (s fakeSteps) CNI(ctx context.Context, command string, req agent.CNIRequest) (r agentapi.CNIResult, err error) {
+	if command == "DEL" && s.f.stuckDel {
+		<-ctx.Done() // a plugin that never returns, killed at the step's deadline
+		return agentapi.CNIResult{Command: "DEL", Error: "signal: killed"}, nil
+	}
+	err = s.call(&r, "cni", strings.ToLower(command), "--id", req.ID)
+	return r, err
+}
+
+func (s fakeSteps) Boot() (b agentapi.Boot, err error) { return b, s.call(&b, "boot") }
+
+func (s fakeSteps) ShowLink(name string) (l agentapi.Link, err error) {
+	return l, s.call(&l, "link", "show", name)
+}
+
+func (s fakeSteps) PIDStatus(pid int) (st agentapi.PIDStatus, err error) {
+	return st, s.call(&st, "pid", "status", "--pid", strconv.Itoa(pid))
+}
+
+func (s fakeSteps) ReusePID(_ context.Context, pid int) (r agentapi.PIDReuse, err error) {
+	return r, s.call(&r, "pid", "reuse", "--pid", strconv.Itoa(pid))
+}
+
+func (s fakeSteps) RestoreLo(context.Context, time.Duration, time.Duration) (lr agentapi.LoRestore, err error) {
+	return lr, s.call(&lr, "lo", "restore")
 }
 
 func (f *fakeNode) count(step string) int {
@@ -274,5 +367,62 @@ func TestWhileLoDownRunsBeforeLoIsSetUp(t *testing.T) {
 	res = Run(context.Background(), &fakeNode{bootID: "boot-2", delTgt: agentapi.TargetHost}, []scenarios.Scenario{scenario(t, "ephemeral-reused")}, opts)
 	if res[0].Error != "journal unreadable" {
 		t.Fatalf("error %q", res[0].Error)
+	}
+}
+
+func stepName(args []string) string {
+	var words []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			break
+		}
+		words = append(words, a)
+	}
+	return strings.Join(words, " ")
+}
+
+// A phase of every trial is one call into the node: the legacy matrix on
+// a TCG guest paid a round trip and often a process start for each of
+// ~40 steps.
+func TestMatrixIsOneCallPerPhase(t *testing.T) {
+	node := &fakeNode{bootID: "boot-2", delTgt: agentapi.TargetHost}
+	var scs []scenarios.Scenario
+	for _, name := range []string{"ephemeral-reused", "ephemeral-not-reused", "pinned-reused", "del-retry"} {
+		scs = append(scs, scenario(t, name))
+	}
+	res := Run(context.Background(), node, scs, Options{Tier: "sandbox", PluginDir: "/p", PluginVersion: "debian"})
+	if want := []string{"trials prepare", "trials finish"}; !slices.Equal(node.execs, want) {
+		t.Errorf("calls into the node %v, want %v", node.execs, want)
+	}
+	if len(res) != 4 {
+		t.Fatalf("%d results", len(res))
+	}
+	for _, r := range res {
+		if r.Error != "" || len(r.Checks) == 0 {
+			t.Errorf("%s: error %q, %d checks", r.Scenario, r.Error, len(r.Checks))
+		}
+		// The node's marks are placed in order on the harness's clock.
+		for i := 1; i < len(r.Timeline); i++ {
+			if r.Timeline[i].At.Before(r.Timeline[i-1].At) {
+				t.Errorf("%s: %s before %s", r.Scenario, r.Timeline[i].Step, r.Timeline[i-1].Step)
+			}
+		}
+	}
+}
+
+// A plugin that never returns ends its trial as a step past its deadline,
+// named as the single step was, and the runner plays nothing after it.
+func TestStuckDELTimesOutAndStopsTheRest(t *testing.T) {
+	node := &fakeNode{bootID: "boot-2", delTgt: agentapi.TargetHost, stuckDel: true}
+	ctx := deadline.WithScale(context.Background(), 0.001) // 120 ms a step
+	res := Run(ctx, node, []scenarios.Scenario{scenario(t, "ephemeral-reused"), scenario(t, "pinned-reused")}, Options{Tier: "sandbox", PluginDir: "/p"})
+	if !strings.Contains(res[0].Error, "timed out: nodeagent cni del after 120ms") {
+		t.Errorf("first: %q", res[0].Error)
+	}
+	if !strings.Contains(res[1].Error, "not played: an earlier step timed out") {
+		t.Errorf("second: %q", res[1].Error)
+	}
+	if res[0].Verdict() != "NO-VERDICT" || res[1].Verdict() != "NO-VERDICT" {
+		t.Errorf("verdicts %s, %s", res[0].Verdict(), res[1].Verdict())
 	}
 }

@@ -40,6 +40,14 @@ const maxPIDAttempts = 500
 // before the child exists (os.StartProcess would also probe pidfd support
 // with a fork of its own).
 func SpawnAtPID(ctx context.Context, pid int, argv []string, cloneflags uintptr) (int, error) {
+	return spawnAtPID(ctx, pid, argv, cloneflags, true)
+}
+
+// spawnAtPID is SpawnAtPID; reexec says whether this process may replace
+// itself with a fresh copy when one of its own threads has pid (see
+// reexecForPID): not a process that plays several steps, which would
+// play the earlier ones again.
+func spawnAtPID(ctx context.Context, pid int, argv []string, cloneflags uintptr, reexec bool) (int, error) {
 	if pid < 2 {
 		return 0, fmt.Errorf("spawn at pid %d: pid must be 2 or more", pid)
 	}
@@ -71,7 +79,7 @@ func SpawnAtPID(ctx context.Context, pid int, argv []string, cloneflags uintptr)
 			return attempt - 1, fmt.Errorf("spawn at pid %d: %w", pid, err)
 		}
 		if owner, ok := pidOwner(pid); ok {
-			if ownThread(pid) {
+			if reexec && ownThread(pid) {
 				reexecForPID(pid)
 			}
 			return attempt - 1, fmt.Errorf("spawn at pid %d: %w by %s", pid, ErrPIDInUse, owner)
@@ -190,7 +198,7 @@ func (a *Agent) reusePID(ctx context.Context, pid int, busyWait time.Duration) (
 	// Wait a bounded while for it to go rather than end the scenario.
 	busyUntil := time.Now().Add(busyWait)
 	for {
-		attempts, err := SpawnAtPID(ctx, pid, argv, 0)
+		attempts, err := spawnAtPID(ctx, pid, argv, 0, !a.OneProcessManySteps)
 		res.Attempts += attempts
 		if err == nil {
 			break

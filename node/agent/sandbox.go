@@ -39,7 +39,7 @@ func (a *Agent) CreateSandbox(ctx context.Context, id string, mode agentapi.Netn
 		return sb, fmt.Errorf("create sandbox %s: %w", id, err)
 	}
 	if pid > 0 {
-		_, err = SpawnAtPID(ctx, pid, argv, syscall.CLONE_NEWNET)
+		_, err = spawnAtPID(ctx, pid, argv, syscall.CLONE_NEWNET, !a.OneProcessManySteps)
 	} else {
 		pid, err = spawn(argv, syscall.CLONE_NEWNET)
 	}

@@ -27,6 +27,11 @@ const SandboxBootIDFile = "/run/pidreuse/boot_id"
 // Agent carries the node-local settings every step needs.
 type Agent struct {
 	StateDir string
+	// OneProcessManySteps is set in a process that plays several steps
+	// (`trials`): one that loses a PID to its own thread reports it
+	// rather than re-executing itself, which would replay the steps
+	// before.
+	OneProcessManySteps bool
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
