@@ -63,12 +63,14 @@ func (p *play) showSymptom(ctx context.Context) error {
 // probeWatchLimit bounds a wait for answered probes, counted from when the
 // sdn container is seen running (a wait begins after the pods run): kubelet
 // probes a new container within a period of its start (at a random point
-// of the first period), then every period, and a probe may take its
-// timeout. Measured from the container's creation instead, a node with two
-// guests on two cores once started the container 8 s after creating it
-// and the window closed after the first answer.
+// of the first period), then each probe comes a period after the last one
+// ended and may take its timeout; 5 s more for a busy host. Measured from
+// the container's creation instead, a node with two guests on two cores
+// once started the container 8 s after creating it and the window closed
+// after the first answer.
 func probeWatchLimit(ctx context.Context) time.Duration {
-	return deadline.Scaled(ctx, 3*crioguest.SDNProbePeriod+crioguest.SDNProbeTimeout+5*time.Second)
+	p, t := crioguest.SDNProbePeriod, crioguest.SDNProbeTimeout
+	return deadline.Scaled(ctx, p+probesWanted*(p+t)+5*time.Second)
 }
 
 // probesWanted is how many liveness probes the sdn pod must answer to show

@@ -49,13 +49,17 @@ const (
 )
 
 // The sdn pod's liveness probe (its manifest says so; a test holds them
-// together). 2 s, not Kubernetes' 10: a lo-UP scenario waits for two
-// answered probes and a lo-DOWN one for three failures and a restart, so
-// the period is most of those waits. The timeout is longer than the
-// period: 2 s with a 2 s timeout once failed a probe of a healthy node with
-// four TCG guests on two cores, and every failed probe fails a lo-UP run.
+// together). Every second (Kubernetes' least), not its default 10: a
+// lo-UP scenario waits for two answered probes, and kubelet probes a new
+// container at a random point of its first period, so the period is most
+// of that wait. The timeout is longer than the period (kubelet runs one
+// probe at a time, so a slow one delays the next rather than overlapping
+// it): 2 s once failed a probe of a healthy node with four TCG guests on
+// two cores, and every failed probe fails a lo-UP run. With lo down each
+// probe waits its timeout out, so a restart takes three timeouts whatever
+// the period.
 const (
-	SDNProbePeriod           = 2 * time.Second
+	SDNProbePeriod           = 1 * time.Second
 	SDNProbeTimeout          = 3 * time.Second
 	SDNProbeFailureThreshold = 3
 )
