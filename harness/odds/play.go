@@ -18,8 +18,8 @@ import (
 const delWait = 90 * time.Second
 
 // symptomWait bounds the wait for kubelet to fail the sdn pod's liveness
-// probe and restart it while host lo is down (3 failures 5 s apart, then
-// the restart: well under a minute, slower under TCG).
+// probe and restart it while host lo is down (one probe's timeout, then
+// the restart: seconds, slower under TCG).
 const symptomWait = 2 * time.Minute
 
 // cycle plays one reboot: it records the old sandboxes and has the

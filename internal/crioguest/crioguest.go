@@ -55,13 +55,16 @@ const (
 // of that wait. The timeout is longer than the period (kubelet runs one
 // probe at a time, so a slow one delays the next rather than overlapping
 // it): 2 s once failed a probe of a healthy node with four TCG guests on
-// two cores, and every failed probe fails a lo-UP run. With lo down each
-// probe waits its timeout out, so a restart takes three timeouts whatever
-// the period.
+// two cores, and every failed probe fails a lo-UP run. kubelet restarts
+// the container at the first failed probe, not the third (its default):
+// with lo down each probe waits its timeout out, so three were 9 s of
+// every lo-DOWN run; a lo-UP run fails on any failed probe already (no
+// liveness failure is one of its checks), so one failure to restart makes
+// no healthy run fail that did not before.
 const (
 	SDNProbePeriod           = 1 * time.Second
 	SDNProbeTimeout          = 3 * time.Second
-	SDNProbeFailureThreshold = 3
+	SDNProbeFailureThreshold = 1
 )
 
 // HealthzAnswered begins the line podserver writes to its container's log
