@@ -62,15 +62,15 @@ func (p *play) showSymptom(ctx context.Context) error {
 
 // probeWatchLimit bounds a wait for answered probes, counted from when the
 // sdn container is seen running (a wait begins after the pods run): kubelet
-// probes a new container within a period of its start (at a random point
-// of the first period), then each probe comes a period after the last one
-// ended and may take its timeout; 5 s more for a busy host. Measured from
+// probes a new container at its first tick past the initial delay, then
+// each probe comes a period after the last one ended and may take its
+// timeout; 5 s more for a busy host. Measured from
 // the container's creation instead, a node with two guests on two cores
 // once started the container 8 s after creating it and the window closed
 // after the first answer.
 func probeWatchLimit(ctx context.Context) time.Duration {
 	p, t := crioguest.SDNProbePeriod, crioguest.SDNProbeTimeout
-	return deadline.Scaled(ctx, p+probesWanted*(p+t)+5*time.Second)
+	return deadline.Scaled(ctx, crioguest.SDNProbeInitialDelay+p+probesWanted*(p+t)+5*time.Second)
 }
 
 // probesWanted is how many liveness probes the sdn pod must answer to show

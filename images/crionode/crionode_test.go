@@ -35,6 +35,7 @@ func TestConfigsAgreeWithGuestNames(t *testing.T) {
 			"/etc/systemd/system/" + crioguest.SquatUnit:              {crioguest.SquatFile, crioguest.SquatResult},
 			"/etc/kubernetes/manifests/" + crioguest.WebPod + ".yaml": {"name: " + crioguest.WebPod, "image: " + crioguest.PodImage},
 			"/etc/kubernetes/manifests/" + crioguest.SDNPod + ".yaml": {"name: " + crioguest.SDNPod, "hostNetwork: true", "host: " + crioguest.NodeIP, "port: " + strconv.Itoa(crioguest.SDNPort),
+				"initialDelaySeconds: " + strconv.Itoa(int(crioguest.SDNProbeInitialDelay.Seconds())),
 				"periodSeconds: " + strconv.Itoa(int(crioguest.SDNProbePeriod.Seconds())), "timeoutSeconds: " + strconv.Itoa(int(crioguest.SDNProbeTimeout.Seconds())),
 				"failureThreshold: " + strconv.Itoa(crioguest.SDNProbeFailureThreshold)},
 			"/etc/crictl.yaml": {p.CRISocket()},
