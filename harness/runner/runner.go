@@ -64,6 +64,9 @@ type Trial struct {
 	// err is the first error that ended the trial, kept whole (a
 	// *deadline.TimedOut is what ends a bisect step as "timed out").
 	err error
+	// end is when its last step in the node ended (several trials share
+	// one call).
+	end time.Time
 }
 
 // Runner drives scenarios on one node. Prepare every trial, Reboot once,
@@ -226,6 +229,9 @@ func (r *Runner) play(ctx context.Context, phase string, ts []*Trial, leaveLoDow
 			continue
 		}
 		played = append(played, t)
+		if n := len(tr.Marks); n > 0 {
+			t.end = at(tr.Marks[n-1].AtMs)
+		}
 		err := record(t, tr, at)
 		if tr.TimedOut != "" {
 			err = &deadline.TimedOut{Step: tr.TimedOut, After: step}
@@ -374,7 +380,11 @@ func (r *Runner) finish(ctx context.Context, ts []*Trial) {
 		_ = t.fail(errors.New("the node agent's `trials finish` reported nothing of this trial"))
 	}
 	for _, t := range ts {
-		t.res.DurationMs = time.Since(t.start).Milliseconds()
+		end := t.end
+		if end.IsZero() {
+			end = time.Now()
+		}
+		t.res.DurationMs = end.Sub(t.start).Milliseconds()
 	}
 }
 
@@ -390,6 +400,7 @@ func (r *Runner) whileLoDown(ctx context.Context, t *Trial) error {
 	}
 	now := time.Now()
 	r.recordRestore(t, lr, now.Add(-time.Duration(lr.Up.DurationMs)*time.Millisecond), now)
+	t.end = now
 	return nil
 }
 
