@@ -138,18 +138,24 @@ func bounded[T any](p *trialPlay, name string, fn func(ctx context.Context) (T, 
 		done <- result{v, err}
 	}()
 	var r result
+	returned := true
 	select {
 	case r = <-done:
 	case <-ctx.Done():
 		select {
 		case r = <-done:
 		case <-time.After(time.Second):
+			returned = false
 		}
 	}
-	if p.ctx.Err() == nil && ctx.Err() != nil {
+	var zero T
+	switch {
+	case p.ctx.Err() == nil && ctx.Err() != nil:
 		p.rep.TimedOut = name
-		var zero T
 		return zero, fmt.Errorf("timed out: %s after %s", name, limit)
+	case !returned:
+		// The whole call was cancelled (the harness went away).
+		return zero, fmt.Errorf("%s: %w", name, p.ctx.Err())
 	}
 	return r.v, r.err
 }

@@ -61,3 +61,18 @@ func TestPlayTrialsRefusesBadRequests(t *testing.T) {
 		t.Error("no step timeout accepted")
 	}
 }
+
+// A call cancelled while a step hangs ends that step with the
+// cancellation, not a zero result taken for the step's answer.
+func TestPlayTrialsCancelledMidStep(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	req := agentapi.TrialsRequest{StepTimeoutMs: 60_000, Trials: []agentapi.TrialSpec{{ID: "a"}, {ID: "b"}}}
+	rep, err := PlayTrials(ctx, &hangingSteps{}, "prepare", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Trials) != 1 || rep.Trials[0].Add != nil || rep.Trials[0].TimedOut != "" || !strings.Contains(rep.Trials[0].Error, "context canceled") {
+		t.Fatalf("report %+v", rep.Trials)
+	}
+}
