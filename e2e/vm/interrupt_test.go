@@ -68,7 +68,7 @@ var _ = Describe("pidreuse run --tier vm interrupted", Ordered, Label("vm", "cle
 	}, NodeTimeout(10*time.Minute))
 
 	It("during DEL", func(ctx SpecContext) {
-		interruptAt(ctx, "ephemeral-reused: CNI DEL", 0)
+		interruptAt(ctx, "ephemeral-reused: in the node: new boot, PID reuse, CNI DEL", 0)
 	}, NodeTimeout(10*time.Minute))
 })
 

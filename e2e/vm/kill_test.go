@@ -121,6 +121,6 @@ var _ = Describe("pidreuse run --tier vm killed", Ordered, Label("vm", "cleanup"
 	}, NodeTimeout(10*time.Minute))
 
 	It("after the reboot, during DEL", func(ctx SpecContext) {
-		killAt(ctx, "ephemeral-reused: CNI DEL", 0, nil)
+		killAt(ctx, "ephemeral-reused: in the node: new boot, PID reuse, CNI DEL", 0, nil)
 	}, NodeTimeout(10*time.Minute))
 })

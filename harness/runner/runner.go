@@ -171,6 +171,21 @@ func (t *Trial) spec() agentapi.TrialSpec {
 		Plugins: t.sc.Plugins, BootIDBefore: t.sb.BootID, ReusePID: t.sc.ReusePID, RetryDEL: t.sc.RetryDEL}
 }
 
+// plays names the steps the node plays of t in phase, for progress.
+func (t *Trial) plays(phase string) string {
+	if phase == "prepare" {
+		return "sandbox create, CNI ADD"
+	}
+	steps := []string{"new boot"}
+	if t.sc.RetryDEL {
+		steps = append(steps, "CNI DEL (first try)")
+	}
+	if t.sc.ReusePID {
+		steps = append(steps, "PID reuse")
+	}
+	return strings.Join(append(steps, "CNI DEL", "host lo"), ", ")
+}
+
 // pluginDirs splits a colon-separated plugin path, as `cni --cni-bin-dir`
 // does; the agent adds its own dir, as there.
 func pluginDirs(dir string) []string { return filepath.SplitList(dir) }
@@ -201,6 +216,13 @@ func (r *Runner) play(ctx context.Context, phase string, ts []*Trial, leaveLoDow
 	data, err := json.Marshal(req)
 	if err != nil {
 		panic(err) // plain data
+	}
+	if r.opts.OnStep != nil {
+		// The steps themselves are reported when the call returns: say
+		// now what the node is doing.
+		for _, t := range ts {
+			r.opts.OnStep(t.sc.Name, "in the node: "+t.plays(phase))
+		}
 	}
 	var rep agentapi.TrialsReport
 	// Each trial has up to four bounded steps (the agent ends one at its

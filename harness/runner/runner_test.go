@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -390,7 +391,21 @@ func TestMatrixIsOneCallPerPhase(t *testing.T) {
 	for _, name := range []string{"ephemeral-reused", "ephemeral-not-reused", "pinned-reused", "del-retry"} {
 		scs = append(scs, scenario(t, name))
 	}
-	res := Run(context.Background(), node, scs, Options{Tier: "sandbox", PluginDir: "/p", PluginVersion: "debian"})
+	var progress []string
+	res := Run(context.Background(), node, scs, Options{Tier: "sandbox", PluginDir: "/p", PluginVersion: "debian",
+		OnStep: func(sc, step string) {
+			if strings.HasPrefix(step, "in the node") {
+				// Said before the call: the node has played nothing yet.
+				progress = append(progress, fmt.Sprintf("%s: %s (after %d calls)", sc, step, len(node.execs)))
+			}
+		}})
+	for _, want := range []string{"ephemeral-reused: in the node: sandbox create, CNI ADD (after 0 calls)",
+		"ephemeral-reused: in the node: new boot, PID reuse, CNI DEL, host lo (after 1 calls)",
+		"del-retry: in the node: new boot, CNI DEL (first try), PID reuse, CNI DEL, host lo (after 1 calls)"} {
+		if !slices.Contains(progress, want) {
+			t.Errorf("progress lacks %q: %q", want, progress)
+		}
+	}
 	if want := []string{"trials prepare", "trials finish"}; !slices.Equal(node.execs, want) {
 		t.Errorf("calls into the node %v, want %v", node.execs, want)
 	}
