@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pidreuse/pidreuse/node/agentapi"
@@ -160,8 +161,12 @@ func bounded[T any](p *trialPlay, name string, fn func(ctx context.Context) (T, 
 	return r.v, r.err
 }
 
-func (p *trialPlay) cni(ctx context.Context, command string) (agentapi.CNIResult, error) {
-	return p.steps.CNI(ctx, command, CNIRequest{ID: p.spec.ID, Plugins: p.spec.Plugins, PluginDirs: p.spec.PluginDirs})
+// cni runs the trial's network list (command ADD or DEL), bounded as the
+// single step `nodeagent cni add|del` is named.
+func (p *trialPlay) cni(command string) (agentapi.CNIResult, error) {
+	return bounded(p, "nodeagent cni "+strings.ToLower(command), func(ctx context.Context) (agentapi.CNIResult, error) {
+		return p.steps.CNI(ctx, command, CNIRequest{ID: p.spec.ID, Plugins: p.spec.Plugins, PluginDirs: p.spec.PluginDirs})
+	})
 }
 
 // prepare creates the trial's sandbox and runs CNI ADD, before the reboot.
@@ -175,9 +180,7 @@ func (p *trialPlay) prepare() error {
 	}
 	p.rep.Sandbox = &sb
 	p.mark(agentapi.MarkCNIAdd)
-	add, err := bounded(p, "nodeagent cni add", func(ctx context.Context) (agentapi.CNIResult, error) {
-		return p.cni(ctx, "ADD")
-	})
+	add, err := p.cni("ADD")
 	if err != nil {
 		return err
 	}
@@ -224,9 +227,7 @@ func (p *trialPlay) finish() error {
 	}
 	if p.spec.RetryDEL {
 		p.mark(agentapi.MarkFirstDel)
-		first, err := bounded(p, "nodeagent cni del", func(ctx context.Context) (agentapi.CNIResult, error) {
-			return p.cni(ctx, "DEL")
-		})
+		first, err := p.cni("DEL")
 		if err != nil {
 			return err
 		}
@@ -248,9 +249,7 @@ func (p *trialPlay) finish() error {
 		return err
 	}
 	p.rep.PIDAfter = &st
-	del, err := bounded(p, "nodeagent cni del", func(ctx context.Context) (agentapi.CNIResult, error) {
-		return p.cni(ctx, "DEL")
-	})
+	del, err := p.cni("DEL")
 	if err != nil {
 		return err
 	}
