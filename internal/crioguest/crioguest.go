@@ -60,13 +60,16 @@ const (
 // with lo down each probe waits its timeout out, so three were 9 s of
 // every lo-DOWN run; a lo-UP run fails on any failed probe already (no
 // liveness failure is one of its checks), so one failure to restart makes
-// no healthy run fail that did not before. The first probe waits 3 s
+// no healthy run fail that did not before. The first probe waits 2 s
 // after the container starts: kubelet probes at its first tick after the
 // start, and a podserver not yet listening refused it (a restart at the
 // first boot, 10 s of back-off, and a lo-UP run's no-liveness-failure
-// check failed by a probe before the DELs).
+// check failed by a probe before the DELs). podserver listens 0.05-0.2 s
+// after CRI-O says it started (crio-1.17 journal and pod logs); each
+// second of delay is a second of every lo-DOWN run, twice (the probe that
+// fails, the restarted container's first answer).
 const (
-	SDNProbeInitialDelay     = 3 * time.Second
+	SDNProbeInitialDelay     = 2 * time.Second
 	SDNProbePeriod           = 1 * time.Second
 	SDNProbeTimeout          = 3 * time.Second
 	SDNProbeFailureThreshold = 1
