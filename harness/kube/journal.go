@@ -67,3 +67,26 @@ func LivenessFailures(kubeletJournal, container string) []string {
 	}
 	return out
 }
+
+// journalStamp is the layout of a short-precise journal line's time.
+const journalStamp = "Jan 02 15:04:05.000000"
+
+// CreatedAfterLine says whether a container of that name was created
+// after the journal line (short-precise, the node's clock, like CRI's
+// CreatedAt): kubelet's restart after a failure it logged. A line whose
+// time does not read says no.
+func CreatedAfterLine(cs []Container, name, line string, clock Clock) bool {
+	if len(line) < len(journalStamp) {
+		return false
+	}
+	at, err := clock.JournalTime(line[:len(journalStamp)])
+	if err != nil {
+		return false
+	}
+	for _, c := range cs {
+		if c.Name == name && c.CreatedAt.After(at) {
+			return true
+		}
+	}
+	return false
+}

@@ -90,3 +90,28 @@ func TestWaitRunning(t *testing.T) {
 		t.Fatalf("error = %v, want the pods not running", err)
 	}
 }
+
+func TestCreatedAfterLine(t *testing.T) {
+	clock := Clock{Wall: time.Date(2026, 12, 7, 23, 2, 0, 0, time.UTC)}
+	failure := `Dec 07 23:01:53.315898 pidreuse-node kubelet[350]: I1207 23:01:53.252476     350 prober.go:116] Liveness probe for "sdn-pidreuse-node_kube-system(20c1):sdn" failed (failure)`
+	at := func(s string) time.Time {
+		t.Helper()
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first := Container{Name: "sdn", CreatedAt: at("2026-12-07T23:01:47.4Z")}
+	restarted := Container{Name: "sdn", CreatedAt: at("2026-12-07T23:01:56.3Z")}
+	web := Container{Name: "web", CreatedAt: at("2026-12-07T23:01:58Z")}
+	if CreatedAfterLine([]Container{first, web}, "sdn", failure, clock) {
+		t.Error("no sdn container came after the failure (web's does not count)")
+	}
+	if !CreatedAfterLine([]Container{first, restarted}, "sdn", failure, clock) {
+		t.Error("the sdn container created 3 s after the failure is its restart")
+	}
+	if CreatedAfterLine([]Container{restarted}, "sdn", "not a journal line", clock) {
+		t.Error("a line without a time says no")
+	}
+}

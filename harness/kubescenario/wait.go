@@ -93,9 +93,20 @@ func NewLines(lines []string, seen map[string]bool) []string {
 
 // waitLivenessRestart polls until kubelet has logged a failed liveness
 // probe and restarted the sdn container, or timeout passes (not an error:
-// the check records it).
+// the check records it). The restart is an sdn container created after
+// the first failure logged, or one more restart than before: kubelet may
+// have failed and restarted the container before the wait began (after a
+// reboot the DEL takes lo down while the pods still start, and the sdn
+// container's first probe may come before the other pods run). Counting
+// only restarts from the wait's start then missed that one and waited
+// for the next, which crash-loop back-off held back 30 s.
 func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time.Duration) (bool, string, error) {
 	until := time.Now().Add(deadline.Scaled(ctx, timeout))
+	// For the journal lines' year only.
+	clock, err := kube.ReadClock(ctx, p.node)
+	if err != nil {
+		return false, "", err
+	}
 	for {
 		failures, err := p.livenessFailures(ctx)
 		if err != nil {
@@ -106,7 +117,8 @@ func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time
 			return false, "", err
 		}
 		last := command.LastLines(strings.Join(failures, "\n"), 3)
-		if len(failures) > 0 && kube.Restarts(cs, crioguest.SDNPod) > before {
+		if len(failures) > 0 && (kube.Restarts(cs, crioguest.SDNPod) > before ||
+			kube.CreatedAfterLine(cs, crioguest.SDNPod, failures[0], clock)) {
 			return true, last, nil
 		}
 		if time.Now().After(until) {
