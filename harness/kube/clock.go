@@ -90,7 +90,7 @@ func (c Clock) FromWall(t time.Time) time.Time {
 // a time of the node's wall clock; the year is the one of the clock's
 // reading (or the one before, for a December line read in January).
 func (c Clock) JournalTime(stamp string) (time.Time, error) {
-	t, err := time.Parse("Jan 02 15:04:05.000000", stamp)
+	t, err := time.Parse(journalStamp, stamp)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("journal time %q: %w", stamp, err)
 	}
