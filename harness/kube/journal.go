@@ -1,8 +1,10 @@
 package kube
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // The journal lines the CRI-O scenarios judge, as pure functions of the
@@ -71,20 +73,20 @@ func LivenessFailures(kubeletJournal, container string) []string {
 // journalStamp is the layout of a short-precise journal line's time.
 const journalStamp = "Jan 02 15:04:05.000000"
 
-// CreatedAfterLine says whether a container of that name was created
-// after the journal line (short-precise, the node's clock, like CRI's
-// CreatedAt): kubelet's restart after a failure it logged. A line whose
-// time does not read says no.
-func CreatedAfterLine(cs []Container, name, line string, clock Clock) bool {
+// LineTime is the time of a short-precise journal line, on the node's
+// wall clock (that of CRI's CreatedAt).
+func LineTime(line string, clock Clock) (time.Time, error) {
 	if len(line) < len(journalStamp) {
-		return false
+		return time.Time{}, fmt.Errorf("journal line without a time: %q", line)
 	}
-	at, err := clock.JournalTime(line[:len(journalStamp)])
-	if err != nil {
-		return false
-	}
+	return clock.JournalTime(line[:len(journalStamp)])
+}
+
+// CreatedAfter says whether a container of that name was created after t
+// (the node's wall clock): kubelet's restart after a failure it logged at t.
+func CreatedAfter(cs []Container, name string, t time.Time) bool {
 	for _, c := range cs {
-		if c.Name == name && c.CreatedAt.After(at) {
+		if c.Name == name && c.CreatedAt.After(t) {
 			return true
 		}
 	}

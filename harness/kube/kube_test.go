@@ -91,27 +91,23 @@ func TestWaitRunning(t *testing.T) {
 	}
 }
 
-func TestCreatedAfterLine(t *testing.T) {
+func TestLineTimeAndCreatedAfter(t *testing.T) {
 	clock := Clock{Wall: time.Date(2026, 12, 7, 23, 2, 0, 0, time.UTC)}
 	failure := `Dec 07 23:01:53.315898 pidreuse-node kubelet[350]: I1207 23:01:53.252476     350 prober.go:116] Liveness probe for "sdn-pidreuse-node_kube-system(20c1):sdn" failed (failure)`
-	at := func(s string) time.Time {
-		t.Helper()
-		v, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
+	at, err := LineTime(failure, clock)
+	if want := time.Date(2026, 12, 7, 23, 1, 53, 315898000, time.UTC); err != nil || !at.Equal(want) {
+		t.Fatalf("LineTime = %v, %v; want %v", at, err, want)
 	}
-	first := Container{Name: "sdn", CreatedAt: at("2026-12-07T23:01:47.4Z")}
-	restarted := Container{Name: "sdn", CreatedAt: at("2026-12-07T23:01:56.3Z")}
-	web := Container{Name: "web", CreatedAt: at("2026-12-07T23:01:58Z")}
-	if CreatedAfterLine([]Container{first, web}, "sdn", failure, clock) {
+	if _, err := LineTime("not a journal line", clock); err == nil {
+		t.Error("a line without a time reads")
+	}
+	first := Container{Name: "sdn", CreatedAt: at.Add(-6 * time.Second)}
+	restarted := Container{Name: "sdn", CreatedAt: at.Add(3 * time.Second)}
+	web := Container{Name: "web", CreatedAt: at.Add(5 * time.Second)}
+	if CreatedAfter([]Container{first, web}, "sdn", at) {
 		t.Error("no sdn container came after the failure (web's does not count)")
 	}
-	if !CreatedAfterLine([]Container{first, restarted}, "sdn", failure, clock) {
+	if !CreatedAfter([]Container{first, restarted}, "sdn", at) {
 		t.Error("the sdn container created 3 s after the failure is its restart")
-	}
-	if CreatedAfterLine([]Container{restarted}, "sdn", "not a journal line", clock) {
-		t.Error("a line without a time says no")
 	}
 }

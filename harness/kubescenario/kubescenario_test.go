@@ -160,3 +160,32 @@ func TestWaitProbesAnswered(t *testing.T) {
 		t.Fatalf("watch %s: want one answer, not enough", w)
 	}
 }
+
+// A restart kubelet made before the harness began to wait counts when it
+// follows a failure logged after the DELs; one after an earlier failure
+// does not, nor does any without a DEL time.
+func TestRestartedAfterDELs(t *testing.T) {
+	// The node's clock and the harness's agree here.
+	now := time.Date(2026, 12, 7, 23, 2, 0, 0, time.UTC)
+	clock := kube.Clock{At: now, Wall: now}
+	early := `Dec 07 23:01:40.000000 pidreuse-node kubelet[350]: I1207 prober.go:116] Liveness probe for "sdn-pidreuse-node_kube-system(1):sdn" failed (failure)`
+	late := `Dec 07 23:01:53.315898 pidreuse-node kubelet[350]: I1207 prober.go:116] Liveness probe for "sdn-pidreuse-node_kube-system(1):sdn" failed (failure)`
+	dels := time.Date(2026, 12, 7, 23, 1, 49, 0, time.UTC)
+	sdn := func(at string) kube.Container {
+		c, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kube.Container{Name: "sdn", CreatedAt: c}
+	}
+	p := &play{delsOver: dels}
+	if !p.restartedAfterDELs([]kube.Container{sdn("2026-12-07T23:01:47Z"), sdn("2026-12-07T23:01:56Z")}, []string{early, late}, clock) {
+		t.Error("the container created after the failure past the DELs is kubelet's restart")
+	}
+	if p.restartedAfterDELs([]kube.Container{sdn("2026-12-07T23:01:45Z")}, []string{early, late}, clock) {
+		t.Error("a container created after a failure before the DELs is no restart for lo DOWN")
+	}
+	if (&play{}).restartedAfterDELs([]kube.Container{sdn("2026-12-07T23:01:56Z")}, []string{late}, clock) {
+		t.Error("without a DEL time nothing counts but the restart count")
+	}
+}

@@ -93,19 +93,22 @@ func NewLines(lines []string, seen map[string]bool) []string {
 
 // waitLivenessRestart polls until kubelet has logged a failed liveness
 // probe and restarted the sdn container, or timeout passes (not an error:
-// the check records it). The restart is an sdn container created after
-// the first failure logged, or one more restart than before: kubelet may
-// have failed and restarted the container before the wait began (after a
-// reboot the DEL takes lo down while the pods still start, and the sdn
-// container's first probe may come before the other pods run). Counting
-// only restarts from the wait's start then missed that one and waited
-// for the next, which crash-loop back-off held back 30 s.
+// the check records it). The restart is one more restart than before, or
+// an sdn container created after the first failure logged once the DELs
+// under judgement were over (p.delsOver): kubelet may have failed and
+// restarted the container before this wait began (after a reboot the DEL
+// takes lo down while the pods still start, and the sdn container's first
+// probe may come before the other pods run). Counting only restarts from
+// the wait's start missed that one and waited for the next, which
+// crash-loop back-off held back 30 s.
 func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time.Duration) (bool, string, error) {
 	until := time.Now().Add(deadline.Scaled(ctx, timeout))
-	// For the journal lines' year only.
-	clock, err := kube.ReadClock(ctx, p.node)
-	if err != nil {
-		return false, "", err
+	var clock kube.Clock
+	if !p.delsOver.IsZero() {
+		var err error
+		if clock, err = kube.ReadClock(ctx, p.node); err != nil {
+			return false, "", err
+		}
 	}
 	for {
 		failures, err := p.livenessFailures(ctx)
@@ -117,8 +120,7 @@ func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time
 			return false, "", err
 		}
 		last := command.LastLines(strings.Join(failures, "\n"), 3)
-		if len(failures) > 0 && (kube.Restarts(cs, crioguest.SDNPod) > before ||
-			kube.CreatedAfterLine(cs, crioguest.SDNPod, failures[0], clock)) {
+		if len(failures) > 0 && (kube.Restarts(cs, crioguest.SDNPod) > before || p.restartedAfterDELs(cs, failures, clock)) {
 			return true, last, nil
 		}
 		if time.Now().After(until) {
@@ -129,6 +131,23 @@ func (p *play) waitLivenessRestart(ctx context.Context, before int, timeout time
 			return false, "", err
 		}
 	}
+}
+
+// restartedAfterDELs says whether an sdn container was created after the
+// first of kubelet's failed-probe lines logged once the DELs were over;
+// false without a DEL time or a clock.
+func (p *play) restartedAfterDELs(cs []kube.Container, failures []string, clock kube.Clock) bool {
+	if p.delsOver.IsZero() || clock.At.IsZero() {
+		return false
+	}
+	for _, f := range failures {
+		at, err := kube.LineTime(f, clock)
+		if err != nil || clock.FromWall(at).Before(p.delsOver) {
+			continue
+		}
+		return kube.CreatedAfter(cs, crioguest.SDNPod, at)
+	}
+	return false
 }
 
 // retry calls try until it succeeds or timeout (scaled) passes, and
