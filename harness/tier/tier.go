@@ -184,7 +184,9 @@ func (r *Run) legacyVM(ctx context.Context, scs []scenarios.Scenario) ([]runner.
 	if err != nil {
 		return nil, err
 	}
-	node, err := vm.Start(ctx, r.vmOptions("vm0", filepath.Join(r.Dir, "vm0"), img, layer.Layer{CNIDir: r.Layer.CNIDir}))
+	opts := r.vmOptions("vm0", filepath.Join(r.Dir, "vm0"), img, layer.Layer{CNIDir: r.Layer.CNIDir})
+	opts.FailureConsole = filepath.Join(r.Dir, "artifacts", "console.log")
+	node, err := vm.Start(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -276,6 +278,7 @@ func (r *Run) kubeVMs(ctx context.Context, scs []scenarios.Scenario) ([]runner.R
 		name := fmt.Sprintf("crio%d", gi)
 		opts := r.vmOptions(name, filepath.Join(r.Dir, "crio", name), img, gl)
 		opts.Artifacts = r.Profile.Artifacts()
+		opts.FailureConsole = filepath.Join(r.Dir, "crio", "artifacts", name, "console.log")
 		node, err := vm.Start(ctx, opts)
 		if err != nil {
 			return results, err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pidreuse/pidreuse/images/layer"
 	"github.com/pidreuse/pidreuse/internal/command"
@@ -54,6 +55,37 @@ func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
 		return fmt.Errorf("collect %s: %w", n.opts.Name, err)
 	}
 	return nil
+}
+
+// keepFailedConsole copies the serial console of a node whose start
+// failed to Options.FailureConsole, before Close removes the node's dir,
+// and says where in the returned error; not when the start was
+// interrupted.
+func (n *Node) keepFailedConsole(startErr error) error {
+	dst := n.opts.FailureConsole
+	// An interrupted start (Ctrl-C) keeps nothing: the user stopped it.
+	if dst == "" || n.console == "" || errors.Is(startErr, context.Canceled) {
+		return startErr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := n.fetchConsole(ctx); err != nil {
+		return fmt.Errorf("%w (the serial console is lost: %v)", startErr, err)
+	}
+	data, err := os.ReadFile(n.console)
+	if errors.Is(err, os.ErrNotExist) {
+		return startErr // the domain never started
+	}
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(dst), 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(dst, data, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (the serial console is lost: %v)", startErr, err)
+	}
+	return fmt.Errorf("%w\n(the whole serial console: %s)", startErr, dst)
 }
 
 // ConsoleTail returns the last lines of a console log, for error messages.

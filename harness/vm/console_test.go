@@ -2,9 +2,12 @@ package vm
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +77,47 @@ func TestWaitConsoleImageLine(t *testing.T) {
 	}
 	if !waitConsole(context.Background(), path, 0, 2*time.Second, sshStarted) {
 		t.Fatal("the image's line was not seen")
+	}
+}
+
+// A failed start leaves the console where it was asked to, says so in the
+// error, and passes the error on untouched when there is no console yet
+// (the domain never started) or no place was asked for.
+func TestKeepFailedConsole(t *testing.T) {
+	dir := t.TempDir()
+	console := filepath.Join(dir, "node", "console.log")
+	if err := os.MkdirAll(filepath.Dir(console), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(console, []byte("[    1.0] Kernel panic\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startErr := errors.New("boot n: no SSH within 6m0s")
+	dst := filepath.Join(dir, "artifacts", "n", "console.log")
+
+	n := &Node{opts: Options{FailureConsole: dst}, console: console}
+	err := n.keepFailedConsole(startErr)
+	if !errors.Is(err, startErr) || !strings.Contains(err.Error(), dst) {
+		t.Errorf("error %q should wrap the start's and name %s", err, dst)
+	}
+	if data, rerr := os.ReadFile(dst); rerr != nil || string(data) != "[    1.0] Kernel panic\n" {
+		t.Errorf("kept console: %q, %v", data, rerr)
+	}
+
+	interrupted := fmt.Errorf("boot n: %w", context.Canceled)
+	if err := (&Node{opts: Options{FailureConsole: filepath.Join(dir, "other", "console.log")}, console: console}).keepFailedConsole(interrupted); err != interrupted {
+		t.Errorf("an interrupted start: error %q, want it untouched", err)
+	}
+	for _, n := range []*Node{
+		{opts: Options{}, console: console},
+		{opts: Options{FailureConsole: filepath.Join(dir, "other", "console.log")}, console: filepath.Join(dir, "never-started.log")},
+		{opts: Options{FailureConsole: filepath.Join(dir, "other", "console.log")}},
+	} {
+		if err := n.keepFailedConsole(startErr); err != startErr {
+			t.Errorf("node %+v: error %q, want the start's untouched", n.opts, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "other")); !os.IsNotExist(err) {
+		t.Errorf("a start without a console made %s: %v", filepath.Join(dir, "other"), err)
 	}
 }

@@ -66,6 +66,10 @@ type Options struct {
 	// image's owner wants among the node's artifacts (crio and kubelet
 	// logs for the CRI-O node: images/crionode.Profile.Artifacts).
 	Artifacts map[string]string
+	// FailureConsole, if set, is where a failed Start leaves the serial
+	// console before it removes the node and its Dir: a boot that never
+	// answered is read there (the error names the file).
+	FailureConsole string
 	// Keep leaves the domain running and Dir in place at Close.
 	Keep bool
 	// MayKeep starts the domain without libvirt's autodestroy because
@@ -145,6 +149,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	n := &Node{opts: opts}
 	defer func() {
 		if err != nil {
+			err = n.keepFailedConsole(err)
 			n.Close(context.Background())
 		}
 	}()
@@ -296,7 +301,8 @@ func (n *Node) waitBoot(ctx context.Context, old string, console int64) error {
 		var b agentapi.Boot
 		if err := harness.Agent(ctx, n, &b, "boot"); err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("boot %s: %w", n.opts.Name, err)
+				return fmt.Errorf("boot %s: SSH answered, the node agent did not within %s: %w\nlast lines of the serial console (%s):\n%s",
+					n.opts.Name, n.opts.BootTimeout, err, n.console, n.consoleTail(15))
 			}
 			// sshd of the dying boot may still answer during shutdown.
 			time.Sleep(time.Second)
