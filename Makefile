@@ -109,8 +109,10 @@ libvirt: deps
 
 e2e-sandbox: build
 	@mkdir -p $(REPORTS)
+	@rm -f $(REPORTS)/sandbox/digest.txt
 	PIDREUSE_REPORT_DIR=$(REPORTS)/sandbox $(GO) test -count=1 -timeout 20m ./e2e/sandbox/ \
-		-ginkgo.label-filter=sandbox -ginkgo.junit-report=$(REPORTS)/sandbox-junit.xml
+		-ginkgo.label-filter=sandbox -ginkgo.junit-report=$(REPORTS)/sandbox-junit.xml \
+		; st=$$?; cat $(REPORTS)/sandbox/digest.txt 2>/dev/null; exit $$st
 	$(GO) test -count=1 -timeout 10m ./e2e/bisect/
 
 # Real builds, on demand (not in make test: they take 15-60 minutes cold):
@@ -136,8 +138,12 @@ E2E_PROCS ?= $(shell n=$$(nproc); m=$$(awk '/^MemAvailable:/ {print int($$2 / 15
 e2e: deps build
 	@mkdir -p $(REPORTS)
 	@echo "e2e: $(E2E_PROCS) Ginkgo processes (E2E_PROCS)"
+	@rm -f $(REPORTS)/vm/digest.txt
+	@# The suite's digest (each failed spec and the first lines of why,
+	@# each retried node start) comes last, where a CI log is read from.
 	PIDREUSE_REPORT_DIR=$(REPORTS)/vm $(GO) tool ginkgo -v --procs=$(E2E_PROCS) --tags e2e --timeout 85m \
-		--label-filter='$(E2E_LABELS)' --junit-report=$(E2E_JUNIT) ./e2e/vm/
+		--label-filter='$(E2E_LABELS)' --junit-report=$(E2E_JUNIT) ./e2e/vm/ \
+		; st=$$?; cat $(REPORTS)/vm/digest.txt 2>/dev/null; exit $$st
 
 bench: deps build
 	$(GO) test -run '^$$' -bench 'SandboxMatrix|ImageBuildCacheHit' -benchtime 5x ./e2e/bench/

@@ -21,6 +21,8 @@ func TestSandbox(t *testing.T) {
 	RunSpecs(t, "pidreuse sandbox tier")
 }
 
+var _ = e2eutil.RegisterFailureDigest()
+
 // suiteEnv is built once by the first process and shared with the others.
 type suiteEnv struct {
 	AgentPath  string            `json:"agentPath"`

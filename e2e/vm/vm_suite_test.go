@@ -24,6 +24,8 @@ func TestVM(t *testing.T) {
 	RunSpecs(t, "pidreuse vm tier")
 }
 
+var _ = e2eutil.RegisterFailureDigest()
+
 // imageDir is the cached node image, built once for all processes.
 var imageDir string
 
