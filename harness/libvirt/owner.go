@@ -56,6 +56,11 @@ func (c *Client) OwnerDir(ctx context.Context, name string) (string, error) {
 	if isLibvirtError(err, golibvirt.ErrNoDomainMetadata) {
 		return "", nil
 	}
+	// Undefined between the lookup and this read (another run's
+	// teardown): gone, as a failed lookup says it.
+	if golibvirt.IsNotFound(err) {
+		return "", fmt.Errorf("read the metadata of domain %s: %w: %w", name, ErrDomainNotFound, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("read the metadata of domain %s: %w", name, err)
 	}
