@@ -57,6 +57,21 @@ var _ = Describe("pidreuse run --tier vm killed", Ordered, Label("vm", "cleanup"
 			GinkgoWriter.Println(line)
 			if m := runIDLine.FindStringSubmatch(line); m != nil && runID == "" {
 				runID = m[1]
+				// A spec that fails before its own clean leaves no domain:
+				// the run is killed (its lock goes with it), then cleaned.
+				// Run before the kill registered above (last in, first out).
+				id := runID
+				DeferCleanup(func(ctx SpecContext) {
+					if cmd.ProcessState == nil {
+						cmd.Process.Kill()
+						cmd.Wait() // its lock is free once it is gone
+					}
+					clean := exec.CommandContext(ctx, cli, "clean", "--run", id)
+					clean.Env = append(os.Environ(), "TMPDIR="+tmp)
+					out, err := clean.CombinedOutput()
+					GinkgoWriter.Printf("after the spec: %s", out)
+					Expect(err).NotTo(HaveOccurred(), "clean after the spec: %s", out)
+				}, NodeTimeout(2*time.Minute))
 			}
 			if !fired && strings.Contains(line, trigger) {
 				fired = true
