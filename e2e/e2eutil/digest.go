@@ -129,18 +129,16 @@ var gomegaObject = regexp.MustCompile(`^<[^>]+ \| 0x[0-9a-f]+>:?$`)
 func messageLines(msg string, n int) []string {
 	var lines []string
 	all := strings.Split(msg, "\n")
-	dump := "" // the indentation of an open struct dump's "{"
+	inDump, dumpIndent := false, "" // an open struct dump, its "{"'s indentation
 	for i, raw := range all {
 		l := strings.TrimSpace(raw)
 		indent := raw[:len(raw)-len(strings.TrimLeft(raw, " \t"))]
 		switch {
-		case dump != "":
-			if l == "}" && indent == dump {
-				dump = ""
-			}
+		case inDump:
+			inDump = l != "}" || indent != dumpIndent
 			continue
 		case l == "{":
-			dump = indent
+			inDump, dumpIndent = true, indent
 			continue
 		case l == "" || gomegaObject.MatchString(l):
 			continue
@@ -149,8 +147,8 @@ func messageLines(msg string, n int) []string {
 			lines = append(lines, fmt.Sprintf("… (%d more lines)", len(all)-i))
 			break
 		}
-		if len(l) > digestWidth {
-			l = l[:digestWidth] + "…"
+		if r := []rune(l); len(r) > digestWidth {
+			l = string(r[:digestWidth]) + "…"
 		}
 		lines = append(lines, l)
 	}

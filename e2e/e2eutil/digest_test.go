@@ -72,8 +72,16 @@ func TestMessageLinesDropsGomegaDump(t *testing.T) {
 	}
 }
 
+// A dump at the left margin is a dump too.
+func TestMessageLinesDropsUnindentedDump(t *testing.T) {
+	got := strings.Join(messageLines("boot y: no SSH\n{\n    msg: \"x\",\n}\noccurred", 8), "|")
+	if want := "boot y: no SSH|occurred"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func TestMessageLinesCutsWideLines(t *testing.T) {
-	lines := messageLines(strings.Repeat("y", 500), 3)
+	lines := messageLines(strings.Repeat("ÿ", 500), 3)
 	if len(lines) != 1 || len([]rune(lines[0])) != digestWidth+1 {
 		t.Errorf("got %d lines, first %d runes", len(lines), len([]rune(lines[0])))
 	}
