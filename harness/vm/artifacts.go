@@ -60,11 +60,12 @@ func (n *Node) CollectArtifacts(ctx context.Context, dir string) error {
 // keepFailedConsole copies the serial console of a node whose start
 // failed to Options.FailureConsole, before Close removes the node's dir,
 // and says where in the returned error; not when the start was
-// interrupted.
-func (n *Node) keepFailedConsole(startErr error) error {
+// interrupted (startCtx canceled, or the error says so).
+func (n *Node) keepFailedConsole(startCtx context.Context, startErr error) error {
 	dst := n.opts.FailureConsole
 	// An interrupted start (Ctrl-C) keeps nothing: the user stopped it.
-	if dst == "" || n.console == "" || errors.Is(startErr, context.Canceled) {
+	interrupted := errors.Is(startErr, context.Canceled) || errors.Is(startCtx.Err(), context.Canceled)
+	if dst == "" || n.console == "" || interrupted {
 		return startErr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

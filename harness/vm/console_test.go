@@ -96,7 +96,7 @@ func TestKeepFailedConsole(t *testing.T) {
 	dst := filepath.Join(dir, "artifacts", "n", "console.log")
 
 	n := &Node{opts: Options{FailureConsole: dst}, console: console}
-	err := n.keepFailedConsole(startErr)
+	err := n.keepFailedConsole(context.Background(), startErr)
 	if !errors.Is(err, startErr) || !strings.Contains(err.Error(), dst) {
 		t.Errorf("error %q should wrap the start's and name %s", err, dst)
 	}
@@ -105,15 +105,20 @@ func TestKeepFailedConsole(t *testing.T) {
 	}
 
 	interrupted := fmt.Errorf("boot n: %w", context.Canceled)
-	if err := (&Node{opts: Options{FailureConsole: filepath.Join(dir, "other", "console.log")}, console: console}).keepFailedConsole(interrupted); err != interrupted {
+	if err := (&Node{opts: Options{FailureConsole: filepath.Join(dir, "other", "console.log")}, console: console}).keepFailedConsole(context.Background(), interrupted); err != interrupted {
 		t.Errorf("an interrupted start: error %q, want it untouched", err)
+	}
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := (&Node{opts: Options{FailureConsole: filepath.Join(dir, "other", "console.log")}, console: console}).keepFailedConsole(canceled, startErr); err != startErr {
+		t.Errorf("a start whose context was canceled: error %q, want it untouched", err)
 	}
 	for _, n := range []*Node{
 		{opts: Options{}, console: console},
 		{opts: Options{FailureConsole: filepath.Join(dir, "other", "console.log")}, console: filepath.Join(dir, "never-started.log")},
 		{opts: Options{FailureConsole: filepath.Join(dir, "other", "console.log")}},
 	} {
-		if err := n.keepFailedConsole(startErr); err != startErr {
+		if err := n.keepFailedConsole(context.Background(), startErr); err != startErr {
 			t.Errorf("node %+v: error %q, want the start's untouched", n.opts, err)
 		}
 	}

@@ -149,7 +149,7 @@ func Start(ctx context.Context, opts Options) (_ *Node, err error) {
 	n := &Node{opts: opts}
 	defer func() {
 		if err != nil {
-			err = n.keepFailedConsole(err)
+			err = n.keepFailedConsole(ctx, err)
 			n.Close(context.Background())
 		}
 	}()
@@ -300,6 +300,11 @@ func (n *Node) waitBoot(ctx context.Context, old string, console int64) error {
 		n.mu.Unlock()
 		var b agentapi.Boot
 		if err := harness.Agent(ctx, n, &b, "boot"); err != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				// Interrupted: say so, with ctx's error in the chain
+				// (Start keeps no console then), not a boot timeout.
+				return fmt.Errorf("boot %s: %w (%v)", n.opts.Name, ctx.Err(), err)
+			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("boot %s: SSH answered, the node agent did not within %s: %w\nlast lines of the serial console (%s):\n%s",
 					n.opts.Name, n.opts.BootTimeout, err, n.console, n.consoleTail(15))
